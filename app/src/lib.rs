@@ -1,0 +1,89 @@
+//! Slipway's user interface: pages rendered on the server, hydrated in the browser, and the
+//! typed server functions they call. Server functions stay thin: they take the
+//! [`state::AppState`] from context and call `platform`. No SQL here.
+
+pub mod error;
+pub mod format;
+pub mod pages;
+pub mod plans;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+use pages::dashboard::{DashboardLayout, DashboardSection, Section};
+use pages::{landing::LandingPage, not_found::NotFound, pricing::PricingPage};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser, after hydration: the attribute tells a test (and a
+    // curious developer) that the WASM bundle took over the server-rendered page.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/slipway.css" />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Slipway".to_owned() } else { format!("{page} · Slipway") }
+        } />
+        <Router>
+            <div id="app" data-hydrated=move || hydrated.get().to_string()>
+                // Pages wait for their data before the first byte (SsrMode::Async), so they
+                // are complete without JavaScript.
+                <Routes fallback=NotFound>
+                    <Route path=path!("") view=LandingPage ssr=SsrMode::Async />
+                    <Route path=path!("pricing") view=PricingPage ssr=SsrMode::Async />
+                    <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
+                        <Route
+                            path=path!("")
+                            view=|| view! { <DashboardSection section=Section::Overview /> }
+                        />
+                        <Route
+                            path=path!("sites")
+                            view=|| view! { <DashboardSection section=Section::Sites /> }
+                        />
+                        <Route
+                            path=path!("team")
+                            view=|| view! { <DashboardSection section=Section::Team /> }
+                        />
+                        <Route
+                            path=path!("billing")
+                            view=|| view! { <DashboardSection section=Section::Billing /> }
+                        />
+                        <Route
+                            path=path!("usage")
+                            view=|| view! { <DashboardSection section=Section::Usage /> }
+                        />
+                        <Route
+                            path=path!("settings")
+                            view=|| view! { <DashboardSection section=Section::Settings /> }
+                        />
+                    </ParentRoute>
+                </Routes>
+            </div>
+        </Router>
+    }
+}

@@ -1,0 +1,21 @@
+//! The one application state, given to page rendering and server functions alike.
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub platform: platform::Platform,
+}
+
+/// The state from a server function's context. Missing state is a wiring bug in the
+/// server, logged and reported to the user as an internal error.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::Internal
+    })
+}

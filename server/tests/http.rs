@@ -1,0 +1,222 @@
+//! The server's HTTP surface, black-box: a real server on port 0 against a fresh database.
+
+use std::time::{Duration, Instant};
+
+use platform::plans::{Catalog, Plan, default_plans};
+use platform::{Config, Platform};
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+mod support;
+use support::TcpRelay;
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    async fn start(pool: PgPool, catalog: Catalog) -> Self {
+        let config = Config::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let platform = Platform::new(pool, catalog);
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            server::serve(&config, platform, listener, shutdown)
+                .await
+                .expect("server runs");
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+        }
+    }
+
+    async fn default(pool: PgPool) -> Self {
+        Self::start(pool, Catalog::new(default_plans()).expect("valid")).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request reaches the server");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    async fn healthz(&self) -> (u16, Value) {
+        let (status, body) = self.get("/healthz").await;
+        (status, serde_json::from_str(&body).expect("healthz answers JSON"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn healthz_is_ok_when_the_database_answers(pool: PgPool) {
+    let server = TestServer::default(pool).await;
+    let (status, body) = server.healthz().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"]["status"], "up");
+    assert!(body["database"]["latency_ms"].as_f64().is_some(), "{body}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn healthz_reports_an_outage_with_503_and_recovers(pool: PgPool) {
+    // The server reaches Postgres through a relay the test can cut, as a network would.
+    let upstream = pool.connect_options().get_port();
+    let relay = TcpRelay::start(upstream).await;
+    let through_relay = (*pool.connect_options())
+        .clone()
+        .host("127.0.0.1")
+        .port(relay.port());
+    let relayed_pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(through_relay);
+    let server = TestServer::default(relayed_pool).await;
+    assert_eq!(server.healthz().await.0, 200);
+
+    relay.cut().await;
+    let asked = Instant::now();
+    let (status, body) = server.healthz().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"]["status"], "down");
+    assert!(
+        !body["database"]["error"].as_str().unwrap_or_default().is_empty(),
+        "says why: {body}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "a probe gets its answer instead of hanging"
+    );
+
+    relay.restore().await;
+    let (status, body) = server.healthz().await;
+    assert_eq!(status, 200, "recovers without a restart: {body}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn pricing_shows_every_plan_with_monthly_prices(pool: PgPool) {
+    let server = TestServer::default(pool).await;
+    let (status, html) = server.get("/pricing").await;
+    assert_eq!(status, 200);
+    for name in ["Free", "Starter", "Pro", "Business"] {
+        assert!(html.contains(name), "{name} missing");
+    }
+    for note in [
+        "or $150 billed yearly",
+        "or $490 billed yearly",
+        "or $1,490 billed yearly",
+        "Free forever",
+    ] {
+        assert!(html.contains(note), "{note:?} missing");
+    }
+    for price in ["$15", "$49", "$149"] {
+        assert!(html.contains(price), "{price} missing");
+    }
+    assert!(html.contains("/month"));
+    assert!(html.contains("5 hosted sites"), "limits are listed");
+    assert!(html.contains("Custom domains"), "features are listed");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn pricing_shows_yearly_prices_without_javascript(pool: PgPool) {
+    let server = TestServer::default(pool).await;
+    let (status, html) = server.get("/pricing?billing=yearly").await;
+    assert_eq!(status, 200);
+    for note in [
+        "$12.50/month, save $30",
+        "$40.83/month, save $98",
+        "$124.16/month, save $298",
+    ] {
+        assert!(html.contains(note), "{note:?} missing");
+    }
+    assert!(html.contains("$1,490"));
+    assert!(html.contains("/year"));
+    assert!(!html.contains("billed yearly"), "monthly notes are gone");
+    // The selected interval is marked for assistive technology too.
+    assert!(html.contains(r#"data-interval="yearly" aria-current="true""#));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn pricing_follows_the_operators_catalog(pool: PgPool) {
+    let mut hobby: Plan = default_plans().remove(1);
+    hobby.id = platform::plans::PlanId::parse("hobby").expect("valid id");
+    hobby.name = "Hobbyist".into();
+    hobby.monthly_cents = platform::plans::Cents(700);
+    hobby.yearly_cents = platform::plans::Cents(7000);
+    let server = TestServer::start(pool, Catalog::new(vec![hobby]).expect("valid")).await;
+    let (_, html) = server.get("/pricing").await;
+    assert!(html.contains("Hobbyist"));
+    assert!(html.contains("$7"));
+    assert!(!html.contains("Starter"), "the default catalog is replaced");
+    let (_, landing) = server.get("/").await;
+    assert!(landing.contains("Hobbyist"), "the landing page lists it too");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn landing_page_lists_plans_and_links_to_pricing(pool: PgPool) {
+    let server = TestServer::default(pool).await;
+    let (status, html) = server.get("/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<title>Slipway</title>"), "title");
+    assert!(html.contains(r#"href="/pricing""#));
+    assert!(html.contains("from $15/month"));
+    assert!(html.contains("from $149/month"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn dashboard_shell_has_every_section(pool: PgPool) {
+    let server = TestServer::default(pool).await;
+    let sections = [
+        ("/dashboard", "Overview", "Nothing to show yet"),
+        ("/dashboard/sites", "Sites", "No sites yet"),
+        ("/dashboard/team", "Team", "No team members yet"),
+        ("/dashboard/billing", "Billing", "No subscription yet"),
+        ("/dashboard/usage", "Usage", "No usage recorded yet"),
+        ("/dashboard/settings", "Settings", "No settings yet"),
+    ];
+    for (path, title, empty_state) in sections {
+        let (status, html) = server.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains(&format!("<title>{title} · Slipway</title>")), "{path}");
+        assert!(html.contains(empty_state), "{path}: empty state");
+        for (link, _, _) in sections {
+            assert!(html.contains(&format!(r#"href="{link}""#)), "{path}: nav to {link}");
+        }
+        assert!(
+            html.contains(&format!(r#"href="{path}" aria-current="page""#)),
+            "{path}: current section marked"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn unknown_pages_are_404(pool: PgPool) {
+    let server = TestServer::default(pool).await;
+    for path in ["/nope", "/dashboard/nope", "/pricing/extra"] {
+        let (status, html) = server.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(html.contains("Page not found"), "{path}");
+    }
+}
