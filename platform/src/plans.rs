@@ -224,7 +224,7 @@ fn plural(n: u32, one: &str, many: &str) -> String {
 
 /// `512` -> `512 MB`, `5120` -> `5 GB`, `1536` -> `1.5 GB` (binary units, as Docker counts).
 fn mebibytes(mb: u32) -> String {
-    if mb >= 1024 && mb % 512 == 0 {
+    if mb >= 1024 && mb.is_multiple_of(512) {
         let gb = f64::from(mb) / 1024.0;
         format!("{gb} GB")
     } else {
@@ -439,7 +439,12 @@ mod tests {
     #[test]
     fn yearly_price_is_ten_months() {
         for plan in default_catalog().plans() {
-            assert_eq!(plan.yearly_cents.0, plan.monthly_cents.0 * 10, "{}", plan.id);
+            assert_eq!(
+                plan.yearly_cents.0,
+                plan.monthly_cents.0 * 10,
+                "{}",
+                plan.id
+            );
         }
     }
 
@@ -448,7 +453,16 @@ mod tests {
         for good in ["pro", "team-2", "b2"] {
             assert!(PlanId::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "p", "Pro", "2pro", "pro-", "pro plan", "prö", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "p",
+            "Pro",
+            "2pro",
+            "pro-",
+            "pro plan",
+            "prö",
+            &"x".repeat(33),
+        ] {
             assert_eq!(
                 PlanId::parse(bad),
                 Err(CatalogError::InvalidId(bad.to_owned())),
@@ -482,7 +496,10 @@ mod tests {
         }
         let parse = |json: &str| serde_json::from_str::<Wrapper>(json).map(|w| w.limit);
         assert_eq!(parse(r#"{"limit": 3}"#).unwrap(), Limit::Count(3));
-        assert_eq!(parse(r#"{"limit": "unlimited"}"#).unwrap(), Limit::Unlimited);
+        assert_eq!(
+            parse(r#"{"limit": "unlimited"}"#).unwrap(),
+            Limit::Unlimited
+        );
         assert!(parse(r#"{"limit": "lots"}"#).is_err());
         assert!(parse(r#"{"limit": -1}"#).is_err());
     }
@@ -515,13 +532,29 @@ mod tests {
         let free = catalog.get(&id("free")).expect("free exists");
         assert_eq!(
             free.highlights(),
-            ["1 team member", "Self-hosted on your own server", "Community support"]
+            [
+                "1 team member",
+                "Self-hosted on your own server",
+                "Community support"
+            ]
         );
         let business = catalog.get(&id("business")).expect("business exists");
-        assert!(business.highlights().contains(&"Unlimited sites".to_owned()));
-        assert!(business.highlights().contains(&"1 GB memory and 2 vCPUs per site".to_owned()));
+        assert!(
+            business
+                .highlights()
+                .contains(&"Unlimited sites".to_owned())
+        );
+        assert!(
+            business
+                .highlights()
+                .contains(&"1 GB memory and 2 vCPUs per site".to_owned())
+        );
         let starter = catalog.get(&id("starter")).expect("starter exists");
-        assert!(starter.highlights().contains(&"256 MB memory and 0.5 vCPU per site".to_owned()));
+        assert!(
+            starter
+                .highlights()
+                .contains(&"256 MB memory and 0.5 vCPU per site".to_owned())
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub async fn serve(
         platform,
     };
     let router = http::router(state);
-    let address = listener.local_addr().context("reading the listener's address")?;
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
     tracing::info!(%address, "dashboard listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

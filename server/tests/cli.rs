@@ -24,7 +24,10 @@ fn failure_line(output: &Output) -> String {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "no panic: {stderr}");
-    assert!(!stderr.contains("RUST_BACKTRACE"), "no backtrace hint: {stderr}");
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "no backtrace hint: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "exactly one line: {stderr}");
     lines[0].to_owned()
@@ -34,12 +37,20 @@ fn failure_line(output: &Output) -> String {
 fn database_url(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests");
     let (server, _) = base.rsplit_once('/').expect("URL has a path");
-    let name = pool.connect_options().get_database().expect("named database").to_owned();
+    let name = pool
+        .connect_options()
+        .get_database()
+        .expect("named database")
+        .to_owned();
     format!("{server}/{name}")
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 #[test]
@@ -60,7 +71,10 @@ fn unknown_key_in_the_file_is_one_line_naming_it() {
     std::fs::write(dir.path().join("slipway.toml"), "[log]\nformt = \"json\"\n").expect("write");
     let output = slipway(&dir).output().expect("runs");
     let line = failure_line(&output);
-    assert!(line.starts_with("slipway: setting `log.formt` is unknown"), "{line}");
+    assert!(
+        line.starts_with("slipway: setting `log.formt` is unknown"),
+        "{line}"
+    );
     assert!(line.contains("slipway.toml"), "{line}");
 }
 
@@ -72,7 +86,10 @@ fn missing_config_file_is_reported() {
         .output()
         .expect("runs");
     let line = failure_line(&output);
-    assert_eq!(line, "slipway: configuration file elsewhere.toml does not exist");
+    assert_eq!(
+        line,
+        "slipway: configuration file elsewhere.toml does not exist"
+    );
 }
 
 #[test]
@@ -139,7 +156,11 @@ async fn serve_migrates_answers_and_stops_gracefully_on_sigterm(pool: PgPool) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let health = loop {
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
             break response;
         }
         assert!(Instant::now() < deadline, "server did not come up");
@@ -174,6 +195,9 @@ fn plans_command_prints_the_configured_catalog() {
     let output = slipway(&dir).arg("plans").output().expect("runs");
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let ids: Vec<&str> = stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let ids: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(ids, ["free", "starter", "pro", "business"]);
 }

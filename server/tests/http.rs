@@ -58,7 +58,10 @@ impl TestServer {
 
     async fn healthz(&self) -> (u16, Value) {
         let (status, body) = self.get("/healthz").await;
-        (status, serde_json::from_str(&body).expect("healthz answers JSON"))
+        (
+            status,
+            serde_json::from_str(&body).expect("healthz answers JSON"),
+        )
     }
 }
 
@@ -102,7 +105,10 @@ async fn healthz_reports_an_outage_with_503_and_recovers(pool: PgPool) {
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["database"]["status"], "down");
     assert!(
-        !body["database"]["error"].as_str().unwrap_or_default().is_empty(),
+        !body["database"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
         "says why: {body}"
     );
     assert!(
@@ -147,7 +153,7 @@ async fn pricing_shows_yearly_prices_without_javascript(pool: PgPool) {
     for note in [
         "$12.50/month, save $30",
         "$40.83/month, save $98",
-        "$124.16/month, save $298",
+        "$124.17/month, save $298",
     ] {
         assert!(html.contains(note), "{note:?} missing");
     }
@@ -171,7 +177,10 @@ async fn pricing_follows_the_operators_catalog(pool: PgPool) {
     assert!(html.contains("$7"));
     assert!(!html.contains("Starter"), "the default catalog is replaced");
     let (_, landing) = server.get("/").await;
-    assert!(landing.contains("Hobbyist"), "the landing page lists it too");
+    assert!(
+        landing.contains("Hobbyist"),
+        "the landing page lists it too"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -199,10 +208,16 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
     for (path, title, empty_state) in sections {
         let (status, html) = server.get(path).await;
         assert_eq!(status, 200, "{path}");
-        assert!(html.contains(&format!("<title>{title} · Slipway</title>")), "{path}");
+        assert!(
+            html.contains(&format!("<title>{title} · Slipway</title>")),
+            "{path}"
+        );
         assert!(html.contains(empty_state), "{path}: empty state");
         for (link, _, _) in sections {
-            assert!(html.contains(&format!(r#"href="{link}""#)), "{path}: nav to {link}");
+            assert!(
+                html.contains(&format!(r#"href="{link}""#)),
+                "{path}: nav to {link}"
+            );
         }
         assert!(
             html.contains(&format!(r#"href="{path}" aria-current="page""#)),

@@ -2,8 +2,20 @@
 
 use leptos::prelude::*;
 
+/// Header, the page's content, and a footer kept at the bottom of short pages.
 #[component]
-pub fn PublicHeader() -> impl IntoView {
+pub fn PublicPage(children: Children) -> impl IntoView {
+    view! {
+        <div class="flex min-h-screen flex-col">
+            <PublicHeader />
+            <main class="flex-1">{children()}</main>
+            <PublicFooter />
+        </div>
+    }
+}
+
+#[component]
+fn PublicHeader() -> impl IntoView {
     view! {
         <header class="border-b border-slate-200 bg-white">
             <nav
@@ -36,7 +48,7 @@ pub fn PublicHeader() -> impl IntoView {
 }
 
 #[component]
-pub fn PublicFooter() -> impl IntoView {
+fn PublicFooter() -> impl IntoView {
     view! {
         <footer class="mt-24 border-t border-slate-200 bg-white">
             <div class="mx-auto max-w-6xl px-4 py-8 text-sm text-slate-500 sm:px-6">

@@ -100,7 +100,7 @@ pub fn DashboardLayout() -> impl IntoView {
                 </a>
                 <nav
                     aria-label="Dashboard"
-                    class="flex gap-1 overflow-x-auto px-2 pb-2 md:flex-col md:px-3"
+                    class="flex flex-wrap gap-1 px-2 pb-2 md:flex-col md:flex-nowrap md:px-3"
                 >
                     {Section::ALL
                         .into_iter()

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::chrome::{LoadError, PublicFooter, PublicHeader};
+use super::chrome::{LoadError, PublicPage};
 use crate::format::usd;
 use crate::plans::list_plans;
 
@@ -27,8 +27,7 @@ pub fn LandingPage() -> impl IntoView {
     let plans = Resource::new(|| (), |_| list_plans());
     view! {
         <Title text="" />
-        <PublicHeader />
-        <main>
+        <PublicPage>
             <section class="mx-auto max-w-6xl px-4 pt-20 text-center sm:px-6">
                 <h1 class="text-4xl font-bold tracking-tight sm:text-6xl">
                     "Your site, hosted and live in seconds"
@@ -101,7 +100,6 @@ pub fn LandingPage() -> impl IntoView {
                     "Compare every plan →"
                 </a>
             </section>
-        </main>
-        <PublicFooter />
+        </PublicPage>
     }
 }

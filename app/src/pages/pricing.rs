@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use super::chrome::{LoadError, PublicFooter, PublicHeader};
+use super::chrome::{LoadError, PublicPage};
 use crate::format::usd;
 use crate::plans::{PlanView, list_plans};
 
@@ -64,14 +64,19 @@ pub fn price_label(plan: &PlanView, interval: Interval) -> PriceLabel {
             note: if twelve_months > plan.yearly_cents {
                 format!(
                     "{}/month, save {}",
-                    usd(plan.yearly_cents / 12),
+                    usd(per_month(plan.yearly_cents)),
                     usd(twelve_months - plan.yearly_cents)
                 )
             } else {
-                format!("{}/month, billed yearly", usd(plan.yearly_cents / 12))
+                format!("{}/month, billed yearly", usd(per_month(plan.yearly_cents)))
             },
         },
     }
+}
+
+/// A yearly price as a monthly figure, rounded to the nearest cent.
+fn per_month(yearly_cents: u64) -> u64 {
+    (yearly_cents + 6) / 12
 }
 
 #[component]
@@ -82,8 +87,8 @@ pub fn PricingPage() -> impl IntoView {
 
     view! {
         <Title text="Pricing" />
-        <PublicHeader />
-        <main class="mx-auto max-w-6xl px-4 pt-16 sm:px-6">
+        <PublicPage>
+            <div class="mx-auto max-w-6xl px-4 pt-16 sm:px-6">
             <div class="text-center">
                 <h1 class="text-4xl font-bold tracking-tight sm:text-5xl">"Simple, predictable pricing"</h1>
                 <p class="mx-auto mt-4 max-w-2xl text-lg text-slate-600">
@@ -99,8 +104,8 @@ pub fn PricingPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </main>
-        <PublicFooter />
+            </div>
+        </PublicPage>
     }
 }
 
@@ -161,7 +166,7 @@ fn PlanCard(plan: PlanView, interval: Memo<Interval>) -> impl IntoView {
         Interval::Yearly => yearly.clone(),
     };
     let card_class = if plan.featured {
-        "relative flex flex-col rounded-2xl border-2 border-indigo-600 bg-white p-6 shadow-lg"
+        "relative flex flex-col rounded-2xl border border-indigo-600 bg-white p-6 shadow-lg ring-1 ring-indigo-600"
     } else {
         "relative flex flex-col rounded-2xl border border-slate-200 bg-white p-6 shadow-sm"
     };
@@ -272,8 +277,19 @@ mod tests {
     }
 
     #[test]
+    fn monthly_equivalent_is_rounded_to_the_cent() {
+        assert_eq!(
+            price_label(&plan(14900, 149000), Interval::Yearly).note,
+            "$124.17/month, save $298"
+        );
+    }
+
+    #[test]
     fn free_plan_reads_free() {
-        assert_eq!(price_label(&plan(0, 0), Interval::Yearly).note, "Free forever");
+        assert_eq!(
+            price_label(&plan(0, 0), Interval::Yearly).note,
+            "Free forever"
+        );
     }
 
     #[test]
