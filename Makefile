@@ -4,18 +4,19 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-export SLIPWAY_PG_PORT ?= 55432
-export DATABASE_URL ?= postgres://slipway@127.0.0.1:$(SLIPWAY_PG_PORT)/slipway
+export DEV_PG_PORT ?= 55432
+export DATABASE_URL ?= postgres://slipway@127.0.0.1:$(DEV_PG_PORT)/slipway
 export SLIPWAY_DATABASE__URL ?= $(DATABASE_URL)
 export PATH := $(CURDIR)/.tools/tailwind/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help setup db db-stop dev test release clean-db
+.PHONY: help setup db db-stop dev test release clean-db sqlx-prepare
 
 help:
 	@echo "make dev      install what is missing, start PostgreSQL, serve http://127.0.0.1:3000 with live reload"
 	@echo "make test     the same set-up, then fmt, clippy, unit, integration and browser tests"
 	@echo "make release  cargo leptos build --release (installs wasm-opt when missing)"
 	@echo "make db-stop  stop the project-local PostgreSQL"
+	@echo "make sqlx-prepare  refresh .sqlx/ (query metadata for offline builds) after changing SQL"
 
 setup:
 	@scripts/setup.sh
@@ -38,3 +39,10 @@ db-stop:
 
 clean-db: db-stop
 	rm -rf .data/postgres
+
+# Re-expands every `sqlx::query!` against the dev database and stores the metadata in .sqlx/.
+sqlx-prepare: db
+	rm -rf .sqlx && mkdir -p .sqlx
+	cargo clean -p platform -p server -p app -p end2end
+	SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$(CURDIR)/.sqlx cargo check --workspace --exclude frontend --all-targets
+	@ls .sqlx | wc -l | xargs echo "queries in .sqlx:"

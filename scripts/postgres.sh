@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project-local PostgreSQL cluster: data under .data/postgres (git-ignored), TCP on
-# 127.0.0.1:$SLIPWAY_PG_PORT only (no Unix socket, no system service).
+# 127.0.0.1:$DEV_PG_PORT only (no Unix socket, no system service).
 #
 #   scripts/postgres.sh start   create the cluster if needed, start it, ensure role and database
 #   scripts/postgres.sh stop
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PORT=${SLIPWAY_PG_PORT:-55432}
+PORT=${DEV_PG_PORT:-55432}
 DATA=$PWD/.data/postgres
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [ -n "$PGBIN" ] || { echo "PostgreSQL server binaries not found: run scripts/setup.sh" >&2; exit 1; }

@@ -25,9 +25,11 @@ if ! command -v rustup >/dev/null; then
   echo "rustup is required (https://rustup.rs); it installs the pinned toolchain" >&2
   exit 1
 fi
-if ! rustup toolchain list | grep -q "^$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)-"; then
-  say "installing the Rust toolchain pinned in rust-toolchain.toml"
-  rustup toolchain install
+channel=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$channel-"; then
+  say "installing Rust $channel (pinned in rust-toolchain.toml)"
+  rustup toolchain install "$channel" --profile minimal \
+    --component rustfmt --component clippy --target wasm32-unknown-unknown
 fi
 rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 

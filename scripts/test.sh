@@ -23,4 +23,5 @@ step "unit and integration tests (real PostgreSQL at $DATABASE_URL)"
 cargo test --workspace --exclude frontend --exclude end2end
 
 step "browser tests (headless Chromium through chromedriver)"
-cargo test -p end2end -- --test-threads=1
+# Same package set as above, so cargo reuses that build instead of resolving features anew.
+cargo test --workspace --exclude frontend --test journeys -- --test-threads=1

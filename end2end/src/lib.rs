@@ -101,7 +101,14 @@ impl Harness {
 
         let port = free_port()?;
         let base_url = format!("http://127.0.0.1:{port}");
-        let mut server = Command::new(&binary)
+        let mut server = Command::new(&binary);
+        // Only the settings below: none inherited from the caller's SLIPWAY_* environment.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SLIPWAY_") {
+                server.env_remove(key);
+            }
+        }
+        let mut server = server
             .arg("serve")
             .current_dir(&root)
             .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
