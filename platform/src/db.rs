@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::DatabaseConfig;
 
@@ -36,18 +36,29 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, DbError> {
         url: config.redacted_url(),
         cause,
     };
-    let pool = PgPoolOptions::new()
+    // One direct connection first: its error says why ("Connection refused", "password
+    // authentication failed"), where a pool would only report that it timed out.
+    match tokio::time::timeout(
+        config.connect_timeout(),
+        PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+        }
+        Ok(Err(error)) => return Err(unreachable(root_cause(&error))),
+        Err(_elapsed) => {
+            return Err(unreachable(format!(
+                "no answer within {} s",
+                config.connect_timeout_secs
+            )));
+        }
+    }
+    Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.connect_timeout())
-        .connect_lazy_with(options);
-    match tokio::time::timeout(config.connect_timeout(), pool.acquire()).await {
-        Ok(Ok(_connection)) => Ok(pool),
-        Ok(Err(error)) => Err(unreachable(root_cause(&error))),
-        Err(_elapsed) => Err(unreachable(format!(
-            "no answer within {} s",
-            config.connect_timeout_secs
-        ))),
-    }
+        .connect_lazy_with(options))
 }
 
 /// The innermost message of an error chain: "Connection refused (os error 111)" says more

@@ -49,7 +49,8 @@ impl From<PlanId> for String {
 
 impl fmt::Display for PlanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        // `pad` honours width and alignment (`{:<12}`), for tables.
+        f.pad(&self.0)
     }
 }
 

@@ -61,13 +61,19 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 fn print_plans(config: &Config) -> anyhow::Result<()> {
     let catalog = config.catalog()?;
+    let dollars =
+        |cents: platform::plans::Cents| format!("${}.{:02}", cents.0 / 100, cents.0 % 100);
+    println!(
+        "{:<12} {:>10} {:>10}  LIMITS AND FEATURES",
+        "PLAN", "MONTHLY", "YEARLY"
+    );
     for plan in catalog.plans() {
         println!(
-            "{:<12} {:>10}/mo {:>10}/yr  {}",
+            "{:<12} {:>10} {:>10}  {}",
             plan.id,
-            plan.monthly_cents.0 as f64 / 100.0,
-            plan.yearly_cents.0 as f64 / 100.0,
-            plan.highlights().join(", ")
+            dollars(plan.monthly_cents),
+            dollars(plan.yearly_cents),
+            plan.highlights().join("; ")
         );
     }
     Ok(())

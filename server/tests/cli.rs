@@ -107,6 +107,10 @@ fn unreachable_database_is_one_line_without_the_password() {
     let line = failure_line(&output);
     assert!(line.contains("cannot reach the database"), "{line}");
     assert!(line.contains("setting `database.url`"), "{line}");
+    assert!(
+        line.ends_with("Connection refused (os error 111)"),
+        "says why: {line}"
+    );
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     assert!(!line.contains("s3cret"), "password hidden: {line}");
 }
@@ -195,9 +199,18 @@ fn plans_command_prints_the_configured_catalog() {
     let output = slipway(&dir).arg("plans").output().expect("runs");
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let ids: Vec<&str> = stdout
+    let rows: Vec<Vec<&str>> = stdout
         .lines()
-        .filter_map(|l| l.split_whitespace().next())
+        .skip(1)
+        .map(|line| line.split_whitespace().take(3).collect())
         .collect();
-    assert_eq!(ids, ["free", "starter", "pro", "business"]);
+    assert_eq!(
+        rows,
+        [
+            ["free", "$0.00", "$0.00"],
+            ["starter", "$15.00", "$150.00"],
+            ["pro", "$49.00", "$490.00"],
+            ["business", "$149.00", "$1490.00"],
+        ]
+    );
 }

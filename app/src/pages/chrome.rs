@@ -22,15 +22,7 @@ fn PublicHeader() -> impl IntoView {
                 aria-label="Main"
                 class="mx-auto flex max-w-6xl items-center justify-between gap-4 px-4 py-4 sm:px-6"
             >
-                <a href="/" class="flex items-center gap-2 text-lg font-bold text-slate-900">
-                    <span
-                        aria-hidden="true"
-                        class="inline-flex h-8 w-8 items-center justify-center rounded-lg bg-indigo-600 text-white"
-                    >
-                        "S"
-                    </span>
-                    "Slipway"
-                </a>
+                <HomeLink class="flex items-center gap-2 text-lg font-bold text-slate-900" />
                 <div class="flex items-center gap-2 text-sm font-medium sm:gap-4">
                     <a href="/pricing" class="rounded-md px-3 py-2 text-slate-700 hover:bg-slate-100">
                         "Pricing"
@@ -55,6 +47,22 @@ fn PublicFooter() -> impl IntoView {
                 "Slipway · open-source managed hosting"
             </div>
         </footer>
+    }
+}
+
+/// The logo and name, linking home.
+#[component]
+pub fn HomeLink(class: &'static str) -> impl IntoView {
+    view! {
+        <a href="/" class=class>
+            <span
+                aria-hidden="true"
+                class="inline-flex h-8 w-8 items-center justify-center rounded-lg bg-indigo-600 text-white"
+            >
+                "S"
+            </span>
+            "Slipway"
+        </a>
     }
 }
 

@@ -6,6 +6,8 @@ use leptos_meta::Title;
 use leptos_router::components::Outlet;
 use leptos_router::hooks::use_location;
 
+use super::chrome::HomeLink;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Overview,
@@ -89,15 +91,7 @@ pub fn DashboardLayout() -> impl IntoView {
     view! {
         <div class="min-h-screen md:flex">
             <aside class="border-b border-slate-200 bg-white md:min-h-screen md:w-60 md:shrink-0 md:border-b-0 md:border-r">
-                <a href="/" class="flex items-center gap-2 px-4 py-4 text-lg font-bold md:px-6">
-                    <span
-                        aria-hidden="true"
-                        class="inline-flex h-8 w-8 items-center justify-center rounded-lg bg-indigo-600 text-white"
-                    >
-                        "S"
-                    </span>
-                    "Slipway"
-                </a>
+                <HomeLink class="flex items-center gap-2 px-4 py-4 text-lg font-bold md:px-6" />
                 <nav
                     aria-label="Dashboard"
                     class="flex flex-wrap gap-1 px-2 pb-2 md:flex-col md:flex-nowrap md:px-3"
