@@ -27,6 +27,9 @@ pub const ENV_CONFIG_FILE: &str = "SLIPWAY_CONFIG";
 pub struct Config {
     /// Address of the dashboard, API and webhooks.
     pub listen: SocketAddr,
+    /// The URL users reach the dashboard at. Links in mails are built from it, never from a
+    /// request's `Host` header.
+    pub public_url: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub web: WebConfig,
@@ -38,6 +41,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: "http://127.0.0.1:3000/".to_owned(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             web: WebConfig::default(),
@@ -186,7 +190,23 @@ impl Config {
         let figment = Self::figment(file)?;
         let config: Config = figment.extract()?;
         config.catalog()?;
+        config.public_url()?;
         Ok(config)
+    }
+
+    /// `public_url`, parsed: an absolute http(s) URL.
+    pub fn public_url(&self) -> Result<url::Url, ConfigError> {
+        let invalid = |why: &str| {
+            ConfigError::Invalid(format!(
+                "setting `public_url`: {why} (got \"{}\")",
+                self.public_url
+            ))
+        };
+        let url = url::Url::parse(&self.public_url).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid("use an absolute http:// or https:// URL"));
+        }
+        Ok(url)
     }
 
     fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
@@ -346,6 +366,25 @@ mod tests {
             jail.create_file("slipway.toml", "plans = []\n")?;
             let error = Config::load(None).unwrap_err().to_string();
             assert_eq!(error, "setting `plans`: the catalog has no plans");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn public_url_must_be_absolute_http() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("SLIPWAY_PUBLIC_URL", "example.com");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(error.starts_with("setting `public_url`:"), "{error}");
+            jail.set_env("SLIPWAY_PUBLIC_URL", "ftp://example.com/");
+            assert!(Config::load(None).is_err());
+            jail.set_env("SLIPWAY_PUBLIC_URL", "https://hosting.example.com/");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.public_url().map_err(|e| e.to_string())?.as_str(),
+                "https://hosting.example.com/"
+            );
             Ok(())
         });
     }

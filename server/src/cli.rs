@@ -24,6 +24,21 @@ pub enum Command {
     Migrate,
     /// Print the plan catalog as configured.
     Plans,
+    /// Platform-operator administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make an account a platform operator (created if missing). The password is read from
+    /// standard input, or prompted for on a terminal.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Operator")]
+        name: String,
+    },
 }
 
 /// Runs one command to completion.
@@ -34,6 +49,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::Plans => print_plans(&config),
+        Command::Admin(AdminCommand::Create { email, name }) => {
+            create_operator(&config, &email, &name).await
+        }
+    }
+}
+
+async fn create_operator(config: &Config, email: &str, name: &str) -> anyhow::Result<()> {
+    use platform::accounts::{self, Email, NewPassword, OperatorCreated, PersonName};
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let name = PersonName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let password = read_password().context("reading the password")?;
+    let password = NewPassword::parse(&password).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    let platform = Platform::new(pool.clone(), config.catalog()?, config.public_url()?);
+    match accounts::create_operator(&platform, &email, &name, &password).await? {
+        OperatorCreated::NewUser(_) => println!("created operator {email}"),
+        OperatorCreated::Promoted(_) => {
+            println!("{email} already had an account: it is now an operator (password unchanged)")
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// One line from standard input; on a terminal, asked for without echo.
+fn read_password() -> std::io::Result<String> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password for the operator: ")
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
 }
 
@@ -44,7 +93,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("setting `listen`: cannot listen on {}", config.listen))?;
-    let platform = Platform::new(pool.clone(), catalog);
+    let platform = Platform::new(pool.clone(), catalog, config.public_url()?);
     crate::serve(&config, platform, listener, crate::shutdown_signal()).await?;
     pool.close().await;
     Ok(())

@@ -1,6 +1,7 @@
 //! The `slipway` server: configuration, telemetry, the HTTP router and the CLI commands.
 //! Domain logic lives in `platform`; pages and server functions in `app`.
 
+pub mod api;
 pub mod cli;
 pub mod http;
 pub mod telemetry;

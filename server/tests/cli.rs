@@ -214,3 +214,59 @@ fn plans_command_prints_the_configured_catalog() {
         ]
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_create_makes_an_operator_from_a_password_on_stdin(pool: PgPool) {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Blocking waits are fine here: the child is another process.
+    let run = |email: &str, password: &str| {
+        let mut child = slipway(&dir)
+            .args(["admin", "create", "--email", email])
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write password");
+        child.wait_with_output().expect("runs")
+    };
+
+    let output = run("Ops@Example.com", "operator passphrase");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "created operator ops@example.com\n"
+    );
+    let (operator, verified): (bool, bool) = sqlx::query_as(
+        "SELECT is_operator, email_verified_at IS NOT NULL FROM users WHERE email = 'ops@example.com'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("user exists");
+    assert!(operator && verified);
+
+    let short = run("other@example.com", "short");
+    let line = failure_line(&short);
+    assert_eq!(
+        line,
+        "slipway: password: Use at least 10 characters for your password."
+    );
+    let bad_email = run("not-an-email", "operator passphrase");
+    assert!(failure_line(&bad_email).starts_with("slipway: --email: Enter an email address"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(users, 1, "refused commands change nothing");
+}

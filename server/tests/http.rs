@@ -25,7 +25,11 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let platform = Platform::new(pool, catalog);
+        let platform = Platform::new(
+            pool,
+            catalog,
+            "http://127.0.0.1:3000/".parse().expect("valid URL"),
+        );
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
@@ -233,5 +237,122 @@ async fn unknown_pages_are_404(pool: PgPool) {
         let (status, html) = server.get(path).await;
         assert_eq!(status, 404, "{path}");
         assert!(html.contains("Page not found"), "{path}");
+    }
+}
+
+mod api {
+    use super::*;
+    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+    use platform::api_keys::{self, Scope};
+    use platform::orgs::{self, OrganizationName};
+
+    fn platform(pool: &PgPool) -> Platform {
+        Platform::new(
+            pool.clone(),
+            Catalog::new(default_plans()).expect("valid"),
+            "http://127.0.0.1:3000/".parse().expect("valid URL"),
+        )
+    }
+
+    /// Signs up `email` with an organization named `organization`; returns a key of it.
+    async fn organization_with_key(
+        p: &Platform,
+        email: &str,
+        organization: &str,
+    ) -> (uuid::Uuid, String, uuid::Uuid) {
+        let signed_up = accounts::sign_up(
+            p,
+            SignUp {
+                email: Email::parse(email).expect("email"),
+                name: PersonName::parse("Owner").expect("name"),
+                password: NewPassword::parse("correct horse battery").expect("password"),
+                organization: OrganizationName::parse(organization).expect("name"),
+            },
+            None,
+        )
+        .await
+        .expect("sign-up");
+        let me = orgs::membership(p, signed_up.organization_id, signed_up.user_id)
+            .await
+            .expect("membership");
+        let (key, secret) = api_keys::create(p, &me, "test", &[Scope::Read], None)
+            .await
+            .expect("key");
+        (signed_up.organization_id, secret, key.id)
+    }
+
+    async fn get_with(
+        server: &TestServer,
+        authorization: Option<&str>,
+    ) -> (u16, Option<String>, Value) {
+        let mut request = server
+            .client
+            .get(format!("{}/api/v1/organization", server.base));
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (status, challenge, response.json().await.expect("JSON body"))
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn organization_endpoint_answers_for_the_keys_organization_only(pool: PgPool) {
+        let p = platform(&pool);
+        let (org_a, key_a, _) = organization_with_key(&p, "a@example.com", "Alpha Co").await;
+        let (org_b, _, _) = organization_with_key(&p, "b@example.com", "Beta Co").await;
+        let server = TestServer::default(pool).await;
+
+        let (status, _, body) = get_with(&server, Some(&format!("Bearer {key_a}"))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["id"], org_a.to_string());
+        assert_ne!(body["id"], org_b.to_string());
+        assert_eq!(body["name"], "Alpha Co");
+        assert_eq!(body["slug"], "alpha-co");
+        assert_eq!(body["plan_id"], "free");
+        assert_eq!(body["plan_name"], "Free");
+        assert_eq!(body["member_count"], 1);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn wrong_revoked_or_malformed_keys_get_401_with_a_json_error(pool: PgPool) {
+        let p = platform(&pool);
+        let (org, key, key_id) = organization_with_key(&p, "a@example.com", "Alpha Co").await;
+        let server = TestServer::default(pool.clone()).await;
+        let wrong = format!("{}A", &key[..key.len() - 1]);
+        let cases = [
+            (None, "missing Authorization"),
+            (
+                Some("Basic dXNlcjpwYXNz".to_owned()),
+                "expected Authorization: Bearer",
+            ),
+            (Some("Bearer sk_live_short".to_owned()), "malformed"),
+            (Some(format!("Bearer {wrong}")), "not valid"),
+        ];
+        for (header, message) in cases {
+            let (status, challenge, body) = get_with(&server, header.as_deref()).await;
+            assert_eq!(status, 401, "{header:?}");
+            assert_eq!(challenge.as_deref(), Some("Bearer"));
+            assert_eq!(body["error"]["code"], "unauthorized");
+            let text = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(text.contains(message), "{header:?}: {text}");
+        }
+
+        let owner: uuid::Uuid =
+            sqlx::query_scalar("SELECT user_id FROM organization_members LIMIT 1")
+                .fetch_one(&pool)
+                .await
+                .expect("owner");
+        let me = orgs::membership(&p, org, owner).await.expect("membership");
+        api_keys::revoke(&p, &me, key_id, None)
+            .await
+            .expect("revoke");
+        let (status, _, body) = get_with(&server, Some(&format!("Bearer {key}"))).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["message"], "API key has been revoked");
     }
 }

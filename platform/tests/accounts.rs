@@ -1,0 +1,337 @@
+//! Accounts against the real database: sign-up, verification, sign-in and its throttle,
+//! sessions, password reset.
+
+use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+use platform::orgs::OrganizationName;
+use platform::plans::{Catalog, default_plans};
+use platform::{Error, Platform, mail};
+use sqlx::PgPool;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn platform(pool: PgPool) -> Platform {
+    Platform::new(
+        pool,
+        Catalog::new(default_plans()).expect("valid catalog"),
+        "https://hosting.test/".parse().expect("valid URL"),
+    )
+}
+
+fn sign_up_input(email: &str) -> SignUp {
+    SignUp {
+        email: Email::parse(email).expect("valid email"),
+        name: PersonName::parse("Ada Lovelace").expect("valid name"),
+        password: NewPassword::parse(PASSWORD).expect("valid password"),
+        organization: OrganizationName::parse("Analytical Engines").expect("valid name"),
+    }
+}
+
+/// The token in the newest mailed link to `email` that contains `path`.
+async fn mailed_token(platform: &Platform, email: &str, path: &str) -> String {
+    let (_, body) = mail::latest_to(&platform.db, email)
+        .await
+        .expect("outbox readable")
+        .expect("a mail was sent");
+    let link = body
+        .split_whitespace()
+        .find(|word| word.contains(path))
+        .unwrap_or_else(|| panic!("no {path} link in {body}"));
+    assert!(
+        link.starts_with("https://hosting.test/"),
+        "built from public_url: {link}"
+    );
+    link.split("token=")
+        .nth(1)
+        .expect("token in link")
+        .to_owned()
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sign_up_creates_owner_organization_and_verification_mail(pool: PgPool) {
+    let p = platform(pool.clone());
+    let signed_up = accounts::sign_up(&p, sign_up_input("Ada@Example.com"), None)
+        .await
+        .expect("sign-up succeeds");
+    let role: String = sqlx::query_scalar(
+        "SELECT role FROM organization_members WHERE organization_id = $1 AND user_id = $2",
+    )
+    .bind(signed_up.organization_id)
+    .bind(signed_up.user_id)
+    .fetch_one(&pool)
+    .await
+    .expect("membership");
+    assert_eq!(role, "owner");
+    let (slug, plan): (String, String) =
+        sqlx::query_as("SELECT slug, plan_id FROM organizations WHERE id = $1")
+            .bind(signed_up.organization_id)
+            .fetch_one(&pool)
+            .await
+            .expect("organization");
+    assert_eq!(
+        (slug.as_str(), plan.as_str()),
+        ("analytical-engines", "free")
+    );
+
+    let token = mailed_token(&p, "ada@example.com", "/verify?token=").await;
+    let session_token = accounts::create_session(&p, signed_up.user_id, None, None)
+        .await
+        .expect("session");
+    let before = accounts::session(&p, &session_token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!before.email_verified);
+    assert_eq!(
+        before.active_organization_id,
+        Some(signed_up.organization_id)
+    );
+
+    assert_eq!(
+        accounts::verify_email(&p, &token).await.unwrap(),
+        signed_up.user_id
+    );
+    let after = accounts::session(&p, &session_token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.email_verified);
+    assert!(matches!(
+        accounts::verify_email(&p, &token).await,
+        Err(Error::TokenUsed)
+    ));
+    assert!(matches!(
+        accounts::verify_email(&p, "not-a-token").await,
+        Err(Error::TokenInvalid)
+    ));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn duplicate_sign_up_is_refused_and_changes_nothing(pool: PgPool) {
+    let p = platform(pool.clone());
+    accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    let tables = [
+        "users",
+        "organizations",
+        "organization_members",
+        "mail_outbox",
+        "user_tokens",
+    ];
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(count(&pool, table).await);
+    }
+    let error = accounts::sign_up(&p, sign_up_input(" ADA@example.com "), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::EmailTaken), "{error:?}");
+    assert!(error.to_string().contains("already exists"));
+    for (table, before) in tables.into_iter().zip(before) {
+        assert_eq!(count(&pool, table).await, before, "{table} changed");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sign_in_does_not_reveal_which_part_was_wrong(pool: PgPool) {
+    let p = platform(pool.clone());
+    let user = accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts::sign_in(&p, "ADA@example.com", PASSWORD, None)
+            .await
+            .unwrap(),
+        user.user_id
+    );
+    let wrong_password = accounts::sign_in(&p, "ada@example.com", "nope nope nope", None)
+        .await
+        .unwrap_err();
+    let unknown_email = accounts::sign_in(&p, "bob@example.com", PASSWORD, None)
+        .await
+        .unwrap_err();
+    let malformed = accounts::sign_in(&p, "not an email", PASSWORD, None)
+        .await
+        .unwrap_err();
+    for error in [&wrong_password, &unknown_email, &malformed] {
+        assert!(matches!(error, Error::InvalidCredentials), "{error:?}");
+        assert_eq!(error.to_string(), "Email or password is incorrect.");
+    }
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.sign_in_failed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(failed, 3, "failed sign-ins are audited");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn failed_sign_ins_are_throttled_per_account_and_per_ip(pool: PgPool) {
+    let p = platform(pool.clone());
+    accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    for _ in 0..accounts::MAX_FAILURES_PER_ACCOUNT {
+        let error = accounts::sign_in(&p, "ada@example.com", "wrong password", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::InvalidCredentials));
+    }
+    // Now even the right password waits: the throttle does not tell a guess apart.
+    let error = accounts::sign_in(&p, "ada@example.com", PASSWORD, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Throttled { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "Too many failed sign-ins. Try again in 15 minutes."
+    );
+
+    let ip = Some("203.0.113.9".parse().unwrap());
+    for n in 0..accounts::MAX_FAILURES_PER_IP {
+        let _ = accounts::sign_in(&p, &format!("guess{n}@example.com"), "x", ip).await;
+    }
+    accounts::sign_up(&p, sign_up_input("bob@example.com"), None)
+        .await
+        .unwrap();
+    let error = accounts::sign_in(&p, "bob@example.com", PASSWORD, ip)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Throttled { .. }),
+        "one IP guessing many accounts"
+    );
+    assert!(
+        accounts::sign_in(&p, "bob@example.com", PASSWORD, None)
+            .await
+            .is_ok()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sessions_expire_end_and_end_everywhere(pool: PgPool) {
+    let p = platform(pool.clone());
+    let user = accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    let first = accounts::create_session(&p, user.user_id, None, Some("test"))
+        .await
+        .unwrap();
+    let second = accounts::create_session(&p, user.user_id, None, None)
+        .await
+        .unwrap();
+    assert_ne!(first, second, "a new session id at each sign-in");
+    let session = accounts::session(&p, &first).await.unwrap().expect("live");
+    assert_eq!(session.email, "ada@example.com");
+    assert!(!session.csrf_token.is_empty());
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT id_hash FROM sessions LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, first.as_bytes(), "only a hash is stored");
+
+    accounts::end_session(&p, &first).await.unwrap();
+    assert!(accounts::session(&p, &first).await.unwrap().is_none());
+    assert!(accounts::session(&p, &second).await.unwrap().is_some());
+
+    let third = accounts::create_session(&p, user.user_id, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts::end_all_sessions(&p, user.user_id, None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(accounts::session(&p, &second).await.unwrap().is_none());
+    assert!(accounts::session(&p, &third).await.unwrap().is_none());
+
+    let expiring = accounts::create_session(&p, user.user_id, None, None)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sessions SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        accounts::session(&p, &expiring).await.unwrap().is_none(),
+        "expired"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn password_reset_is_single_use_expiring_and_signs_out(pool: PgPool) {
+    let p = platform(pool.clone());
+    let user = accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    let session = accounts::create_session(&p, user.user_id, None, None)
+        .await
+        .unwrap();
+
+    let mails_before = count(&pool, "mail_outbox").await;
+    accounts::request_password_reset(&p, "nobody@example.com", None)
+        .await
+        .unwrap();
+    accounts::request_password_reset(&p, "not an email", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&pool, "mail_outbox").await,
+        mails_before,
+        "no mail to strangers"
+    );
+
+    accounts::request_password_reset(&p, "ada@example.com", None)
+        .await
+        .unwrap();
+    let token = mailed_token(&p, "ada@example.com", "/reset?token=").await;
+    let new_password = NewPassword::parse("a brand new passphrase").unwrap();
+    accounts::reset_password(&p, &token, &new_password, None)
+        .await
+        .unwrap();
+    assert!(
+        accounts::session(&p, &session).await.unwrap().is_none(),
+        "signed out"
+    );
+    assert!(
+        accounts::sign_in(&p, "ada@example.com", "a brand new passphrase", None)
+            .await
+            .is_ok()
+    );
+    assert!(
+        accounts::sign_in(&p, "ada@example.com", PASSWORD, None)
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        accounts::reset_password(&p, &token, &new_password, None).await,
+        Err(Error::TokenUsed)
+    ));
+
+    accounts::request_password_reset(&p, "ada@example.com", None)
+        .await
+        .unwrap();
+    let late = mailed_token(&p, "ada@example.com", "/reset?token=").await;
+    sqlx::query(
+        "UPDATE user_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let error = accounts::reset_password(&p, &late, &new_password, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::TokenExpired));
+    assert_eq!(
+        error.to_string(),
+        "This link has expired. Request a new one."
+    );
+}

@@ -1,0 +1,439 @@
+//! Organizations, roles, invitations and API keys against the real database: the
+//! permission matrix, tenant isolation and the rules on owners and limits.
+
+use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+use platform::api_keys::{self, AuthFailure, KeyError, Scope};
+use platform::orgs::{self, Action, Membership, OrganizationName, Role, authorize};
+use platform::plans::{Catalog, default_plans};
+use platform::{Error, Platform, audit, mail};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+fn platform(pool: PgPool) -> Platform {
+    Platform::new(
+        pool,
+        Catalog::new(default_plans()).expect("valid catalog"),
+        "https://hosting.test/".parse().expect("valid URL"),
+    )
+}
+
+async fn user(p: &Platform, email: &str, organization: &str) -> (Uuid, Uuid) {
+    let signed_up = accounts::sign_up(
+        p,
+        SignUp {
+            email: Email::parse(email).unwrap(),
+            name: PersonName::parse("Someone").unwrap(),
+            password: NewPassword::parse("correct horse battery").unwrap(),
+            organization: OrganizationName::parse(organization).unwrap(),
+        },
+        None,
+    )
+    .await
+    .expect("sign-up");
+    (signed_up.user_id, signed_up.organization_id)
+}
+
+async fn set_plan(pool: &PgPool, organization_id: Uuid, plan: &str) {
+    sqlx::query("UPDATE organizations SET plan_id = $2 WHERE id = $1")
+        .bind(organization_id)
+        .bind(plan)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn add_member(pool: &PgPool, organization_id: Uuid, user_id: Uuid, role: Role) {
+    sqlx::query(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)",
+    )
+    .bind(organization_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+fn allowed<T>(result: &platform::Result<T>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(Error::Forbidden) => false,
+        Err(other) => panic!("neither allowed nor forbidden: {other:?}"),
+    }
+}
+
+/// Every role against every action that exists so far, through the real functions.
+#[sqlx::test(migrations = "../migrations")]
+async fn permission_matrix_against_the_database(pool: PgPool) {
+    let p = platform(pool.clone());
+    for role in Role::ALL {
+        let (owner, organization_id) =
+            user(&p, &format!("owner-{role}@example.com"), "Matrix").await;
+        set_plan(&pool, organization_id, "business").await;
+        let (actor, _) = user(&p, &format!("actor-{role}@example.com"), "Own").await;
+        if role != Role::Owner {
+            add_member(&pool, organization_id, actor, role).await;
+        }
+        let actor = if role == Role::Owner { owner } else { actor };
+        let (target, _) = user(&p, &format!("target-{role}@example.com"), "Other").await;
+        add_member(&pool, organization_id, target, Role::Viewer).await;
+        let me = orgs::membership(&p, organization_id, actor).await.unwrap();
+        assert_eq!(me.role, role);
+
+        let checks: Vec<(Action, bool)> = vec![
+            (Action::ViewMembers, allowed(&orgs::members(&p, &me).await)),
+            (
+                Action::InviteMember,
+                allowed(
+                    &orgs::invite(
+                        &p,
+                        &me,
+                        &Email::parse(&format!("new-{role}@example.com")).unwrap(),
+                        Role::Viewer,
+                        None,
+                    )
+                    .await,
+                ),
+            ),
+            (
+                Action::ChangeRole,
+                allowed(&orgs::change_role(&p, &me, target, Role::Editor, None).await),
+            ),
+            (
+                Action::ManageApiKeys,
+                allowed(&api_keys::create(&p, &me, "ci", &[Scope::Read], None).await),
+            ),
+            (
+                Action::ViewAuditLog,
+                allowed(&audit::recent(&p, &me, 10).await),
+            ),
+            (
+                Action::RemoveMember,
+                allowed(&orgs::remove_member(&p, &me, target, None).await),
+            ),
+        ];
+        for (action, was_allowed) in checks {
+            assert_eq!(was_allowed, authorize(role, action), "{role} {action:?}");
+        }
+    }
+}
+
+/// A member of A, holding A's membership and A's key, reaches nothing of B.
+#[sqlx::test(migrations = "../migrations")]
+async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (alice, org_a) = user(&p, "alice@example.com", "Alpha").await;
+    let (bob, org_b) = user(&p, "bob@example.com", "Beta").await;
+    set_plan(&pool, org_b, "pro").await;
+    let bob_in_b = orgs::membership(&p, org_b, bob).await.unwrap();
+    let (b_key, _) = api_keys::create(&p, &bob_in_b, "deploy", &[Scope::Write], None)
+        .await
+        .unwrap();
+    orgs::invite(
+        &p,
+        &bob_in_b,
+        &Email::parse("carol@example.com").unwrap(),
+        Role::Editor,
+        None,
+    )
+    .await
+    .unwrap();
+
+    // Alice is not a member of B: no membership, hence no way to call anything on B.
+    assert!(matches!(
+        orgs::membership(&p, org_b, alice).await,
+        Err(Error::NotFound)
+    ));
+
+    // With her A membership she cannot touch B's members or keys by id either.
+    let alice_in_a = orgs::membership(&p, org_a, alice).await.unwrap();
+    assert!(matches!(
+        orgs::change_role(&p, &alice_in_a, bob, Role::Viewer, None).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        orgs::remove_member(&p, &alice_in_a, bob, None).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        api_keys::revoke(&p, &alice_in_a, b_key.id, None).await,
+        Err(Error::NotFound)
+    ));
+    // A forged membership (the type is public) is what the server never builds; lists are
+    // scoped by the membership's organization, so A's lists show only A.
+    let members = orgs::members(&p, &alice_in_a).await.unwrap();
+    assert_eq!(
+        members.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        [alice]
+    );
+    assert!(api_keys::list(&p, &alice_in_a).await.unwrap().is_empty());
+    assert!(
+        orgs::pending_invitations(&p, &alice_in_a)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        audit::recent(&p, &alice_in_a, 50)
+            .await
+            .unwrap()
+            .iter()
+            .all(|line| line.actor.as_deref() != Some("bob@example.com"))
+    );
+
+    // B is unchanged.
+    let b_members = orgs::members(&p, &bob_in_b).await.unwrap();
+    assert_eq!(b_members.len(), 1);
+    assert_eq!(b_members[0].role, Role::Owner);
+    assert!(
+        api_keys::list(&p, &bob_in_b).await.unwrap()[0]
+            .revoked_at
+            .is_none()
+    );
+    assert_eq!(
+        orgs::pending_invitations(&p, &bob_in_b)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn invitations_respect_the_member_limit_and_the_invited_address(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (owner, organization_id) = user(&p, "owner@example.com", "Limits").await;
+    let me = orgs::membership(&p, organization_id, owner).await.unwrap();
+    let email = |s: &str| Email::parse(s).unwrap();
+
+    // Free allows one member: the owner.
+    let error = orgs::invite(&p, &me, &email("a@example.com"), Role::Viewer, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::LimitReached(_)), "{error:?}");
+    assert!(error.to_string().contains("Upgrade your plan"), "{error}");
+    assert!(
+        orgs::pending_invitations(&p, &me).await.unwrap().is_empty(),
+        "nothing changed"
+    );
+
+    // Pro allows three, pending invitations included.
+    set_plan(&pool, organization_id, "pro").await;
+    let (_, token_a) = orgs::invite(&p, &me, &email("a@example.com"), Role::Viewer, None)
+        .await
+        .unwrap();
+    orgs::invite(&p, &me, &email("b@example.com"), Role::Editor, None)
+        .await
+        .unwrap();
+    let error = orgs::invite(&p, &me, &email("c@example.com"), Role::Viewer, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::LimitReached(_)));
+    let error = orgs::invite(&p, &me, &email("b@example.com"), Role::Viewer, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        Error::LimitReached(_) | Error::Invalid { .. }
+    ));
+
+    // The link goes to the invited address, from the public URL.
+    let (_, body) = mail::latest_to(&p.db, "b@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        body.contains("https://hosting.test/invitations/accept?token="),
+        "{body}"
+    );
+
+    // Accepting needs the invited address.
+    let (stranger, _) = user(&p, "stranger@example.com", "Elsewhere").await;
+    let error = orgs::accept_invitation(&p, &token_a, stranger, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)));
+    let (a, _) = user(&p, "a@example.com", "A's own").await;
+    assert_eq!(
+        orgs::accept_invitation(&p, &token_a, a, None)
+            .await
+            .unwrap(),
+        organization_id
+    );
+    assert_eq!(
+        orgs::membership(&p, organization_id, a).await.unwrap().role,
+        Role::Viewer
+    );
+    assert!(matches!(
+        orgs::accept_invitation(&p, &token_a, a, None).await,
+        Err(Error::TokenUsed)
+    ));
+
+    // An expired invitation is refused.
+    sqlx::query(
+        "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE accepted_at IS NULL",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (b, _) = user(&p, "b@example.com", "B's own").await;
+    let (_, body) = mail::latest_to(&p.db, "b@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = body;
+    let token_b: String = {
+        // Take the invitation token from the invitation mail (the newest mail to b is the
+        // verification mail of b's own sign-up, so look the mail up by subject).
+        let body: String = sqlx::query_scalar(
+            "SELECT body_text FROM mail_outbox WHERE to_address = 'b@example.com' AND subject LIKE 'You are invited%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        body.split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(matches!(
+        orgs::accept_invitation(&p, &token_b, b, None).await,
+        Err(Error::TokenExpired)
+    ));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn owners_are_protected(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (owner, organization_id) = user(&p, "owner@example.com", "Owners").await;
+    set_plan(&pool, organization_id, "business").await;
+    let (admin, _) = user(&p, "admin@example.com", "Admin's").await;
+    add_member(&pool, organization_id, admin, Role::Admin).await;
+    let as_owner = orgs::membership(&p, organization_id, owner).await.unwrap();
+    let as_admin = orgs::membership(&p, organization_id, admin).await.unwrap();
+
+    // The last owner can neither leave nor be demoted.
+    let error = orgs::remove_member(&p, &as_owner, owner, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)));
+    assert!(error.to_string().contains("at least one owner"));
+    assert!(matches!(
+        orgs::change_role(&p, &as_owner, owner, Role::Admin, None).await,
+        Err(Error::Conflict(_))
+    ));
+    // An admin cannot make owners, nor act on an owner.
+    assert!(matches!(
+        orgs::change_role(&p, &as_admin, admin, Role::Owner, None).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        orgs::invite(
+            &p,
+            &as_admin,
+            &Email::parse("x@example.com").unwrap(),
+            Role::Owner,
+            None
+        )
+        .await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        orgs::remove_member(&p, &as_admin, owner, None).await,
+        Err(Error::Forbidden)
+    ));
+    // With a second owner, the first may step down; anyone may leave.
+    orgs::change_role(&p, &as_owner, admin, Role::Owner, None)
+        .await
+        .unwrap();
+    orgs::change_role(&p, &as_owner, owner, Role::Viewer, None)
+        .await
+        .unwrap();
+    let as_viewer = orgs::membership(&p, organization_id, owner).await.unwrap();
+    orgs::remove_member(&p, &as_viewer, owner, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        orgs::membership(&p, organization_id, owner).await,
+        Err(Error::NotFound)
+    ));
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE organization_id = $1 ORDER BY id")
+            .bind(organization_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        actions.ends_with(&[
+            "member.role_changed".to_owned(),
+            "member.role_changed".to_owned(),
+            "member.left".to_owned()
+        ]),
+        "{actions:?}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn api_keys_authenticate_until_revoked(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (owner, organization_id) = user(&p, "owner@example.com", "Keys").await;
+    let me: Membership = orgs::membership(&p, organization_id, owner).await.unwrap();
+    let (key, secret) = api_keys::create(&p, &me, "  CI deploys ", &[Scope::Read], None)
+        .await
+        .unwrap();
+    assert_eq!(key.name, "CI deploys");
+    assert!(secret.starts_with(&format!("sk_live_{}_", key.prefix)));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM api_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, secret.as_bytes());
+
+    let auth = api_keys::authenticate(&p, &secret).await.unwrap();
+    assert_eq!(auth.organization_id, organization_id);
+    assert!(auth.require(Scope::Read).is_ok());
+    assert!(
+        matches!(auth.require(Scope::Write), Err(Error::Forbidden)),
+        "a read key cannot write"
+    );
+    assert!(
+        api_keys::list(&p, &me).await.unwrap()[0]
+            .last_used_at
+            .is_some()
+    );
+
+    let tampered = format!("{}x", &secret[..secret.len() - 1]);
+    assert!(matches!(
+        api_keys::authenticate(&p, &tampered).await,
+        Err(AuthFailure::Key(KeyError::Unknown))
+    ));
+    assert!(matches!(
+        api_keys::authenticate(&p, "Bearer nonsense").await,
+        Err(AuthFailure::Key(KeyError::Malformed))
+    ));
+    api_keys::revoke(&p, &me, key.id, None).await.unwrap();
+    assert!(matches!(
+        api_keys::authenticate(&p, &secret).await,
+        Err(AuthFailure::Key(KeyError::Revoked))
+    ));
+
+    for (name, scopes) in [
+        ("", vec![Scope::Read]),
+        (&*"x".repeat(61), vec![Scope::Read]),
+        ("ok", vec![]),
+    ] {
+        let error = api_keys::create(&p, &me, name, &scopes, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Invalid { .. }),
+            "{name:?} {scopes:?}"
+        );
+    }
+    let log = audit::recent(&p, &me, 10).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|l| l.action.as_str()).collect();
+    assert_eq!(&actions[..2], ["api_key.revoked", "api_key.created"]);
+}
