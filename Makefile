@@ -40,9 +40,7 @@ db-stop:
 clean-db: db-stop
 	rm -rf .data/postgres
 
-# Re-expands every `sqlx::query!` against the dev database and stores the metadata in .sqlx/.
+# Re-expands every `sqlx::query!` against a scratch database with all migrations applied
+# and stores the metadata in .sqlx/ (committed; builds use it offline).
 sqlx-prepare: db
-	rm -rf .sqlx && mkdir -p .sqlx
-	cargo clean -p platform -p server -p app -p end2end
-	SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$(CURDIR)/.sqlx cargo check --workspace --exclude frontend --all-targets
-	@ls .sqlx | wc -l | xargs echo "queries in .sqlx:"
+	@scripts/sqlx-prepare.sh

@@ -41,7 +41,6 @@ CREATE TABLE sessions (
     id_hash                bytea       PRIMARY KEY,
     user_id                uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     active_organization_id uuid        REFERENCES organizations (id) ON DELETE SET NULL,
-    csrf_token             text        NOT NULL,
     ip                     inet,
     user_agent             text,
     created_at             timestamptz NOT NULL DEFAULT now(),

@@ -24,4 +24,4 @@ cargo test --workspace --exclude frontend --exclude end2end
 
 step "browser tests (headless Chromium through chromedriver)"
 # Same package set as above, so cargo reuses that build instead of resolving features anew.
-cargo test --workspace --exclude frontend --test journeys -- --test-threads=1
+cargo test --workspace --exclude frontend --test journeys --test accounts_journey -- --test-threads=1

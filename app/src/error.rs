@@ -1,4 +1,5 @@
-//! The error a server function hands the UI: a message safe to show a user.
+//! The error a server function hands the UI: a message safe to show a user, and for form
+//! input, the field it belongs to.
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -6,6 +7,18 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
+    /// A form field's value was refused; `field` is the input's name.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("Sign in to continue.")]
+    SignInRequired,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Not found.")]
+    NotFound,
+    /// Refused for a reason the user can act on (the message says how).
+    #[error("{0}")]
+    Refused(String),
     /// Something failed on our side; the details went to the server log, not the browser.
     #[error("Something went wrong on our side. Please try again in a moment.")]
     Internal,
@@ -14,10 +27,74 @@ pub enum AppError {
     Transport(String),
 }
 
+impl AppError {
+    /// The message for `field`, when this error is about it.
+    pub fn for_field(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Invalid { field: f, message } if f == field => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The message when it is not about one field (shown above the form).
+    pub fn general(&self) -> Option<String> {
+        match self {
+            AppError::Invalid { .. } => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         AppError::Transport(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<platform::Error> for AppError {
+    /// Maps a domain error to what the user sees, and sets the response status to match.
+    fn from(error: platform::Error) -> Self {
+        use axum::http::StatusCode;
+        use platform::Error as E;
+        let (status, app) = match error {
+            E::Invalid { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::Invalid {
+                    field: field.to_owned(),
+                    message,
+                },
+            ),
+            E::Forbidden => (
+                StatusCode::FORBIDDEN,
+                AppError::Forbidden(E::Forbidden.to_string()),
+            ),
+            E::NotFound => (StatusCode::NOT_FOUND, AppError::NotFound),
+            E::EmailTaken => (
+                StatusCode::CONFLICT,
+                AppError::Invalid {
+                    field: "email".into(),
+                    message: E::EmailTaken.to_string(),
+                },
+            ),
+            E::Throttled { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                AppError::Refused(error.to_string()),
+            ),
+            E::LimitReached(message) => (StatusCode::PAYMENT_REQUIRED, AppError::Refused(message)),
+            E::Conflict(message) => (StatusCode::CONFLICT, AppError::Refused(message)),
+            E::InvalidCredentials | E::TokenInvalid | E::TokenUsed | E::TokenExpired => (
+                StatusCode::BAD_REQUEST,
+                AppError::Refused(error.to_string()),
+            ),
+            E::Internal(_) | E::Database(_) => {
+                tracing::error!(error = %error, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal)
+            }
+        };
+        crate::session::set_status(status);
+        app
     }
 }

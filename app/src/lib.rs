@@ -2,10 +2,13 @@
 //! typed server functions they call. Server functions stay thin: they take the
 //! [`state::AppState`] from context and call `platform`. No SQL here.
 
+pub mod account;
 pub mod error;
 pub mod format;
 pub mod pages;
 pub mod plans;
+#[cfg(feature = "ssr")]
+pub mod session;
 #[cfg(feature = "ssr")]
 pub mod state;
 
@@ -14,7 +17,11 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+use pages::admin::AdminPage;
+use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
 use pages::dashboard::{DashboardLayout, DashboardSection, Section};
+use pages::settings::SettingsPage;
+use pages::team::TeamPage;
 use pages::{landing::LandingPage, not_found::NotFound, pricing::PricingPage};
 
 /// The HTML document around the app, rendered on the server only.
@@ -52,36 +59,46 @@ pub fn App() -> impl IntoView {
         } />
         <Router>
             <div id="app" data-hydrated=move || hydrated.get().to_string()>
-                // Pages wait for their data before the first byte (SsrMode::Async), so they
-                // are complete without JavaScript.
+                // Pages wait for their data before the first byte (SsrMode::Async on every
+                // route, nested ones included), so they are complete without JavaScript and
+                // can still answer with a redirect or an error status.
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=LandingPage ssr=SsrMode::Async />
                     <Route path=path!("pricing") view=PricingPage ssr=SsrMode::Async />
+                    <Route path=path!("signup") view=SignUpPage ssr=SsrMode::Async />
+                    <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("logout") view=LogoutPage ssr=SsrMode::Async />
+                    <Route path=path!("verify") view=VerifyPage ssr=SsrMode::Async />
+                    <Route path=path!("reset") view=ResetPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("invitations/accept")
+                        view=AcceptInvitationPage
+                            ssr=SsrMode::Async
+                    />
+                    <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
                         <Route
                             path=path!("")
                             view=|| view! { <DashboardSection section=Section::Overview /> }
+                            ssr=SsrMode::Async
                         />
                         <Route
                             path=path!("sites")
                             view=|| view! { <DashboardSection section=Section::Sites /> }
+                            ssr=SsrMode::Async
                         />
-                        <Route
-                            path=path!("team")
-                            view=|| view! { <DashboardSection section=Section::Team /> }
-                        />
+                        <Route path=path!("team") view=TeamPage ssr=SsrMode::Async />
                         <Route
                             path=path!("billing")
                             view=|| view! { <DashboardSection section=Section::Billing /> }
+                            ssr=SsrMode::Async
                         />
                         <Route
                             path=path!("usage")
                             view=|| view! { <DashboardSection section=Section::Usage /> }
+                            ssr=SsrMode::Async
                         />
-                        <Route
-                            path=path!("settings")
-                            view=|| view! { <DashboardSection section=Section::Settings /> }
-                        />
+                        <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </div>

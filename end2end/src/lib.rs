@@ -29,8 +29,11 @@ pub struct Harness {
     shots: u32,
     server: Child,
     driver: Child,
+    driver_url: String,
+    capabilities: serde_json::Map<String, Value>,
     database: String,
     admin_url: String,
+    database_url: String,
 }
 
 fn workspace_root() -> PathBuf {
@@ -114,6 +117,7 @@ impl Harness {
             .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("SLIPWAY_DATABASE__URL", format!("{server_part}/{database}"))
             .env("SLIPWAY_WEB__SITE_ROOT", &site_root)
+            .env("SLIPWAY_PUBLIC_URL", &base_url)
             .env("SLIPWAY_LOG__FILTER", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -147,11 +151,7 @@ impl Harness {
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert("goog:chromeOptions".into(), chrome_options);
         capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
-        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver_url)
-            .await
-            .context("opening a Chromium session")?;
+        let browser = open_browser(&driver_url, &capabilities).await?;
 
         Ok(Self {
             browser,
@@ -160,9 +160,52 @@ impl Harness {
             shots: 0,
             server,
             driver,
+            driver_url,
+            capabilities,
+            database_url: format!("{server_part}/{database}"),
             database,
             admin_url,
         })
+    }
+
+    /// Another browser session (its own cookies) on the same server, e.g. a second user.
+    pub async fn second_browser(&self) -> Result<Client> {
+        open_browser(&self.driver_url, &self.capabilities).await
+    }
+
+    /// The newest mail to `to` whose body contains `needle`: its link containing `needle`,
+    /// as a path and query on this server.
+    pub async fn mailed_link(&self, to: &str, needle: &str) -> Result<String> {
+        let mut db = PgConnection::connect(&self.database_url).await?;
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body_text FROM mail_outbox WHERE to_address = $1 ORDER BY id DESC",
+        )
+        .bind(to)
+        .fetch_all(&mut db)
+        .await?;
+        db.close().await?;
+        let link = bodies
+            .iter()
+            .flat_map(|body| body.split_whitespace())
+            .find(|word| word.contains(needle))
+            .with_context(|| format!("no mail to {to} with {needle}"))?;
+        let path = link
+            .strip_prefix(&self.base_url)
+            .with_context(|| format!("{link} is not built from the public URL"))?;
+        Ok(path.to_owned())
+    }
+
+    /// Runs SQL against the server's database, as an operator with psql would.
+    pub async fn sql(&self, statement: &str) -> Result<()> {
+        let mut db = PgConnection::connect(&self.database_url).await?;
+        sqlx::raw_sql(statement).execute(&mut db).await?;
+        db.close().await?;
+        Ok(())
+    }
+
+    /// Fills the inputs of the form `data-form=<form>` (by name) and submits it.
+    pub async fn submit(&self, form: &str, fields: &[(&str, &str)]) -> Result<()> {
+        submit_in(&self.browser, form, fields).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -186,13 +229,18 @@ impl Harness {
         Ok(())
     }
 
+    /// Where a screenshot labelled `label` goes (for shots of a second browser).
+    pub fn screenshot_path(&mut self, label: &str) -> PathBuf {
+        self.shots += 1;
+        let dir = workspace_root().join("target/screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{}-{:02}-{label}.png", self.name, self.shots))
+    }
+
     /// Saves a PNG of the whole page as `target/screenshots/<test>-<n>-<label>.png`: the
     /// window grows to the page's height for the shot, then returns to its size.
     pub async fn screenshot(&mut self, label: &str) -> Result<PathBuf> {
-        self.shots += 1;
-        let dir = workspace_root().join("target/screenshots");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{}-{:02}-{label}.png", self.name, self.shots));
+        let path = self.screenshot_path(label);
         let (width, height) = self.browser.get_window_size().await?;
         // The window is taller than its viewport by the browser's own frame.
         let sizes = self
@@ -225,13 +273,18 @@ impl Harness {
         Ok(())
     }
 
-    /// Texts of every element matching `css`, in document order.
+    /// Texts of every element matching `css`, in document order (read in one script, so a
+    /// re-render cannot leave a stale element between finding and reading).
     pub async fn texts(&self, css: &str) -> Result<Vec<String>> {
-        let mut texts = Vec::new();
-        for element in self.browser.find_all(Locator::Css(css)).await? {
-            texts.push(element.text().await?);
-        }
-        Ok(texts)
+        let texts = self
+            .browser
+            .execute(
+                "return Array.from(document.querySelectorAll(arguments[0]))
+                    .map(e => e.innerText.trim());",
+                vec![json!(css)],
+            )
+            .await?;
+        Ok(serde_json::from_value(texts)?)
     }
 
     /// Waits until the texts of `css` equal `expected`; fails with what was there instead.
@@ -249,6 +302,21 @@ impl Harness {
         }
     }
 
+    /// Waits until some element matching `css` contains `needle`.
+    pub async fn wait_for_text_containing(&self, css: &str, needle: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let texts = self.texts(css).await?;
+            if texts.iter().any(|text| text.contains(needle)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{css}: no text containing {needle:?} in {texts:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn click(&self, css: &str) -> Result<()> {
         self.browser
             .find(Locator::Css(css))
@@ -257,6 +325,21 @@ impl Harness {
             .click()
             .await?;
         Ok(())
+    }
+
+    /// Waits until the browser is at `expected` (path and query).
+    pub async fn wait_for_path(&self, expected: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = self.path().await?;
+            if path == expected {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("expected to be at {expected}, still at {path}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn path(&self) -> Result<String> {
@@ -344,6 +427,58 @@ impl Drop for Harness {
         // A failed test never reaches `finish`: still leave no processes behind.
         self.stop_processes();
     }
+}
+
+async fn open_browser(
+    driver_url: &str,
+    capabilities: &serde_json::Map<String, Value>,
+) -> Result<Client> {
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities.clone())
+        .connect(driver_url)
+        .await
+        .context("opening a Chromium session")
+}
+
+/// Fills and submits the form `data-form=<form>` in `browser`. A page that re-renders
+/// while it is being filled (a resource reloading) makes elements stale: start over then.
+pub async fn submit_in(browser: &Client, form: &str, fields: &[(&str, &str)]) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fill_and_submit(browser, form, fields).await {
+            Err(error) if attempts < 5 && format!("{error:#}").contains("stale element") => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn fill_and_submit(browser: &Client, form: &str, fields: &[(&str, &str)]) -> Result<()> {
+    let form_css = format!(r#"form[data-form="{form}"]"#);
+    let element = browser
+        .find(Locator::Css(&form_css))
+        .await
+        .with_context(|| format!("finding {form_css}"))?;
+    for (name, value) in fields {
+        let input = element
+            .find(Locator::Css(&format!(r#"[name="{name}"]"#)))
+            .await
+            .with_context(|| format!("finding field {name} in {form_css}"))?;
+        if input.tag_name().await? == "select" {
+            input.select_by_value(value).await?;
+        } else {
+            input.clear().await?;
+            input.send_keys(value).await?;
+        }
+    }
+    element
+        .find(Locator::Css(r#"button[type="submit"]"#))
+        .await?
+        .click()
+        .await?;
+    Ok(())
 }
 
 /// chromedriver's log endpoint (not part of W3C WebDriver, so not in fantoccini).

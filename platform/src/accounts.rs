@@ -364,8 +364,6 @@ pub struct Session {
     pub email_verified: bool,
     pub is_operator: bool,
     pub active_organization_id: Option<Uuid>,
-    /// Sent back with every state-changing request (double submit).
-    pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -381,14 +379,13 @@ pub async fn create_session(
     let lifetime =
         chrono::Duration::from_std(SESSION_LIFETIME).map_err(|e| Error::Internal(e.to_string()))?;
     sqlx::query!(
-        "INSERT INTO sessions (id_hash, user_id, active_organization_id, csrf_token, ip, user_agent, expires_at)
+        "INSERT INTO sessions (id_hash, user_id, active_organization_id, ip, user_agent, expires_at)
          VALUES ($1, $2,
                  (SELECT organization_id FROM organization_members
                    WHERE user_id = $2 ORDER BY created_at LIMIT 1),
-                 $3, $4, $5, $6)",
+                 $3, $4, $5)",
         hash_token(&token),
         user_id,
-        random_token(),
         ip as Option<IpAddr>,
         user_agent.map(|ua| ua.chars().take(512).collect::<String>()),
         Utc::now() + lifetime,
@@ -408,7 +405,7 @@ pub async fn session(platform: &Platform, token: &str) -> Result<Option<Session>
              FROM users u
             WHERE s.id_hash = $1 AND s.expires_at > now() AND u.id = s.user_id
         RETURNING s.user_id, u.email, u.name, u.email_verified_at, u.is_operator,
-                  s.active_organization_id, s.csrf_token, s.expires_at"#,
+                  s.active_organization_id, s.expires_at"#,
         hash_token(token),
         Utc::now() + lifetime,
     )
@@ -421,7 +418,6 @@ pub async fn session(platform: &Platform, token: &str) -> Result<Option<Session>
         email_verified: row.email_verified_at.is_some(),
         is_operator: row.is_operator,
         active_organization_id: row.active_organization_id,
-        csrf_token: row.csrf_token,
         expires_at: row.expires_at,
     }))
 }

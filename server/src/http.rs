@@ -5,9 +5,10 @@ use std::time::Duration;
 use app::state::AppState;
 use app::{App, shell};
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -37,8 +38,54 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            same_origin_writes,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// CSRF protection for every state-changing request that a browser could send with our
+/// session cookie (server functions and form posts): its `Origin` (or, lacking one, its
+/// `Referer`) must be the configured public URL's origin. Browsers always send `Origin`
+/// on cross-site POSTs and cannot forge it. `/api/v1` authenticates by bearer key, never by
+/// cookie, so it needs no check.
+async fn same_origin_writes(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if safe || request.uri().path().starts_with("/api/v1/") {
+        return next.run(request).await;
+    }
+    let expected = state.platform.public_url.origin().ascii_serialization();
+    let presented = request_origin(request.headers());
+    if presented.as_deref() == Some(expected.as_str()) {
+        next.run(request).await
+    } else {
+        tracing::warn!(?presented, %expected, path = %request.uri().path(), "cross-origin write refused");
+        (
+            StatusCode::FORBIDDEN,
+            "Refused: this request did not come from a Slipway page (its Origin does not match the configured public_url).",
+        )
+            .into_response()
+    }
+}
+
+/// The origin a browser says a request comes from: `Origin`, else the origin of `Referer`.
+fn request_origin(headers: &HeaderMap) -> Option<String> {
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    match text(header::ORIGIN) {
+        Some(origin) => Some(origin.to_owned()),
+        None => text(header::REFERER)
+            .and_then(|referer| url::Url::parse(referer).ok())
+            .map(|url| url.origin().ascii_serialization()),
+    }
 }
 
 /// `200` with the database's latency when it answers, `503` with the reason when not.

@@ -48,7 +48,9 @@ pub async fn serve(
         .local_addr()
         .context("reading the listener's address")?;
     tracing::info!(%address, "dashboard listening");
-    axum::serve(listener, router)
+    // Connect info gives server functions the peer address (audit log, throttling).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;

@@ -25,11 +25,8 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let platform = Platform::new(
-            pool,
-            catalog,
-            "http://127.0.0.1:3000/".parse().expect("valid URL"),
-        );
+        // The server's own address is its public URL, as a browser would see it.
+        let platform = Platform::new(pool, catalog, base.parse().expect("valid URL"));
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
@@ -49,13 +46,20 @@ impl TestServer {
         Self::start(pool, Catalog::new(default_plans()).expect("valid")).await
     }
 
+    /// A page as a browser asks for it (`Accept: text/html`), optionally with a cookie.
     async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
+        self.get_as(path, None).await
+    }
+
+    async fn get_as(&self, path: &str, cookie: Option<&str>) -> (u16, String) {
+        let mut request = self
             .client
             .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request reaches the server");
+            .header("Accept", "text/html");
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let response = request.send().await.expect("request reaches the server");
         let status = response.status().as_u16();
         (status, response.text().await.expect("body"))
     }
@@ -200,17 +204,18 @@ async fn landing_page_lists_plans_and_links_to_pricing(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn dashboard_shell_has_every_section(pool: PgPool) {
-    let server = TestServer::default(pool).await;
+    let server = TestServer::default(pool.clone()).await;
+    let cookie = signed_in_owner(&server, &pool).await;
     let sections = [
         ("/dashboard", "Overview", "Nothing to show yet"),
         ("/dashboard/sites", "Sites", "No sites yet"),
-        ("/dashboard/team", "Team", "No team members yet"),
+        ("/dashboard/team", "Team", "Pending invitations"),
         ("/dashboard/billing", "Billing", "No subscription yet"),
         ("/dashboard/usage", "Usage", "No usage recorded yet"),
-        ("/dashboard/settings", "Settings", "No settings yet"),
+        ("/dashboard/settings", "Settings", "API keys"),
     ];
     for (path, title, empty_state) in sections {
-        let (status, html) = server.get(path).await;
+        let (status, html) = server.get_as(path, Some(&cookie)).await;
         assert_eq!(status, 200, "{path}");
         assert!(
             html.contains(&format!("<title>{title} · Slipway</title>")),
@@ -228,6 +233,32 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
             "{path}: current section marked"
         );
     }
+}
+
+/// Signs up an owner through the platform and returns the session cookie.
+async fn signed_in_owner(server: &TestServer, pool: &PgPool) -> String {
+    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+    let p = Platform::new(
+        pool.clone(),
+        Catalog::new(default_plans()).expect("valid"),
+        server.base.parse().expect("URL"),
+    );
+    let signed_up = accounts::sign_up(
+        &p,
+        SignUp {
+            email: Email::parse("owner@example.com").expect("email"),
+            name: PersonName::parse("Owner").expect("name"),
+            password: NewPassword::parse("correct horse battery").expect("password"),
+            organization: platform::orgs::OrganizationName::parse("Owned").expect("name"),
+        },
+        None,
+    )
+    .await
+    .expect("sign-up");
+    let token = accounts::create_session(&p, signed_up.user_id, None, None)
+        .await
+        .expect("session");
+    format!("slipway_session={token}")
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -323,7 +354,9 @@ mod api {
         let p = platform(&pool);
         let (org, key, key_id) = organization_with_key(&p, "a@example.com", "Alpha Co").await;
         let server = TestServer::default(pool.clone()).await;
-        let wrong = format!("{}A", &key[..key.len() - 1]);
+        // The same key with its last character changed (to one it surely is not).
+        let last = if key.ends_with('A') { 'B' } else { 'A' };
+        let wrong = format!("{}{last}", &key[..key.len() - 1]);
         let cases = [
             (None, "missing Authorization"),
             (
@@ -354,5 +387,237 @@ mod api {
         let (status, _, body) = get_with(&server, Some(&format!("Bearer {key}"))).await;
         assert_eq!(status, 401);
         assert_eq!(body["error"]["message"], "API key has been revoked");
+    }
+}
+
+mod accounts_over_http {
+    use super::*;
+    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+    use platform::orgs::{self, OrganizationName, Role};
+
+    fn no_redirects() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    async fn count(pool: &PgPool, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(pool)
+            .await
+            .expect("count")
+    }
+
+    fn sign_up_form() -> [(&'static str, &'static str); 4] {
+        [
+            ("name", "Ada Lovelace"),
+            ("email", "ada@example.com"),
+            ("password", "correct horse battery"),
+            ("organization", "Analytical Engines"),
+        ]
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_plain_form_sign_up_sets_a_safe_session_cookie(pool: PgPool) {
+        let server = TestServer::default(pool.clone()).await;
+        let client = no_redirects();
+        let response = client
+            .post(format!("{}/api/account/sign-up", server.base))
+            .header("Accept", "text/html")
+            .header("Origin", &server.base)
+            .header("Referer", format!("{}/signup", server.base))
+            .form(&sign_up_form())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 302);
+        assert_eq!(response.headers()["location"], "/dashboard");
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(cookie.starts_with("slipway_session="), "{cookie}");
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(
+            !cookie.contains("Secure"),
+            "plain HTTP public URL: {cookie}"
+        );
+        let session = cookie.split(';').next().expect("pair").to_owned();
+
+        let dashboard = client
+            .get(format!("{}/dashboard/settings", server.base))
+            .header("Accept", "text/html")
+            .header("Cookie", &session)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(dashboard.status().as_u16(), 200);
+        let html = dashboard.text().await.expect("body");
+        assert!(html.contains("ada@example.com"));
+        assert!(
+            html.contains("analytical-engines"),
+            "settings show the organization"
+        );
+        assert!(
+            html.contains("user.signed_up"),
+            "the owner reads the audit log"
+        );
+
+        let anonymous = client
+            .get(format!("{}/dashboard", server.base))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            anonymous.status().as_u16(),
+            302,
+            "signed out: sent to sign in"
+        );
+        assert_eq!(anonymous.headers()["location"], "/login");
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn writes_from_other_origins_are_refused(pool: PgPool) {
+        let server = TestServer::default(pool.clone()).await;
+        let client = no_redirects();
+        let attempts = [
+            None,
+            Some(("Origin", "http://evil.test".to_owned())),
+            Some(("Referer", "http://evil.test/page".to_owned())),
+        ];
+        for header in attempts {
+            let mut request = client
+                .post(format!("{}/api/account/sign-up", server.base))
+                .form(&sign_up_form());
+            if let Some((name, value)) = &header {
+                request = request.header(*name, value);
+            }
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status().as_u16(), 403, "{header:?}");
+        }
+        assert_eq!(count(&pool, "users").await, 0, "nothing was created");
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn bad_input_gets_field_errors_and_changes_nothing(pool: PgPool) {
+        let server = TestServer::default(pool.clone()).await;
+        let long = "x".repeat(200);
+        let cases: [(&str, &str, &str); 5] = [
+            ("email", "not-an-email", "email"),
+            ("email", "", "email"),
+            ("password", "short", "password"),
+            ("name", "", "name"),
+            ("organization", &long, "organization"),
+        ];
+        for (field, value, expected_field) in cases {
+            let mut form: Vec<(&str, &str)> = sign_up_form().to_vec();
+            for pair in form.iter_mut() {
+                if pair.0 == field {
+                    pair.1 = value;
+                }
+            }
+            let response = server
+                .client
+                .post(format!("{}/api/account/sign-up", server.base))
+                .header("Origin", &server.base)
+                .form(&form)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status().as_u16(), 422, "{field}={value:?}");
+            let body: Value = response.json().await.expect("JSON error");
+            assert_eq!(body["Invalid"]["field"], expected_field, "{body}");
+            assert!(
+                !body["Invalid"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty()
+            );
+        }
+        assert_eq!(count(&pool, "users").await, 0);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_viewer_calling_invite_directly_is_refused(pool: PgPool) {
+        let server = TestServer::default(pool.clone()).await;
+        let p = Platform::new(
+            pool.clone(),
+            Catalog::new(default_plans()).expect("valid"),
+            server.base.parse().expect("URL"),
+        );
+        let new_user = |email: &str, organization: &str| SignUp {
+            email: Email::parse(email).expect("email"),
+            name: PersonName::parse("Someone").expect("name"),
+            password: NewPassword::parse("correct horse battery").expect("password"),
+            organization: OrganizationName::parse(organization).expect("name"),
+        };
+        let owner = accounts::sign_up(&p, new_user("owner@example.com", "Team"), None)
+            .await
+            .expect("owner");
+        sqlx::query("UPDATE organizations SET plan_id = 'pro'")
+            .execute(&pool)
+            .await
+            .expect("plan");
+        let viewer = accounts::sign_up(&p, new_user("viewer@example.com", "Own"), None)
+            .await
+            .expect("viewer");
+        sqlx::query("INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'viewer')")
+            .bind(owner.organization_id)
+            .bind(viewer.user_id)
+            .execute(&pool)
+            .await
+            .expect("membership");
+        let token = accounts::create_session(&p, viewer.user_id, None, None)
+            .await
+            .expect("session");
+        let cookie = format!("slipway_session={token}");
+        let switch = server
+            .client
+            .post(format!("{}/api/organizations/switch", server.base))
+            .header("Origin", &server.base)
+            .header("Cookie", &cookie)
+            .form(&[("organization_id", owner.organization_id.to_string())])
+            .send()
+            .await
+            .expect("request");
+        assert!(switch.status().is_success() || switch.status().is_redirection());
+
+        let invitations_before = count(&pool, "invitations").await;
+        let response = server
+            .client
+            .post(format!("{}/api/team/invite", server.base))
+            .header("Origin", &server.base)
+            .header("Cookie", &cookie)
+            .form(&[("email", "friend@example.com"), ("role", "viewer")])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 403);
+        let body = response.text().await.expect("body");
+        assert!(body.contains("Your role does not allow this."), "{body}");
+        assert_eq!(count(&pool, "invitations").await, invitations_before);
+
+        let (_, team) = server.get_as("/dashboard/team", Some(&cookie)).await;
+        assert!(
+            team.contains("owner@example.com"),
+            "the viewer sees the team"
+        );
+        assert!(
+            !team.contains(r#"data-form="invite""#),
+            "but no invite form"
+        );
+        assert!(
+            !team.contains(r#"data-form="remove-member""#),
+            "and no remove buttons"
+        );
+        let role = orgs::membership(&p, owner.organization_id, viewer.user_id)
+            .await
+            .expect("still a member")
+            .role;
+        assert_eq!(role, Role::Viewer);
     }
 }

@@ -1,12 +1,16 @@
-//! `/dashboard/*`: the customer's workspace. This is the frame; each section fills in as
-//! the capability behind it lands.
+//! `/dashboard/*`: the customer's workspace, for signed-in users. The frame (navigation,
+//! organization switcher, account menu) and the sections; Team and Settings are live, the
+//! others show what they will hold.
 
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Outlet;
+use leptos_router::components::{Outlet, Redirect};
 use leptos_router::hooks::use_location;
 
 use super::chrome::HomeLink;
+use super::forms::{FormError, general_error};
+use crate::account::{Me, ResendVerification, SwitchOrganization, current_user};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
@@ -61,10 +65,7 @@ impl Section {
                 "No sites yet",
                 "Each site you create appears here with its address, status and plan limits.",
             ),
-            Section::Team => (
-                "No team members yet",
-                "Members of your organization and pending invitations will be listed here.",
-            ),
+            Section::Team => ("", ""),
             Section::Billing => (
                 "No subscription yet",
                 "Your plan, billing interval, invoices and payment method will be shown here.",
@@ -73,21 +74,43 @@ impl Section {
                 "No usage recorded yet",
                 "Requests, bandwidth and storage per site will be charted here against your plan's limits.",
             ),
-            Section::Settings => (
-                "No settings yet",
-                "Organization details, API keys and the audit log will be managed here.",
-            ),
+            Section::Settings => ("", ""),
         }
     }
 }
 
 #[component]
 pub fn DashboardLayout() -> impl IntoView {
+    // Reloaded on every navigation: switching or creating an organization lands on a new
+    // URL, and the frame then shows the organization it switched to.
+    let location = use_location();
+    let me = Resource::new(
+        move || (location.pathname.get(), location.search.get()),
+        |_| current_user(),
+    );
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match me.await {
+                    Ok(Some(me)) => view! { <Frame me /> }.into_any(),
+                    Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
+                    Err(error) => {
+                        view! { <p class="p-8 text-red-700">{error.to_string()}</p> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Frame(me: Me) -> impl IntoView {
     let location = use_location();
     let current = move |section: Section| {
         let path = location.pathname.get();
         path.trim_end_matches('/') == section.path()
     };
+    let resend = ServerAction::<ResendVerification>::new();
     view! {
         <div class="min-h-screen md:flex">
             <aside class="border-b border-slate-200 bg-white md:min-h-screen md:w-60 md:shrink-0 md:border-b-0 md:border-r">
@@ -118,10 +141,66 @@ pub fn DashboardLayout() -> impl IntoView {
                         .collect_view()}
                 </nav>
             </aside>
-            <main class="flex-1 px-4 py-8 sm:px-8">
-                <Outlet />
-            </main>
+            <div class="flex-1">
+                <header class="flex flex-wrap items-center justify-between gap-3 border-b border-slate-200 bg-white px-4 py-3 sm:px-8">
+                    <OrganizationSwitcher me=me.clone() />
+                    <div class="flex items-center gap-3 text-sm">
+                        <span class="text-slate-600" data-user-email="">{me.email.clone()}</span>
+                        {me.is_operator.then(|| view! { <a href="/admin" class="font-medium text-indigo-600">"Operator"</a> })}
+                        <a href="/logout" class="font-medium text-slate-700 hover:underline">"Sign out"</a>
+                    </div>
+                </header>
+                {(!me.email_verified)
+                    .then(|| {
+                        view! {
+                            <div class="flex flex-wrap items-center gap-3 border-b border-amber-200 bg-amber-50 px-4 py-2 text-sm text-amber-900 sm:px-8" data-unverified="">
+                                <span>{format!("Confirm your email address: we sent a link to {}.", me.email)}</span>
+                                <ActionForm action=resend>
+                                    <button type="submit" class="font-semibold underline">"Send it again"</button>
+                                </ActionForm>
+                                {move || matches!(resend.value().get(), Some(Ok(()))).then_some(view! { <span>"Sent."</span> })}
+                            </div>
+                        }
+                    })}
+                <main class="px-4 py-8 sm:px-8">
+                    <Outlet />
+                </main>
+            </div>
         </div>
+    }
+}
+
+#[component]
+fn OrganizationSwitcher(me: Me) -> impl IntoView {
+    let switch = ServerAction::<SwitchOrganization>::new();
+    let active_id = me
+        .active
+        .as_ref()
+        .map(|org| org.id.clone())
+        .unwrap_or_default();
+    view! {
+        <ActionForm action=switch attr:class="flex items-center gap-2" attr:data-form="switch-organization">
+            <label class="text-sm text-slate-500" for="organization-switcher">"Organization"</label>
+            <select
+                id="organization-switcher"
+                name="organization_id"
+                class="rounded-md border border-slate-300 px-2 py-1 text-sm"
+            >
+                {me
+                    .organizations
+                    .iter()
+                    .map(|org| {
+                        view! {
+                            <option value=org.id.clone() selected=org.id == active_id>
+                                {format!("{} ({})", org.name, org.role)}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 text-sm">"Switch"</button>
+            <FormError error=general_error(switch.value()) />
+        </ActionForm>
     }
 }
 
@@ -138,5 +217,21 @@ pub fn DashboardSection(section: Section) -> impl IntoView {
             <p class="text-lg font-semibold">{headline}</p>
             <p class="mx-auto mt-2 max-w-md text-sm text-slate-600">{explanation}</p>
         </div>
+    }
+}
+
+/// A heading and a short line under it, for a dashboard page section.
+#[component]
+pub fn Panel(
+    title: &'static str,
+    #[prop(optional)] note: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class="mt-8 rounded-2xl border border-slate-200 bg-white p-6">
+            <h2 class="text-lg font-semibold">{title}</h2>
+            {(!note.is_empty()).then(|| view! { <p class="mt-1 text-sm text-slate-600">{note}</p> })}
+            <div class="mt-4">{children()}</div>
+        </section>
     }
 }

@@ -1,7 +1,12 @@
 //! One module per page (or family of pages).
 
+pub mod admin;
+pub mod auth;
 pub mod chrome;
 pub mod dashboard;
+pub mod forms;
 pub mod landing;
 pub mod not_found;
 pub mod pricing;
+pub mod settings;
+pub mod team;

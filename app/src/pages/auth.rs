@@ -1,0 +1,218 @@
+//! `/signup`, `/login`, `/logout`, `/verify`, `/reset` and `/invitations/accept`.
+//! Every form is an `ActionForm`: a plain POST without JavaScript, an in-place call with it.
+
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use super::chrome::PublicPage;
+use super::forms::{Field, FormError, Submit, field_error, general_error};
+use crate::account::{
+    AcceptInvitation, RequestPasswordReset, ResetPassword, SignIn, SignOut, SignOutEverywhere,
+    SignUp, VerifyEmail, current_user,
+};
+
+/// A narrow card in the middle of a public page.
+#[component]
+fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <Title text=title />
+        <PublicPage>
+            <div class="mx-auto max-w-md px-4 py-16">
+                <div class="rounded-2xl border border-slate-200 bg-white p-8 shadow-sm">
+                    <h1 class="text-2xl font-bold tracking-tight">{title}</h1>
+                    {children()}
+                </div>
+            </div>
+        </PublicPage>
+    }
+}
+
+fn query(name: &'static str) -> Memo<String> {
+    let query = use_query_map();
+    Memo::new(move |_| query.read().get(name).unwrap_or_default())
+}
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    let value = action.value();
+    view! {
+        <AuthCard title="Create your account">
+            <p class="mt-2 text-sm text-slate-600">
+                "Already have one? " <a href="/login" class="font-medium text-indigo-600 hover:underline">"Sign in"</a>
+            </p>
+            <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="signup">
+                <FormError error=general_error(value) />
+                <Field label="Your name" name="name" autocomplete="name" error=field_error(value, "name") />
+                <Field label="Email" name="email" kind="email" autocomplete="email" error=field_error(value, "email") />
+                <Field
+                    label="Password (at least 10 characters)"
+                    name="password"
+                    kind="password"
+                    autocomplete="new-password"
+                    error=field_error(value, "password")
+                />
+                <Field label="Organization name" name="organization" error=field_error(value, "organization") />
+                <Submit label="Create account" />
+            </ActionForm>
+        </AuthCard>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    let value = action.value();
+    view! {
+        <AuthCard title="Sign in">
+            <p class="mt-2 text-sm text-slate-600">
+                "New here? " <a href="/signup" class="font-medium text-indigo-600 hover:underline">"Create an account"</a>
+            </p>
+            <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="login">
+                <FormError error=general_error(value) />
+                <Field label="Email" name="email" kind="email" autocomplete="email" error=field_error(value, "email") />
+                <Field
+                    label="Password"
+                    name="password"
+                    kind="password"
+                    autocomplete="current-password"
+                    error=field_error(value, "password")
+                />
+                <div class="flex items-center justify-between">
+                    <Submit label="Sign in" />
+                    <a href="/reset" class="text-sm text-indigo-600 hover:underline">"Forgot your password?"</a>
+                </div>
+            </ActionForm>
+        </AuthCard>
+    }
+}
+
+#[component]
+pub fn LogoutPage() -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    view! {
+        <AuthCard title="Sign out">
+            <p class="mt-2 text-sm text-slate-600">"End this session, or every session of your account on every device."</p>
+            <div class="mt-6 flex flex-wrap gap-3">
+                <ActionForm action=sign_out attr:data-form="logout">
+                    <Submit label="Sign out" />
+                </ActionForm>
+                <ActionForm action=everywhere attr:data-form="logout-everywhere">
+                    <Submit label="Sign out everywhere" danger=true />
+                </ActionForm>
+            </div>
+            <FormError error=general_error(everywhere.value()) />
+        </AuthCard>
+    }
+}
+
+/// Opening the mailed link shows a button: a link prefetcher cannot use up the token.
+#[component]
+pub fn VerifyPage() -> impl IntoView {
+    let token = query("token");
+    let action = ServerAction::<VerifyEmail>::new();
+    view! {
+        <AuthCard title="Verify your email">
+            <p class="mt-2 text-sm text-slate-600">"Confirm that this address is yours."</p>
+            <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="verify">
+                <FormError error=general_error(action.value()) />
+                <input type="hidden" name="token" value=move || token.get() />
+                <Submit label="Confirm my email address" />
+            </ActionForm>
+        </AuthCard>
+    }
+}
+
+/// Without a token: ask for a reset link. With one: choose a new password.
+#[component]
+pub fn ResetPage() -> impl IntoView {
+    let token = query("token");
+    let request = ServerAction::<RequestPasswordReset>::new();
+    let reset = ServerAction::<ResetPassword>::new();
+    let requested = move || matches!(request.value().get(), Some(Ok(())));
+    view! {
+        <AuthCard title="Reset your password">
+            <Show
+                when=move || !token.get().is_empty()
+                fallback=move || {
+                    view! {
+                        <Show
+                            when=requested
+                            fallback=move || {
+                                view! {
+                                    <ActionForm action=request attr:class="mt-6 space-y-4" attr:data-form="request-reset">
+                                        <FormError error=general_error(request.value()) />
+                                        <Field label="Email" name="email" kind="email" autocomplete="email" error=field_error(request.value(), "email") />
+                                        <Submit label="Send me a reset link" />
+                                    </ActionForm>
+                                }
+                            }
+                        >
+                            <p class="mt-6 rounded-lg bg-green-50 p-3 text-sm text-green-800" data-notice="">
+                                "If an account uses that address, a reset link is on its way. It works for one hour."
+                            </p>
+                        </Show>
+                    }
+                }
+            >
+                <ActionForm action=reset attr:class="mt-6 space-y-4" attr:data-form="reset">
+                    <FormError error=general_error(reset.value()) />
+                    <input type="hidden" name="token" value=move || token.get() />
+                    <Field
+                        label="New password (at least 10 characters)"
+                        name="password"
+                        kind="password"
+                        autocomplete="new-password"
+                        error=field_error(reset.value(), "password")
+                    />
+                    <Submit label="Set new password" />
+                </ActionForm>
+            </Show>
+        </AuthCard>
+    }
+}
+
+#[component]
+pub fn AcceptInvitationPage() -> impl IntoView {
+    let token = query("token");
+    let action = ServerAction::<AcceptInvitation>::new();
+    let me = Resource::new(|| (), |_| current_user());
+    view! {
+        <AuthCard title="Join an organization">
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(me)) => {
+                            view! {
+                                <p class="mt-2 text-sm text-slate-600">
+                                    {format!("You are signed in as {}.", me.email)}
+                                </p>
+                                <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="accept">
+                                    <FormError error=general_error(action.value()) />
+                                    <input type="hidden" name="token" value=move || token.get() />
+                                    <Submit label="Accept the invitation" />
+                                </ActionForm>
+                            }
+                                .into_any()
+                        }
+                        _ => {
+                            view! {
+                                <p class="mt-2 text-sm text-slate-600">
+                                    "Sign in with the invited address, or create an account with it, then open the link again."
+                                </p>
+                                <div class="mt-6 flex gap-3">
+                                    <a href="/login" class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white">"Sign in"</a>
+                                    <a href="/signup" class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold">"Create an account"</a>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </AuthCard>
+    }
+}

@@ -1,0 +1,168 @@
+//! `/dashboard/team`: members, pending invitations, roles. Controls appear only for roles
+//! that may use them; the server refuses the rest regardless.
+
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_location;
+
+use super::dashboard::Panel;
+use super::forms::{Field, FormError, Submit, field_error, general_error};
+use crate::account::{
+    ChangeMemberRole, InviteMember, LeaveOrganization, RemoveMember, TeamView, team,
+};
+
+#[component]
+pub fn TeamPage() -> impl IntoView {
+    let invite = ServerAction::<InviteMember>::new();
+    let change = ServerAction::<ChangeMemberRole>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let leave = ServerAction::<LeaveOrganization>::new();
+    let location = use_location();
+    // Reload after any change, and for another organization.
+    let view = Resource::new(
+        move || {
+            (
+                invite.version().get(),
+                change.version().get(),
+                remove.version().get(),
+                location.search.get(),
+            )
+        },
+        |_| team(),
+    );
+    view! {
+        <Title text="Team" />
+        <h1 class="text-2xl font-bold tracking-tight">"Team"</h1>
+        <FormError error=general_error(change.value()) />
+        <FormError error=general_error(remove.value()) />
+        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading the team…"</p> }>
+            {move || Suspend::new(async move {
+                match view.await {
+                    Ok(team) => view! { <Team team invite change remove leave /> }.into_any(),
+                    Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Team(
+    team: TeamView,
+    invite: ServerAction<InviteMember>,
+    change: ServerAction<ChangeMemberRole>,
+    remove: ServerAction<RemoveMember>,
+    leave: ServerAction<LeaveOrganization>,
+) -> impl IntoView {
+    let can_manage = team.can_manage;
+    let grantable = team.grantable_roles.clone();
+    let invited = move || match invite.value().get() {
+        Some(Ok(email)) => Some(format!("Invitation sent to {email}.")),
+        _ => None,
+    };
+    view! {
+        <p class="mt-1 text-sm text-slate-600">
+            {format!("{} · your role: {}", team.organization, team.my_role)}
+        </p>
+        <Panel title="Members">
+            <table class="w-full text-left text-sm" data-members="">
+                <thead class="text-slate-500">
+                    <tr>
+                        <th class="py-2">"Name"</th>
+                        <th class="py-2">"Email"</th>
+                        <th class="py-2">"Role"</th>
+                        <th class="py-2"></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {team
+                        .members
+                        .iter()
+                        .map(|member| {
+                            let grantable = grantable.clone();
+                            let change_id = member.user_id.clone();
+                            let remove_id = member.user_id.clone();
+                            let role = member.role.clone();
+                            view! {
+                                <tr class="border-t border-slate-100" data-member=member.email.clone()>
+                                    <td class="py-2">{member.name.clone()}</td>
+                                    <td class="py-2">{member.email.clone()}</td>
+                                    <td class="py-2" data-role="">{member.role.clone()}</td>
+                                    <td class="py-2">
+                                        {(can_manage && !member.is_me)
+                                            .then(|| {
+                                                view! {
+                                                    <div class="flex flex-wrap justify-end gap-2">
+                                                        <ActionForm action=change attr:class="flex gap-1" attr:data-form="change-role">
+                                                            <input type="hidden" name="user_id" value=change_id />
+                                                            <select name="role" class="rounded-md border border-slate-300 px-2 py-1">
+                                                                {grantable
+                                                                    .iter()
+                                                                    .map(|r| view! { <option value=r.clone() selected=*r == role>{r.clone()}</option> })
+                                                                    .collect_view()}
+                                                            </select>
+                                                            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1">"Change"</button>
+                                                        </ActionForm>
+                                                        <ActionForm action=remove attr:data-form="remove-member">
+                                                            <input type="hidden" name="user_id" value=remove_id />
+                                                            <button type="submit" class="rounded-md border border-red-300 px-2 py-1 text-red-700">"Remove"</button>
+                                                        </ActionForm>
+                                                    </div>
+                                                }
+                                            })}
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </Panel>
+        <Panel title="Pending invitations">
+            {if team.invitations.is_empty() {
+                view! { <p class="text-sm text-slate-500">"No pending invitations."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="space-y-1 text-sm" data-invitations="">
+                        {team
+                            .invitations
+                            .iter()
+                            .map(|i| view! { <li>{format!("{} as {}, until {}", i.email, i.role, i.expires)}</li> })
+                            .collect_view()}
+                    </ul>
+                }
+                    .into_any()
+            }}
+        </Panel>
+        {can_manage
+            .then(|| {
+                view! {
+                    <Panel title="Invite someone" note="They get a link by email, valid for 7 days.">
+                        <ActionForm action=invite attr:class="space-y-3" attr:data-form="invite">
+                            <FormError error=general_error(invite.value()) />
+                            {move || invited().map(|notice| view! { <p class="rounded-lg bg-green-50 p-3 text-sm text-green-800" data-notice="">{notice}</p> })}
+                            <Field label="Email" name="email" kind="email" error=field_error(invite.value(), "email") />
+                            <label class="block">
+                                <span class="text-sm font-medium text-slate-700">"Role"</span>
+                                <select name="role" class="mt-1 block rounded-md border border-slate-300 px-2 py-2">
+                                    {team
+                                        .grantable_roles
+                                        .iter()
+                                        .map(|r| view! { <option value=r.clone() selected=r == "viewer">{r.clone()}</option> })
+                                        .collect_view()}
+                                </select>
+                            </label>
+                            <Submit label="Send invitation" />
+                        </ActionForm>
+                    </Panel>
+                }
+            })}
+        <Panel title="Leave" note="You lose access to this organization. Its last owner cannot leave.">
+            <ActionForm action=leave attr:data-form="leave">
+                <FormError error=general_error(leave.value()) />
+                <Submit label="Leave this organization" danger=true />
+            </ActionForm>
+        </Panel>
+    }
+}

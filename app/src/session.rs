@@ -1,0 +1,151 @@
+//! The signed-in user of the current request, on the server: the session cookie, the
+//! client's address, and the response status of server functions.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+use platform::accounts::{self, SESSION_LIFETIME, Session};
+use platform::orgs::{self, Membership};
+
+use crate::error::AppError;
+use crate::state::{AppState, app_state};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "slipway_session";
+
+fn parts() -> Option<Parts> {
+    use_context::<Parts>()
+}
+
+/// Sets the HTTP status of the current response (a server function's or a page's).
+///
+/// Not for a plain HTML form post: its answer must stay the redirect back to the form,
+/// which carries the error in the URL (a browser follows no `Location` on a 4xx).
+pub fn set_status(status: StatusCode) {
+    let plain_form_post = parts().is_some_and(|parts| {
+        parts.method == axum::http::Method::POST
+            && parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
+    });
+    if plain_form_post {
+        return;
+    }
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.set_status(status);
+    }
+}
+
+/// The peer address. `X-Forwarded-For` is not trusted here (no proxy is configured).
+pub fn client_ip() -> Option<IpAddr> {
+    parts()?
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+pub fn user_agent() -> Option<String> {
+    parts()?
+        .headers
+        .get(header::USER_AGENT)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// The session token from the request's cookie, if any.
+pub fn session_token() -> Option<String> {
+    let parts = parts()?;
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The live session of this request, if signed in.
+pub async fn current_session(state: &AppState) -> Result<Option<Session>, AppError> {
+    match session_token() {
+        Some(token) => Ok(accounts::session(&state.platform, &token).await?),
+        None => Ok(None),
+    }
+}
+
+/// The session, or `SignInRequired` (401).
+pub async fn require_session(state: &AppState) -> Result<Session, AppError> {
+    current_session(state).await?.ok_or_else(|| {
+        set_status(StatusCode::UNAUTHORIZED);
+        AppError::SignInRequired
+    })
+}
+
+/// The signed-in user's membership of the organization they work in: the session's
+/// active organization, else their first.
+pub async fn require_membership(state: &AppState) -> Result<(Session, Membership), AppError> {
+    let session = require_session(state).await?;
+    let organization_id = match session.active_organization_id {
+        Some(id) => id,
+        None => orgs::list_for_user(&state.platform, session.user_id)
+            .await?
+            .first()
+            .map(|org| org.id)
+            .ok_or_else(|| {
+                AppError::Refused("You are not a member of any organization yet.".into())
+            })?,
+    };
+    let membership = orgs::membership(&state.platform, organization_id, session.user_id).await?;
+    Ok((session, membership))
+}
+
+fn cookie(value: &str, max_age_secs: u64) -> Result<HeaderValue, AppError> {
+    let state = app_state()?;
+    // Browsers drop `Secure` cookies on plain HTTP: set it when served over TLS.
+    let secure = if state.platform.public_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    ))
+    .map_err(|_| AppError::Internal)
+}
+
+/// Starts a session for `user_id` and sets its cookie (a new id at every sign-in); the
+/// request's previous session, if any, ends.
+pub async fn sign_in_as(state: &AppState, user_id: uuid::Uuid) -> Result<(), AppError> {
+    if let Some(old) = session_token() {
+        accounts::end_session(&state.platform, &old).await?;
+    }
+    let token = accounts::create_session(
+        &state.platform,
+        user_id,
+        client_ip(),
+        user_agent().as_deref(),
+    )
+    .await?;
+    let value = cookie(&token, SESSION_LIFETIME.as_secs())?;
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.append_header(header::SET_COOKIE, value);
+    }
+    Ok(())
+}
+
+/// Expires the session cookie in the browser.
+pub fn clear_cookie() -> Result<(), AppError> {
+    let value = cookie("", 0)?;
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.append_header(header::SET_COOKIE, value);
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! The accounts journey in Chromium: sign up, verify by the mailed link, create an
+//! organization, invite, accept in a second browser, and the viewer's limits.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use end2end::{Harness, JavaScript, submit_in};
+use fantoccini::Locator;
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn sign_up(h: &Harness, name: &str, email: &str, organization: &str) -> Result<()> {
+    h.submit(
+        "signup",
+        &[
+            ("name", name),
+            ("email", email),
+            ("password", PASSWORD),
+            ("organization", organization),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()> {
+    let mut h = Harness::start("accounts_journey", JavaScript::Enabled).await?;
+
+    // Sign up; field errors first, then success.
+    h.visit("/signup").await?;
+    h.wait_hydrated().await?;
+    h.submit(
+        "signup",
+        &[
+            ("name", "Ada"),
+            ("email", "ada@example"),
+            ("password", "short"),
+            ("organization", "Analytical"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts(
+        r#"[data-field-error="email"]"#,
+        &["Enter an email address like name@example.com."],
+    )
+    .await?;
+    h.screenshot("signup-errors").await?;
+    sign_up(&h, "Ada Lovelace", "ada@example.com", "Analytical Engines").await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+    ensure!(
+        !h.texts("[data-unverified]").await?.is_empty(),
+        "asks to verify"
+    );
+    h.screenshot("dashboard-unverified").await?;
+
+    // Verify through the link in the outbox.
+    let verify = h.mailed_link("ada@example.com", "/verify?token=").await?;
+    h.visit(&verify).await?;
+    h.wait_hydrated().await?;
+    h.submit("verify", &[]).await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+    ensure!(h.texts("[data-unverified]").await?.is_empty(), "verified");
+
+    // A second organization, then the member limit of its free plan, then an upgrade.
+    h.visit("/dashboard/settings").await?;
+    h.wait_hydrated().await?;
+    h.submit("create-organization", &[("name", "Difference Engines")])
+        .await?;
+    h.wait_for_texts(
+        "[data-organization] dd:nth-of-type(1)",
+        &["Difference Engines"],
+    )
+    .await?;
+    h.screenshot("settings-new-organization").await?;
+    h.visit("/dashboard/team").await?;
+    h.wait_hydrated().await?;
+    h.submit(
+        "invite",
+        &[("email", "bob@example.com"), ("role", "viewer")],
+    )
+    .await?;
+    h.wait_for_text_containing("[data-form-error]", "Upgrade your plan")
+        .await?;
+    h.screenshot("team-limit").await?;
+    // Local billing: the operator assigns a plan (issue 6 adds the command for it).
+    h.sql("UPDATE organizations SET plan_id = 'pro' WHERE name = 'Difference Engines'")
+        .await?;
+    h.visit("/dashboard/team").await?;
+    h.wait_hydrated().await?;
+    h.submit(
+        "invite",
+        &[("email", "bob@example.com"), ("role", "viewer")],
+    )
+    .await?;
+    h.wait_for_texts("[data-notice]", &["Invitation sent to bob@example.com."])
+        .await?;
+    h.wait_for_text_containing("[data-invitations] li", "bob@example.com as viewer")
+        .await?;
+    h.screenshot("team-invited").await?;
+
+    // Bob, in a browser of his own: signs up with the invited address, accepts.
+    let bob = h.second_browser().await?;
+    bob.goto(&h.url("/signup")).await?;
+    bob.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(r#"#app[data-hydrated="true"]"#))
+        .await?;
+    submit_in(
+        &bob,
+        "signup",
+        &[
+            ("name", "Bob"),
+            ("email", "bob@example.com"),
+            ("password", PASSWORD),
+            ("organization", "Bob's"),
+        ],
+    )
+    .await?;
+    bob.wait()
+        .at_most(Duration::from_secs(10))
+        .for_url(&url::Url::parse(&h.url("/dashboard"))?)
+        .await?;
+    let accept = h
+        .mailed_link("bob@example.com", "/invitations/accept?token=")
+        .await?;
+    bob.goto(&h.url(&accept)).await?;
+    bob.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(r#"form[data-form="accept"]"#))
+        .await?;
+    submit_in(&bob, "accept", &[]).await?;
+    bob.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(r#"[data-members]"#))
+        .await?;
+    let page = bob.source().await?;
+    ensure!(
+        page.contains("Difference Engines · your role: viewer"),
+        "bob joined as viewer"
+    );
+    ensure!(
+        !page.contains(r#"data-form="invite""#),
+        "no invite form for a viewer"
+    );
+    ensure!(
+        !page.contains(r#"data-form="remove-member""#),
+        "no remove buttons"
+    );
+    ensure!(
+        !page.contains(r#"data-form="change-role""#),
+        "no role controls"
+    );
+    std::fs::write(h.screenshot_path("viewer-team"), bob.screenshot().await?)?;
+
+    // A direct call from Bob's browser (his cookie, our origin) is refused by the server.
+    let result = bob
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               const body = new URLSearchParams({ email: "eve@example.com", role: "viewer" });
+               fetch("/api/team/invite", { method: "POST", body })
+                 .then(async r => done([r.status, await r.text()]));"#,
+            vec![],
+        )
+        .await?;
+    ensure!(result[0] == json!(403), "status: {result}");
+    ensure!(
+        result[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Your role does not allow this.")
+    );
+    h.visit("/dashboard/team").await?;
+    h.wait_hydrated().await?;
+    let invitations = h.texts("[data-invitations] li").await?;
+    ensure!(
+        !invitations.iter().any(|i| i.contains("eve@")),
+        "nothing changed: {invitations:?}"
+    );
+    let members = h.texts("[data-member] [data-role]").await?;
+    ensure!(members == ["owner", "viewer"], "{members:?}");
+    h.screenshot("owner-team").await?;
+
+    // The owner's audit log shows what happened.
+    h.visit("/dashboard/settings").await?;
+    h.wait_hydrated().await?;
+    let actions = h.texts("[data-audit] td.font-mono").await?;
+    for action in ["member.joined", "member.invited", "organization.created"] {
+        ensure!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    h.screenshot("settings-audit").await?;
+    bob.close().await?;
+    h.finish().await
+}
+
+#[tokio::test]
+async fn accounts_work_without_javascript() -> Result<()> {
+    let mut h = Harness::start("accounts_no_js", JavaScript::Disabled).await?;
+    h.visit("/signup").await?;
+    h.submit(
+        "signup",
+        &[
+            ("name", ""),
+            ("email", "grace@example.com"),
+            ("password", PASSWORD),
+            ("organization", "Navy"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts(r#"[data-field-error="name"]"#, &["Enter your name."])
+        .await?;
+    h.screenshot("signup-error").await?;
+    sign_up(&h, "Grace Hopper", "grace@example.com", "Navy").await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+
+    h.visit("/dashboard/settings").await?;
+    h.submit("create-key", &[("name", "deploys")]).await?;
+    h.wait_for_texts("main h1", &["Settings"]).await?;
+    h.screenshot("settings").await?;
+    let keys = h.texts("[data-keys] tbody tr").await?;
+    ensure!(keys.len() == 1 && keys[0].contains("deploys"), "{keys:?}");
+
+    h.visit("/logout").await?;
+    h.submit("logout", &[]).await?;
+    h.wait_for_path("/").await?;
+    h.visit("/dashboard").await?;
+    ensure!(h.path().await? == "/login", "signed out");
+    h.submit(
+        "login",
+        &[
+            ("email", "grace@example.com"),
+            ("password", "wrong password!"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts("[data-form-error]", &["Email or password is incorrect."])
+        .await?;
+    h.submit(
+        "login",
+        &[("email", "grace@example.com"), ("password", PASSWORD)],
+    )
+    .await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+    h.screenshot("signed-in").await?;
+    h.finish().await
+}

@@ -1,0 +1,134 @@
+//! What a sign-in costs: argon2id verification alone, and `accounts::sign_in` end to end
+//! against the real database (throttle check, lookup, verification, audit entry). A SHA-256
+//! of the same password, measured in the same run, is the baseline the ratios refer to.
+//!
+//! `cargo bench -p platform --bench sign_in` (needs DATABASE_URL, as the tests do).
+
+use std::time::{Duration, Instant};
+
+use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+use platform::orgs::OrganizationName;
+use platform::plans::{Catalog, default_plans};
+use sha2::Digest as _;
+use sqlx::{Connection, Executor, PgConnection};
+
+const RUNS: usize = 30;
+const PASSWORD: &str = "correct horse battery staple";
+
+fn summary(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 95 / 100],
+    )
+}
+
+async fn measure<F, Fut>(mut f: F) -> (Duration, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    f().await; // warm-up
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        f().await;
+        samples.push(started.elapsed());
+    }
+    summary(samples)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let admin_url = std::env::var("DATABASE_URL")?;
+    let database = format!("slipway_bench_{}", std::process::id());
+    let mut admin = PgConnection::connect(&admin_url).await?;
+    admin
+        .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
+        .await?;
+    let (server, _) = admin_url
+        .rsplit_once('/')
+        .ok_or("DATABASE_URL has no path")?;
+    let pool = sqlx::PgPool::connect(&format!("{server}/{database}")).await?;
+    platform::db::migrate(&pool).await?;
+    let p = platform::Platform::new(
+        pool.clone(),
+        Catalog::new(default_plans())?,
+        "http://127.0.0.1:3000/".parse()?,
+    );
+    accounts::sign_up(
+        &p,
+        SignUp {
+            email: Email::parse("bench@example.com")?,
+            name: PersonName::parse("Bench")?,
+            password: NewPassword::parse(PASSWORD)?,
+            organization: OrganizationName::parse("Bench")?,
+        },
+        None,
+    )
+    .await?;
+    let hash = accounts::hash_password(&NewPassword::parse(PASSWORD)?).await?;
+
+    let (sha_median, _) = measure(|| async {
+        std::hint::black_box(sha2::Sha256::digest(PASSWORD.as_bytes()));
+    })
+    .await;
+    let (verify_median, verify_p95) = measure(|| {
+        let hash = hash.clone();
+        async move {
+            assert!(
+                accounts::verify_password(PASSWORD, Some(hash))
+                    .await
+                    .unwrap_or(false)
+            );
+        }
+    })
+    .await;
+    let (sign_in_median, sign_in_p95) = measure(|| async {
+        assert!(
+            accounts::sign_in(&p, "bench@example.com", PASSWORD, None)
+                .await
+                .is_ok()
+        );
+    })
+    .await;
+    let (unknown_median, _) = measure(|| async {
+        // Unknown addresses must cost the same (no enumeration by timing); the failures
+        // are spread over addresses so the throttle does not cut the run short.
+        let email = format!("nobody{}@example.com", rand_suffix());
+        assert!(accounts::sign_in(&p, &email, PASSWORD, None).await.is_err());
+    })
+    .await;
+
+    println!(
+        "argon2id m={} KiB, t={}, p={}; {RUNS} runs each",
+        accounts::ARGON2_MEMORY_KIB,
+        accounts::ARGON2_ITERATIONS,
+        accounts::ARGON2_PARALLELISM
+    );
+    println!("baseline sha256(password)      median {sha_median:>10.2?}");
+    println!(
+        "argon2id verify                median {verify_median:>10.2?}  p95 {verify_p95:>10.2?}  ({:.0}x baseline)",
+        verify_median.as_secs_f64() / sha_median.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "sign_in, right password        median {sign_in_median:>10.2?}  p95 {sign_in_p95:>10.2?}  ({:.2}x argon2id alone)",
+        sign_in_median.as_secs_f64() / verify_median.as_secs_f64()
+    );
+    println!(
+        "sign_in, unknown email         median {unknown_median:>10.2?}  ({:.2}x a right password)",
+        unknown_median.as_secs_f64() / sign_in_median.as_secs_f64()
+    );
+
+    pool.close().await;
+    admin
+        .execute(format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#).as_str())
+        .await?;
+    Ok(())
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
