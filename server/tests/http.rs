@@ -621,3 +621,202 @@ mod accounts_over_http {
         assert_eq!(role, Role::Viewer);
     }
 }
+
+mod tenancy_over_http {
+    use super::*;
+    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+    use platform::api_keys::{self, Scope};
+    use platform::orgs;
+
+    async fn user(
+        p: &Platform,
+        email: &str,
+        organization: &str,
+    ) -> (uuid::Uuid, uuid::Uuid, String) {
+        let signed_up = accounts::sign_up(
+            p,
+            SignUp {
+                email: Email::parse(email).expect("email"),
+                name: PersonName::parse("Someone").expect("name"),
+                password: NewPassword::parse("correct horse battery").expect("password"),
+                organization: orgs::OrganizationName::parse(organization).expect("name"),
+            },
+            None,
+        )
+        .await
+        .expect("sign-up");
+        let token = accounts::create_session(p, signed_up.user_id, None, None)
+            .await
+            .expect("session");
+        (
+            signed_up.user_id,
+            signed_up.organization_id,
+            format!("slipway_session={token}"),
+        )
+    }
+
+    async fn post(
+        server: &TestServer,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, String)],
+    ) -> (u16, String) {
+        let response = server
+            .client
+            .post(format!("{}{path}", server.base))
+            .header("Origin", &server.base)
+            .header("Cookie", cookie)
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        (
+            response.status().as_u16(),
+            response.text().await.expect("body"),
+        )
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_member_of_a_reaches_nothing_of_b_through_server_functions(pool: PgPool) {
+        let server = TestServer::default(pool.clone()).await;
+        let p = Platform::new(
+            pool.clone(),
+            Catalog::new(default_plans()).expect("valid"),
+            server.base.parse().expect("URL"),
+        );
+        let (_, _, alice) = user(&p, "alice@example.com", "Alpha").await;
+        let (bob, org_b, _) = user(&p, "bob@example.com", "Beta").await;
+        sqlx::query("UPDATE organizations SET plan_id = 'pro' WHERE id = $1")
+            .bind(org_b)
+            .execute(&pool)
+            .await
+            .expect("plan");
+        let bob_in_b = orgs::membership(&p, org_b, bob).await.expect("membership");
+        let (b_key, _) = api_keys::create(&p, &bob_in_b, "deploy", &[Scope::Write], None)
+            .await
+            .expect("key");
+        let audit_before: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE organization_id = $1")
+                .bind(org_b)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+
+        // Alice cannot make B her working organization...
+        let (status, body) = post(
+            &server,
+            "/api/organizations/switch",
+            &alice,
+            &[("organization_id", org_b.to_string())],
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
+        // ...and what she sends about B's member and key lands in her own organization, where
+        // they do not exist.
+        let (status, _) = post(
+            &server,
+            "/api/team/change-role",
+            &alice,
+            &[("user_id", bob.to_string()), ("role", "viewer".into())],
+        )
+        .await;
+        assert_eq!(status, 404);
+        let (status, _) = post(
+            &server,
+            "/api/team/remove",
+            &alice,
+            &[("user_id", bob.to_string())],
+        )
+        .await;
+        assert_eq!(status, 404);
+        let (status, _) = post(
+            &server,
+            "/api/settings/api-keys/revoke",
+            &alice,
+            &[("key_id", b_key.id.to_string())],
+        )
+        .await;
+        assert_eq!(status, 404);
+        // What she can read is her organization only.
+        let (_, team) = post(&server, "/api/team/view", &alice, &[]).await;
+        assert!(
+            team.contains("alice@example.com") && !team.contains("bob@example.com"),
+            "{team}"
+        );
+        let (_, settings) = post(&server, "/api/settings/view", &alice, &[]).await;
+        assert!(
+            !settings.contains("deploy") && !settings.contains("Beta"),
+            "{settings}"
+        );
+
+        // B is untouched.
+        assert_eq!(
+            orgs::membership(&p, org_b, bob).await.expect("member").role,
+            orgs::Role::Owner
+        );
+        assert!(
+            api_keys::list(&p, &bob_in_b).await.expect("keys")[0]
+                .revoked_at
+                .is_none()
+        );
+        let audit_after: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE organization_id = $1")
+                .bind(org_b)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        assert_eq!(audit_after, audit_before);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn admin_is_for_operators_only(pool: PgPool) {
+        let server = TestServer::default(pool.clone()).await;
+        let p = Platform::new(
+            pool.clone(),
+            Catalog::new(default_plans()).expect("valid"),
+            server.base.parse().expect("URL"),
+        );
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let page = |cookie: Option<String>| {
+            let mut request = client
+                .get(format!("{}/admin", server.base))
+                .header("Accept", "text/html");
+            if let Some(cookie) = cookie {
+                request = request.header("Cookie", cookie);
+            }
+            request.send()
+        };
+        let anonymous = page(None).await.expect("request");
+        assert_eq!(anonymous.status().as_u16(), 302);
+        assert_eq!(anonymous.headers()["location"], "/login");
+
+        let (user_id, _, customer) = user(&p, "customer@example.com", "Customer").await;
+        let refused = page(Some(customer.clone())).await.expect("request");
+        assert_eq!(refused.status().as_u16(), 403);
+        assert!(
+            refused
+                .text()
+                .await
+                .expect("body")
+                .contains("This area is for platform operators.")
+        );
+
+        sqlx::query("UPDATE users SET is_operator = true WHERE id = $1")
+            .bind(user_id)
+            .execute(&pool)
+            .await
+            .expect("promote");
+        let allowed = page(Some(customer)).await.expect("request");
+        assert_eq!(allowed.status().as_u16(), 200);
+        assert!(
+            allowed
+                .text()
+                .await
+                .expect("body")
+                .contains("a platform operator")
+        );
+    }
+}
