@@ -33,6 +33,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub web: WebConfig,
+    pub mail: MailConfig,
     /// The plan catalog. Setting `[[plans]]` replaces the whole default catalog.
     pub plans: Vec<Plan>,
 }
@@ -45,6 +46,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             web: WebConfig::default(),
+            mail: MailConfig::default(),
             plans: default_plans(),
         }
     }
@@ -134,6 +136,28 @@ impl Default for WebConfig {
     fn default() -> Self {
         Self {
             site_root: PathBuf::from("target/site"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// SMTP server, e.g. `smtp://user:pass@mail.example.com:587?tls=required` or
+    /// `smtps://...:465`. Unset: messages stay in the `mail_outbox` table (and the log).
+    pub smtp_url: Option<SecretString>,
+    /// The sender of every message.
+    pub from: String,
+    /// How often queued messages are sent.
+    pub poll_interval_secs: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "Slipway <no-reply@localhost>".to_owned(),
+            poll_interval_secs: 5,
         }
     }
 }

@@ -94,6 +94,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("setting `listen`: cannot listen on {}", config.listen))?;
     let platform = Platform::new(pool.clone(), catalog, config.public_url()?);
+    match platform::mail::Smtp::from_config(&config.mail)? {
+        Some(smtp) => {
+            let every = std::time::Duration::from_secs(config.mail.poll_interval_secs.max(1));
+            tokio::spawn(crate::deliver_mail(pool.clone(), smtp, every));
+        }
+        None => tracing::info!("mail.smtp_url is not set: mail stays in the mail_outbox table"),
+    }
     crate::serve(&config, platform, listener, crate::shutdown_signal()).await?;
     pool.close().await;
     Ok(())

@@ -58,6 +58,24 @@ pub async fn serve(
     Ok(())
 }
 
+/// Sends queued mail every `every`, for as long as the process runs. A failed round is
+/// logged and retried at the next tick; nothing is lost (the outbox keeps the message).
+pub async fn deliver_mail(
+    db: sqlx::PgPool,
+    smtp: platform::mail::Smtp,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match platform::mail::deliver_pending(&db, &smtp, 50).await {
+            Ok(0) => {}
+            Ok(sent) => tracing::info!(sent, "mail delivered"),
+            Err(error) => tracing::warn!(%error, "mail delivery round failed"),
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C, whichever comes first.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
