@@ -86,20 +86,7 @@ pub struct PersonName(String);
 
 impl PersonName {
     pub fn parse(raw: &str) -> Result<Self> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(Error::invalid("name", "Enter your name."));
-        }
-        if name.chars().count() > 100 {
-            return Err(Error::invalid("name", "Use at most 100 characters."));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "name",
-                "The name contains invalid characters.",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        crate::text::display_name(raw, "name", 100, "Enter your name.").map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -53,17 +53,7 @@ pub struct ApiKey {
 
 /// A key's name: 1-60 characters after trimming.
 pub fn parse_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(Error::invalid("name", "Name the key (what will use it?)."));
-    }
-    if name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name",
-            "Use at most 60 printable characters.",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::text::display_name(raw, "name", 60, "Name the key (what will use it?).")
 }
 
 /// Creates a key; the returned string is the only time the secret exists in clear.

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod orgs;
 pub mod plans;
 pub mod secrets;
+mod text;
 
 use std::sync::Arc;
 

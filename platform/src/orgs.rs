@@ -168,23 +168,13 @@ pub struct OrganizationName(String);
 
 impl OrganizationName {
     pub fn parse(raw: &str) -> Result<Self> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(Error::invalid(
-                "organization",
-                "Enter a name for your organization.",
-            ));
-        }
-        if name.chars().count() > 80 {
-            return Err(Error::invalid("organization", "Use at most 80 characters."));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "organization",
-                "The name contains invalid characters.",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        crate::text::display_name(
+            raw,
+            "organization",
+            80,
+            "Enter a name for your organization.",
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
