@@ -103,7 +103,8 @@ pub struct LogLine {
     pub ip: Option<String>,
 }
 
-/// The organization's most recent entries (owners and admins only).
+/// The organization's most recent entries, with the account events (sign-ins, failed
+/// sign-ins, password resets) of its current members (owners and admins only).
 pub async fn recent(platform: &Platform, by: &Membership, limit: i64) -> Result<Vec<LogLine>> {
     by.require(Action::ViewAuditLog)?;
     let rows = sqlx::query!(
@@ -113,6 +114,12 @@ pub async fn recent(platform: &Platform, by: &Membership, limit: i64) -> Result<
              LEFT JOIN users u ON u.id = a.actor_user_id
              LEFT JOIN api_keys k ON k.id = a.actor_api_key_id
             WHERE a.organization_id = $1
+               -- Account events (sign-ins, failed sign-ins, resets) of current members.
+               OR (a.organization_id IS NULL AND EXISTS (
+                     SELECT 1 FROM organization_members m
+                      WHERE m.organization_id = $1
+                        AND (m.user_id = a.actor_user_id
+                             OR a.subject = 'user:' || m.user_id::text)))
             ORDER BY a.id DESC LIMIT $2"#,
         by.organization_id,
         limit

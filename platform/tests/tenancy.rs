@@ -438,3 +438,47 @@ async fn api_keys_authenticate_until_revoked(pool: PgPool) {
     let actions: Vec<&str> = log.iter().map(|l| l.action.as_str()).collect();
     assert_eq!(&actions[..2], ["api_key.revoked", "api_key.created"]);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_audit_log_shows_members_sign_ins_to_their_organizations_only(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (alice, org_a) = user(&p, "alice@example.com", "Alpha").await;
+    let (bob, org_b) = user(&p, "bob@example.com", "Beta").await;
+    let ip = Some("198.51.100.7".parse().unwrap());
+    accounts::sign_in(&p, "alice@example.com", "correct horse battery", ip)
+        .await
+        .unwrap();
+    assert!(
+        accounts::sign_in(&p, "alice@example.com", "wrong password", ip)
+            .await
+            .is_err()
+    );
+
+    let as_alice = orgs::membership(&p, org_a, alice).await.unwrap();
+    let log = audit::recent(&p, &as_alice, 10).await.unwrap();
+    let entries: Vec<(&str, Option<&str>)> = log
+        .iter()
+        .map(|l| (l.action.as_str(), l.ip.as_deref()))
+        .take(2)
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("user.sign_in_failed", Some("198.51.100.7")),
+            ("user.signed_in", Some("198.51.100.7"))
+        ]
+    );
+    let as_bob = orgs::membership(&p, org_b, bob).await.unwrap();
+    let bobs: Vec<String> = audit::recent(&p, &as_bob, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.action)
+        .collect();
+    assert!(
+        !bobs
+            .iter()
+            .any(|a| a == "user.signed_in" || a == "user.sign_in_failed"),
+        "{bobs:?}"
+    );
+}
