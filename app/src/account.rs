@@ -368,7 +368,15 @@ pub struct SettingsView {
     pub api_keys: Option<Vec<ApiKeyView>>,
     /// `None` when the role may not read the audit log.
     pub audit_log: Option<Vec<AuditView>>,
+    /// A key created by a plain form post (no JavaScript), shown once on this render.
+    pub new_key: Option<String>,
 }
+
+/// Hands a key created without JavaScript to the settings page it redirects to.
+#[cfg(feature = "ssr")]
+const NEW_KEY_COOKIE: &str = "slipway_new_key";
+#[cfg(feature = "ssr")]
+const SETTINGS_PATH: &str = "/dashboard/settings";
 
 #[server(endpoint = "settings/view")]
 pub async fn settings() -> Result<SettingsView, AppError> {
@@ -419,7 +427,14 @@ pub async fn settings() -> Result<SettingsView, AppError> {
     } else {
         None
     };
+    // Shown once: the cookie is removed by this very response.
+    let new_key =
+        crate::session::cookie_value(NEW_KEY_COOKIE).filter(|key| key.starts_with("sk_live_"));
+    if new_key.is_some() {
+        crate::session::set_page_cookie(NEW_KEY_COOKIE, "", SETTINGS_PATH, 0)?;
+    }
     Ok(SettingsView {
+        new_key,
         name: overview.name,
         slug: overview.slug,
         plan: overview.plan_name,
@@ -448,6 +463,10 @@ pub async fn create_api_key(
         scopes.push(Scope::Write);
     }
     let (_, secret) = api_keys::create(&state.platform, &me, &name, &scopes, client_ip()).await?;
+    if crate::session::is_plain_form_post() {
+        // The answer is a redirect back to the page: the page shows the key from here.
+        crate::session::set_page_cookie(NEW_KEY_COOKIE, &secret, SETTINGS_PATH, 120)?;
+    }
     Ok(secret)
 }
 

@@ -21,20 +21,25 @@ fn parts() -> Option<Parts> {
     use_context::<Parts>()
 }
 
-/// Sets the HTTP status of the current response (a server function's or a page's).
-///
-/// Not for a plain HTML form post: its answer must stay the redirect back to the form,
-/// which carries the error in the URL (a browser follows no `Location` on a 4xx).
-pub fn set_status(status: StatusCode) {
-    let plain_form_post = parts().is_some_and(|parts| {
+/// Whether this request is a plain HTML form post (no JavaScript): its answer is a redirect,
+/// so a server function's return value never reaches the page.
+pub fn is_plain_form_post() -> bool {
+    parts().is_some_and(|parts| {
         parts.method == axum::http::Method::POST
             && parts
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|accept| accept.to_str().ok())
                 .is_some_and(|accept| accept.contains("text/html"))
-    });
-    if plain_form_post {
+    })
+}
+
+/// Sets the HTTP status of the current response (a server function's or a page's).
+///
+/// Not for a plain HTML form post: its answer must stay the redirect back to the form,
+/// which carries the error in the URL (a browser follows no `Location` on a 4xx).
+pub fn set_status(status: StatusCode) {
+    if is_plain_form_post() {
         return;
     }
     if let Some(response) = use_context::<ResponseOptions>() {
@@ -59,8 +64,8 @@ pub fn user_agent() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The session token from the request's cookie, if any.
-pub fn session_token() -> Option<String> {
+/// The value of the request's cookie `name`, if any.
+pub fn cookie_value(name: &str) -> Option<String> {
     let parts = parts()?;
     parts
         .headers
@@ -69,8 +74,31 @@ pub fn session_token() -> Option<String> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.to_owned())
+}
+
+/// The session token from the request's cookie, if any.
+pub fn session_token() -> Option<String> {
+    cookie_value(COOKIE)
+}
+
+/// Sets a short-lived, HttpOnly cookie for one page (`path`), e.g. to hand a plain form
+/// post's result to the page it redirects to. `max_age_secs = 0` removes it.
+pub fn set_page_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age_secs: u64,
+) -> Result<(), AppError> {
+    let value = HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
+    ))
+    .map_err(|_| AppError::Internal)?;
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.append_header(header::SET_COOKIE, value);
+    }
+    Ok(())
 }
 
 /// The live session of this request, if signed in.

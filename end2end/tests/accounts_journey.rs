@@ -220,6 +220,13 @@ async fn accounts_work_without_javascript() -> Result<()> {
     h.submit("create-key", &[("name", "deploys")]).await?;
     h.wait_for_texts("main h1", &["Settings"]).await?;
     h.screenshot("settings").await?;
+    let shown = h.texts("[data-new-key]").await?;
+    ensure!(
+        shown.len() == 1 && shown[0].starts_with("sk_live_"),
+        "the new key is shown once, without JavaScript too: {shown:?}"
+    );
+    h.visit("/dashboard/settings").await?;
+    ensure!(h.texts("[data-new-key]").await?.is_empty(), "and only once");
     let keys = h.texts("[data-keys] tbody tr").await?;
     ensure!(keys.len() == 1 && keys[0].contains("deploys"), "{keys:?}");
 

@@ -53,9 +53,10 @@ fn Settings(
     create_key: ServerAction<CreateApiKey>,
     revoke_key: ServerAction<RevokeApiKey>,
 ) -> impl IntoView {
+    let from_form_post = settings.new_key.clone();
     let new_key = move || match create_key.value().get() {
         Some(Ok(secret)) => Some(secret),
-        _ => None,
+        _ => from_form_post.clone(),
     };
     view! {
         <Panel title="Organization">
