@@ -9,12 +9,17 @@ export DATABASE_URL ?= postgres://slipway@127.0.0.1:$(DEV_PG_PORT)/slipway
 export SLIPWAY_DATABASE__URL ?= $(DATABASE_URL)
 export PATH := $(CURDIR)/.tools/tailwind/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help setup db db-stop dev test release clean-db sqlx-prepare
+.PHONY: help setup db db-stop dev test release clean-db sqlx-prepare site-image bench-proxy
+
+# The key that seals sites' secrets in development: made once, kept in .data/ (git-ignored).
+MASTER_KEY_FILE := .data/master.key
 
 help:
 	@echo "make dev      install what is missing, start PostgreSQL, serve http://127.0.0.1:3000 with live reload"
 	@echo "make test     the same set-up, then fmt, clippy, unit, integration and browser tests"
 	@echo "make release  cargo leptos build --release (installs wasm-opt when missing)"
+	@echo "make site-image  build the hosted app (site/) and its image slipway-site:latest"
+	@echo "make bench-proxy  wrk: a site directly, through Slipway's proxy, through nginx; route lookups"
 	@echo "make db-stop  stop the project-local PostgreSQL"
 	@echo "make sqlx-prepare  refresh .sqlx/ (query metadata for offline builds) after changing SQL"
 
@@ -24,11 +29,18 @@ setup:
 db: setup
 	@scripts/postgres.sh start
 
-dev: db
-	cargo leptos watch
+dev: db site-image
+	@mkdir -p .data && [ -s $(MASTER_KEY_FILE) ] || (head -c 32 /dev/urandom | base64 > $(MASTER_KEY_FILE))
+	SLIPWAY_PROVISION__MASTER_KEY=$$(cat $(MASTER_KEY_FILE)) cargo leptos watch
+
+site-image: setup
+	@scripts/site-image.sh
 
 test: db
 	@scripts/test.sh
+
+bench-proxy: db site-image
+	@scripts/bench-proxy.sh
 
 release: setup
 	@scripts/setup.sh --release

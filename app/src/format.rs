@@ -2,16 +2,8 @@
 
 /// `1500` -> `$15`, `1250` -> `$12.50`, `149000` -> `$1,490`.
 pub fn usd(cents: u64) -> String {
-    let dollars = cents / 100;
+    let grouped = count(cents / 100);
     let rest = cents % 100;
-    let digits = dollars.to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
     if rest == 0 {
         format!("${grouped}")
     } else {
@@ -19,9 +11,41 @@ pub fn usd(cents: u64) -> String {
     }
 }
 
+/// `1234567` -> `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Sizes in binary units, named as the pricing page names them: `1536` -> `1.5 KB`,
+/// `5 << 30` -> `5 GB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else if value >= 100.0 || value.fract() < 0.05 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::usd;
+    use super::{bytes, count, usd};
 
     #[test]
     fn formats_dollars_and_cents() {
@@ -31,5 +55,19 @@ mod tests {
         assert_eq!(usd(1205), "$12.05");
         assert_eq!(usd(149_000), "$1,490");
         assert_eq!(usd(123_456_789), "$1,234,567.89");
+    }
+
+    #[test]
+    fn formats_counts_and_sizes() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(10_000_000), "10,000,000");
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KB");
+        assert_eq!(bytes(5 << 30), "5 GB");
+        assert_eq!(bytes(250 << 30), "250 GB");
+        assert_eq!(bytes(3 * (1 << 20) + 400_000), "3.4 MB");
     }
 }

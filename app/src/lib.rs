@@ -3,14 +3,17 @@
 //! [`state::AppState`] from context and call `platform`. No SQL here.
 
 pub mod account;
+pub mod domains;
 pub mod error;
 pub mod format;
 pub mod pages;
 pub mod plans;
 #[cfg(feature = "ssr")]
 pub mod session;
+pub mod sites;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod usage;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -21,7 +24,9 @@ use pages::admin::AdminPage;
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
 use pages::dashboard::{DashboardLayout, DashboardSection, Section};
 use pages::settings::SettingsPage;
+use pages::sites::{NewSitePage, SitePage, SitesPage};
 use pages::team::TeamPage;
+use pages::usage::UsagePage;
 use pages::{landing::LandingPage, not_found::NotFound, pricing::PricingPage};
 
 /// The HTML document around the app, rendered on the server only.
@@ -82,22 +87,16 @@ pub fn App() -> impl IntoView {
                             view=|| view! { <DashboardSection section=Section::Overview /> }
                             ssr=SsrMode::Async
                         />
-                        <Route
-                            path=path!("sites")
-                            view=|| view! { <DashboardSection section=Section::Sites /> }
-                            ssr=SsrMode::Async
-                        />
+                        <Route path=path!("sites") view=SitesPage ssr=SsrMode::Async />
+                        <Route path=path!("sites/new") view=NewSitePage ssr=SsrMode::Async />
+                        <Route path=path!("sites/:id") view=SitePage ssr=SsrMode::Async />
                         <Route path=path!("team") view=TeamPage ssr=SsrMode::Async />
                         <Route
                             path=path!("billing")
                             view=|| view! { <DashboardSection section=Section::Billing /> }
                             ssr=SsrMode::Async
                         />
-                        <Route
-                            path=path!("usage")
-                            view=|| view! { <DashboardSection section=Section::Usage /> }
-                            ssr=SsrMode::Async
-                        />
+                        <Route path=path!("usage") view=UsagePage ssr=SsrMode::Async />
                         <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>

@@ -66,9 +66,12 @@ pub fn user_agent() -> Option<String> {
 
 /// The value of the request's cookie `name`, if any.
 pub fn cookie_value(name: &str) -> Option<String> {
-    let parts = parts()?;
-    parts
-        .headers
+    cookie_in(&parts()?.headers, name)
+}
+
+/// The value of cookie `name` in `headers` (for handlers outside Leptos' context).
+pub fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())

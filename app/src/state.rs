@@ -9,6 +9,8 @@ use crate::error::AppError;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub platform: platform::Platform,
+    /// The Docker engine (sites' logs); `None` when provisioning is off in this process.
+    pub runtime: Option<std::sync::Arc<platform::runtime::Runtime>>,
 }
 
 /// The state from a server function's context. Missing state is a wiring bug in the

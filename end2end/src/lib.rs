@@ -15,6 +15,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 
+/// The master key of the servers under test (32 bytes of base64; tests only).
+const TEST_MASTER_KEY: &str = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+
 /// Whether the browser runs page scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JavaScript {
@@ -25,6 +28,8 @@ pub enum JavaScript {
 pub struct Harness {
     pub browser: Client,
     pub base_url: String,
+    /// The tenant proxy's port: a site is at `http://<slug>.localhost:<proxy_port>`.
+    pub proxy_port: u16,
     name: String,
     shots: u32,
     server: Child,
@@ -34,6 +39,7 @@ pub struct Harness {
     database: String,
     admin_url: String,
     database_url: String,
+    instance: uuid::Uuid,
 }
 
 fn workspace_root() -> PathBuf {
@@ -104,6 +110,9 @@ impl Harness {
 
         let port = free_port()?;
         let base_url = format!("http://127.0.0.1:{port}");
+        let proxy_port = free_port()?;
+        // Nothing answers DNS here: domain checks fail fast instead of asking the system.
+        let dns_port = free_port()?;
         let mut server = Command::new(&binary);
         // Only the settings below: none inherited from the caller's SLIPWAY_* environment.
         for (key, _) in std::env::vars() {
@@ -119,10 +128,32 @@ impl Harness {
             .env("SLIPWAY_WEB__SITE_ROOT", &site_root)
             .env("SLIPWAY_PUBLIC_URL", &base_url)
             .env("SLIPWAY_LOG__FILTER", "warn")
+            // Sites: the test network and tenant database (shared by the tests; each
+            // server labels its containers with its own instance id), a fresh key.
+            .env("SLIPWAY_PROVISION__MASTER_KEY", TEST_MASTER_KEY)
+            .env("SLIPWAY_PROVISION__NETWORK", "slipway-test")
+            .env("SLIPWAY_PROVISION__TENANT_DATABASE", "slipway_test_tenants")
+            .env("SLIPWAY_PROXY__LISTEN", format!("127.0.0.1:{proxy_port}"))
+            .env(
+                "SLIPWAY_PROVISION__SITE_URL",
+                format!("http://{{slug}}.localhost:{proxy_port}"),
+            )
+            .env(
+                "SLIPWAY_PROXY__DNS_RESOLVER",
+                format!("127.0.0.1:{dns_port}"),
+            )
+            .env("SLIPWAY_USAGE__FLUSH_INTERVAL_SECS", "1")
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         wait_for_http(&format!("{base_url}/healthz"), "slipway", &mut server).await?;
+        // Everything the server creates in Docker carries its instance id: removed at the end
+        // even when the test fails half-way.
+        let mut db = PgConnection::connect(&format!("{server_part}/{database}")).await?;
+        let instance: uuid::Uuid = sqlx::query_scalar("SELECT instance_id FROM instance")
+            .fetch_one(&mut db)
+            .await?;
+        db.close().await?;
 
         let driver_port = free_port()?;
         let mut driver = Command::new("chromedriver")
@@ -156,6 +187,7 @@ impl Harness {
         Ok(Self {
             browser,
             base_url,
+            proxy_port,
             name: name.to_owned(),
             shots: 0,
             server,
@@ -164,6 +196,7 @@ impl Harness {
             capabilities,
             database_url: format!("{server_part}/{database}"),
             database,
+            instance,
             admin_url,
         })
     }
@@ -201,6 +234,14 @@ impl Harness {
         sqlx::raw_sql(statement).execute(&mut db).await?;
         db.close().await?;
         Ok(())
+    }
+
+    /// The first column of `query`'s rows, as text, from the server's database.
+    pub async fn query_strings(&self, query: &str) -> Result<Vec<String>> {
+        let mut db = PgConnection::connect(&self.database_url).await?;
+        let rows: Vec<String> = sqlx::query_scalar(query).fetch_all(&mut db).await?;
+        db.close().await?;
+        Ok(rows)
     }
 
     /// Fills the inputs of the form `data-form=<form>` (by name) and submits it.
@@ -280,7 +321,7 @@ impl Harness {
             .browser
             .execute(
                 "return Array.from(document.querySelectorAll(arguments[0]))
-                    .map(e => e.innerText.trim());",
+                    .map(e => (e.innerText ?? e.textContent).trim());",
                 vec![json!(css)],
             )
             .await?;
@@ -418,6 +459,26 @@ impl Harness {
         for child in [&mut self.server, &mut self.driver] {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // The test's sites' containers and volumes (none when it deleted its sites).
+        let label = format!("label=slipway.instance={}", self.instance);
+        for (list, remove) in [
+            (vec!["ps", "-aq", "--filter", &label], vec!["rm", "-f"]),
+            (
+                vec!["volume", "ls", "-q", "--filter", &label],
+                vec!["volume", "rm", "-f"],
+            ),
+        ] {
+            let Ok(listed) = Command::new("docker").args(&list).output() else {
+                continue;
+            };
+            let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker").args(&remove).args(&ids).output();
+            }
         }
     }
 }

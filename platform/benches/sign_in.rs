@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-use platform::orgs::OrganizationName;
-use platform::plans::{Catalog, default_plans};
+use platform::accounts::{self, NewPassword};
 use sha2::Digest as _;
-use sqlx::{Connection, Executor, PgConnection};
+
+mod support;
+use support::BenchDb;
 
 const RUNS: usize = 30;
 const PASSWORD: &str = "correct horse battery staple";
@@ -40,33 +40,8 @@ where
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let admin_url = std::env::var("DATABASE_URL")?;
-    let database = format!("slipway_bench_{}", std::process::id());
-    let mut admin = PgConnection::connect(&admin_url).await?;
-    admin
-        .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
-        .await?;
-    let (server, _) = admin_url
-        .rsplit_once('/')
-        .ok_or("DATABASE_URL has no path")?;
-    let pool = sqlx::PgPool::connect(&format!("{server}/{database}")).await?;
-    platform::db::migrate(&pool).await?;
-    let p = platform::Platform::new(
-        pool.clone(),
-        Catalog::new(default_plans())?,
-        "http://127.0.0.1:3000/".parse()?,
-    );
-    accounts::sign_up(
-        &p,
-        SignUp {
-            email: Email::parse("bench@example.com")?,
-            name: PersonName::parse("Bench")?,
-            password: NewPassword::parse(PASSWORD)?,
-            organization: OrganizationName::parse("Bench")?,
-        },
-        None,
-    )
-    .await?;
+    let bench = BenchDb::start(PASSWORD, 10).await?;
+    let p = bench.platform.clone();
     let hash = accounts::hash_password(&NewPassword::parse(PASSWORD)?).await?;
 
     let (sha_median, _) = measure(|| async {
@@ -120,11 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         unknown_median.as_secs_f64() / sign_in_median.as_secs_f64()
     );
 
-    pool.close().await;
-    admin
-        .execute(format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#).as_str())
-        .await?;
-    Ok(())
+    bench.finish().await
 }
 
 fn rand_suffix() -> u64 {

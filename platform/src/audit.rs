@@ -17,6 +17,8 @@ pub enum Actor {
     ApiKey(Uuid),
     /// Nobody signed in (a failed sign-in, a reset request).
     Anonymous,
+    /// Slipway itself, or an operator at the command line (billing, suspension).
+    System,
 }
 
 /// One entry, built with the chained setters.
@@ -74,7 +76,7 @@ pub async fn record<'e>(executor: impl sqlx::PgExecutor<'e>, entry: Entry) -> Re
     let (user, key) = match entry.actor {
         Actor::User(id) => (Some(id), None),
         Actor::ApiKey(id) => (None, Some(id)),
-        Actor::Anonymous => (None, None),
+        Actor::Anonymous | Actor::System => (None, None),
     };
     sqlx::query!(
         "INSERT INTO audit_log (organization_id, actor_user_id, actor_api_key_id, action, subject, ip, details)

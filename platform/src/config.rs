@@ -34,6 +34,11 @@ pub struct Config {
     pub log: LogConfig,
     pub web: WebConfig,
     pub mail: MailConfig,
+    pub provision: ProvisionConfig,
+    pub proxy: ProxyConfig,
+    pub usage: UsageConfig,
+    /// What a site can run. The first is the default; unset: the built-in CMS (`site/`).
+    pub templates: Vec<crate::templates::Template>,
     /// The plan catalog. Setting `[[plans]]` replaces the whole default catalog.
     pub plans: Vec<Plan>,
 }
@@ -47,6 +52,10 @@ impl Default for Config {
             log: LogConfig::default(),
             web: WebConfig::default(),
             mail: MailConfig::default(),
+            provision: ProvisionConfig::default(),
+            proxy: ProxyConfig::default(),
+            usage: UsageConfig::default(),
+            templates: vec![crate::templates::Template::builtin()],
             plans: default_plans(),
         }
     }
@@ -162,6 +171,155 @@ impl Default for MailConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvisionConfig {
+    /// Run the reconciler in this process (sites' containers, schemas and roles).
+    pub enabled: bool,
+    /// 32 random bytes, base64: seals each site's database password, API token and
+    /// webhook secret at rest. No default: `slipway keygen` prints a fresh one. Losing it
+    /// loses access to every site's secrets.
+    pub master_key: Option<SecretString>,
+    /// The Docker engine's socket.
+    pub docker_socket: String,
+    /// The bridge network every site's container joins (created when missing, with
+    /// container-to-container traffic off).
+    pub network: String,
+    /// The database (same cluster as `database.url`) that holds one schema per site;
+    /// created when missing.
+    pub tenant_database: String,
+    /// The address containers reach PostgreSQL at. Unset: the network's gateway (the host),
+    /// with the port of `database.url`.
+    pub tenant_database_host: Option<String>,
+    /// The port containers reach PostgreSQL at. Unset: the port of `database.url`.
+    pub tenant_database_port: Option<u16>,
+    /// Reconcilers working on different sites at the same time.
+    pub workers: usize,
+    /// How often every site is checked even without a change (drift, vanished containers).
+    pub resync_interval_secs: u64,
+    /// How long a started container may take to answer its health path.
+    pub health_timeout_secs: u64,
+    /// A labelled container whose site does not exist is removed after this long (it may
+    /// belong to a site another replica is creating right now).
+    pub orphan_grace_secs: u64,
+    /// The static `site` binary the built-in template's image is built from.
+    pub site_binary: PathBuf,
+    /// Where visitors reach a site; `{slug}` is replaced by the site's slug.
+    pub site_url: String,
+}
+
+impl Default for ProvisionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            master_key: None,
+            docker_socket: "/var/run/docker.sock".to_owned(),
+            network: "slipway".to_owned(),
+            tenant_database: "slipway_tenants".to_owned(),
+            tenant_database_host: None,
+            tenant_database_port: None,
+            workers: 4,
+            resync_interval_secs: 30,
+            health_timeout_secs: 60,
+            orphan_grace_secs: 600,
+            site_binary: PathBuf::from("target/x86_64-unknown-linux-gnu/release/site"),
+            site_url: crate::sites::DEFAULT_URL_PATTERN.to_owned(),
+        }
+    }
+}
+
+/// The tenant-facing proxy: visitors reach sites through it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Serve sites from this process.
+    pub enabled: bool,
+    /// Plain HTTP. With TLS on, it only redirects to HTTPS.
+    pub listen: SocketAddr,
+    /// Sites answer at `<slug>.<base_domain>`; names under it cannot be custom domains.
+    pub base_domain: String,
+    /// How many proxies in front of Slipway append to `X-Forwarded-For` and may be believed.
+    /// 0: nothing the client sends in `X-Forwarded-*` is trusted.
+    pub trusted_hops: usize,
+    /// The DNS server (`ip:port`) custom domains are verified against. Unset: the system's.
+    pub dns_resolver: Option<SocketAddr>,
+    /// How long to wait for a site's container to accept a connection.
+    pub connect_timeout_secs: u64,
+    /// How long a site may take to start answering a request.
+    pub response_timeout_secs: u64,
+    /// How long a visitor may take to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// How often the route table is rebuilt even without a notification.
+    pub resync_interval_secs: u64,
+    /// Threads serving visitors, each with its own event loop. Unset: one per CPU.
+    pub workers: Option<usize>,
+    pub tls: TlsConfig,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_domain: "localhost".to_owned(),
+            trusted_hops: 0,
+            dns_resolver: None,
+            connect_timeout_secs: 5,
+            response_timeout_secs: 60,
+            header_timeout_secs: 30,
+            resync_interval_secs: 60,
+            workers: None,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// HTTPS on the proxy: a certificate for `*.<base_domain>` plus one per custom domain,
+/// chosen by SNI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// PEM certificate chain and key for `*.<base_domain>`.
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Per-domain certificates: `<dir>/<domain>/fullchain.pem` and `privkey.pem` (the
+    /// layout certbot writes). Rescanned every minute.
+    pub certificates_dir: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            certificate: None,
+            key: None,
+            certificates_dir: None,
+        }
+    }
+}
+
+/// Usage accounting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// How often counted traffic is written to Postgres: the most a crash can lose.
+    pub flush_interval_secs: u64,
+    /// How often each site's storage (schema plus volume) is measured.
+    pub storage_interval_secs: u64,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval_secs: 10,
+            storage_interval_secs: 300,
+        }
+    }
+}
+
 /// Why the configuration could not be loaded. Displays as one line naming the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -215,6 +373,9 @@ impl Config {
         let config: Config = figment.extract()?;
         config.catalog()?;
         config.public_url()?;
+        config.master_key()?;
+        crate::templates::validate(&config.templates).map_err(ConfigError::Invalid)?;
+        config.check_proxy()?;
         Ok(config)
     }
 
@@ -249,6 +410,42 @@ impl Config {
             // LEPTOS_* and RUST_LOG belong to others; only SLIPWAY_* is ours.
             .split("__");
         Ok(figment.merge(env))
+    }
+
+    fn check_proxy(&self) -> Result<(), ConfigError> {
+        let base = &self.proxy.base_domain;
+        if crate::routes::normalize_host(base).as_deref() != Some(base.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "setting `proxy.base_domain`: \"{base}\" is not a lower-case host name like localhost or sites.example.com"
+            )));
+        }
+        let tls = &self.proxy.tls;
+        if tls.enabled
+            && (tls.certificate.is_none() || tls.key.is_none())
+            && tls.certificates_dir.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "setting `proxy.tls`: TLS is on but no certificate is configured (set `proxy.tls.certificate` and `proxy.tls.key`, or `proxy.tls.certificates_dir`)".to_owned(),
+            ));
+        }
+        if self.usage.flush_interval_secs == 0 || self.usage.flush_interval_secs > 10 {
+            return Err(ConfigError::Invalid(
+                "setting `usage.flush_interval_secs`: use 1 to 10 seconds".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `provision.master_key`, decoded; `None` when unset.
+    pub fn master_key(&self) -> Result<Option<crate::secrets::MasterKey>, ConfigError> {
+        match &self.provision.master_key {
+            None => Ok(None),
+            Some(raw) => crate::secrets::MasterKey::parse(raw.expose_secret())
+                .map(Some)
+                .map_err(|why| {
+                    ConfigError::Invalid(format!("setting `provision.master_key`: {why}"))
+                }),
+        }
     }
 
     /// The validated plan catalog.
@@ -390,6 +587,66 @@ mod tests {
             jail.create_file("slipway.toml", "plans = []\n")?;
             let error = Config::load(None).unwrap_err().to_string();
             assert_eq!(error, "setting `plans`: the catalog has no plans");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn templates_and_the_master_key_are_checked_at_load() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "slipway.toml",
+                r#"
+[provision]
+network = "hosting"
+[[templates]]
+name = "notes"
+label = "Notes"
+image = "example/notes:1.4"
+port = 3000
+health_path = "/healthz"
+data_path = "/var/lib/notes"
+[templates.env]
+DATABASE_URL = "{database_url}"
+"#,
+            )?;
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.provision.network, "hosting");
+            assert_eq!(config.templates.len(), 1);
+            assert_eq!(config.templates[0].port, 3000);
+            assert!(config.master_key().map_err(|e| e.to_string())?.is_none());
+
+            jail.set_env("SLIPWAY_PROVISION__MASTER_KEY", "too-short");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(
+                error.starts_with("setting `provision.master_key`: "),
+                "{error}"
+            );
+            assert!(
+                !error.contains("too-short"),
+                "the key is never printed: {error}"
+            );
+            jail.set_env(
+                "SLIPWAY_PROVISION__MASTER_KEY",
+                crate::secrets::MasterKey::generate(),
+            );
+            assert!(
+                Config::load(None)
+                    .map_err(|e| e.to_string())?
+                    .master_key()
+                    .is_ok()
+            );
+
+            jail.create_file(
+                "slipway.toml",
+                "[[templates]]\nname = \"x\"\nlabel = \"X\"\nimage = \"x\"\nport = 1\nhealth_path = \"/\"\ndata_path = \"../etc\"\n",
+            )?;
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(
+                error.contains("setting `templates[0].data_path`"),
+                "{error}"
+            );
             Ok(())
         });
     }

@@ -121,6 +121,57 @@ pub struct Limits {
     pub cpu_millis: u32,
     /// How long automatic backups are kept; 0 means no automatic backups.
     pub backup_retention_days: u32,
+    /// Processes (and threads) per site's container.
+    #[serde(default = "default_pids")]
+    pub pids: u32,
+    /// The site's database role's `CONNECTION LIMIT`: what one site may hold of the
+    /// cluster's `max_connections`.
+    #[serde(default = "default_db_connections")]
+    pub db_connections: u32,
+    /// The site's database role's `statement_timeout`, in milliseconds.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u32,
+    /// Traffic (request plus response bodies) per site and calendar month, in GiB.
+    #[serde(default = "default_bandwidth_gb")]
+    pub bandwidth_gb: u32,
+    /// Requests per site and calendar month.
+    #[serde(default = "default_monthly_requests")]
+    pub monthly_requests: u64,
+    /// The largest request body the proxy passes to a site, in MiB.
+    #[serde(default = "default_request_body_mb")]
+    pub request_body_mb: u32,
+    /// Requests one site may have in flight at once; more get a 503 so one tenant cannot
+    /// starve the others.
+    #[serde(default = "default_concurrent_requests")]
+    pub concurrent_requests: u32,
+}
+
+fn default_bandwidth_gb() -> u32 {
+    50
+}
+
+fn default_monthly_requests() -> u64 {
+    1_000_000
+}
+
+fn default_request_body_mb() -> u32 {
+    10
+}
+
+fn default_concurrent_requests() -> u32 {
+    64
+}
+
+fn default_pids() -> u32 {
+    128
+}
+
+fn default_db_connections() -> u32 {
+    5
+}
+
+fn default_statement_timeout_ms() -> u32 {
+    30_000
 }
 
 /// What a plan switches on, beyond its numeric limits.
@@ -199,6 +250,12 @@ impl Plan {
         }
         if limits.storage_mb > 0 {
             lines.push(format!("{} storage per site", mebibytes(limits.storage_mb)));
+        }
+        if limits.bandwidth_gb > 0 {
+            lines.push(format!(
+                "{} GB bandwidth per site a month",
+                limits.bandwidth_gb
+            ));
         }
         for feature in &self.features {
             match feature {
@@ -324,7 +381,14 @@ pub fn default_plans() -> Vec<Plan> {
                 storage_mb: 0,
                 memory_mb: 0,
                 cpu_millis: 0,
+                pids: 64,
+                db_connections: 0,
+                statement_timeout_ms: 30_000,
                 backup_retention_days: 0,
+                bandwidth_gb: 0,
+                monthly_requests: 0,
+                request_body_mb: 1,
+                concurrent_requests: 1,
             },
             &[SelfHosted, CommunitySupport],
             false,
@@ -340,7 +404,14 @@ pub fn default_plans() -> Vec<Plan> {
                 storage_mb: 5 * 1024,
                 memory_mb: 256,
                 cpu_millis: 500,
+                pids: 128,
+                db_connections: 3,
+                statement_timeout_ms: 30_000,
                 backup_retention_days: 7,
+                bandwidth_gb: 50,
+                monthly_requests: 500_000,
+                request_body_mb: 10,
+                concurrent_requests: 32,
             },
             &[AutomaticBackups, Ssl],
             false,
@@ -356,7 +427,14 @@ pub fn default_plans() -> Vec<Plan> {
                 storage_mb: 25 * 1024,
                 memory_mb: 512,
                 cpu_millis: 1000,
+                pids: 256,
+                db_connections: 5,
+                statement_timeout_ms: 30_000,
                 backup_retention_days: 30,
+                bandwidth_gb: 250,
+                monthly_requests: 2_500_000,
+                request_body_mb: 25,
+                concurrent_requests: 128,
             },
             &[AutomaticBackups, Ssl, CustomDomains, ApiAccess],
             true,
@@ -372,7 +450,14 @@ pub fn default_plans() -> Vec<Plan> {
                 storage_mb: 100 * 1024,
                 memory_mb: 1024,
                 cpu_millis: 2000,
+                pids: 512,
+                db_connections: 10,
+                statement_timeout_ms: 30_000,
                 backup_retention_days: 90,
+                bandwidth_gb: 1000,
+                monthly_requests: 10_000_000,
+                request_body_mb: 100,
+                concurrent_requests: 512,
             },
             &[
                 AutomaticBackups,
@@ -524,6 +609,7 @@ mod tests {
                 "3 team members",
                 "512 MB memory and 1 vCPU per site",
                 "25 GB storage per site",
+                "250 GB bandwidth per site a month",
                 "Automatic backups, kept 30 days",
                 "SSL certificates",
                 "Custom domains",

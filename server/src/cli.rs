@@ -27,6 +27,14 @@ pub enum Command {
     /// Platform-operator administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Print a new random master key (for `provision.master_key` / SLIPWAY_PROVISION__MASTER_KEY).
+    Keygen,
+    /// Build the built-in site image from the static `site` binary (`provision.site_binary`).
+    SiteImage {
+        /// The binary to package (default: `provision.site_binary`).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,7 +60,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Create { email, name }) => {
             create_operator(&config, &email, &name).await
         }
+        Command::Keygen => {
+            println!("{}", platform::secrets::MasterKey::generate());
+            Ok(())
+        }
+        Command::SiteImage { binary } => build_site_image(&config, binary).await,
     }
+}
+
+async fn build_site_image(config: &Config, binary: Option<PathBuf>) -> anyhow::Result<()> {
+    let binary = binary.unwrap_or_else(|| config.provision.site_binary.clone());
+    let template = config
+        .templates
+        .iter()
+        .find(|t| t.builtin)
+        .ok_or_else(|| anyhow::anyhow!("no built-in template is configured (`templates`)"))?;
+    let runtime = platform::runtime::Runtime::new(&config.provision.docker_socket);
+    let started = std::time::Instant::now();
+    runtime
+        .build_site_image(&binary, &template.image)
+        .await
+        .with_context(|| format!("building {} from {}", template.image, binary.display()))?;
+    println!(
+        "built {} from {} in {:.1} s",
+        template.image,
+        binary.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn create_operator(config: &Config, email: &str, name: &str) -> anyhow::Result<()> {
@@ -87,13 +122,50 @@ fn read_password() -> std::io::Result<String> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let catalog = config.catalog()?;
     let pool = db::connect(&config.database).await?;
     db::migrate(&pool).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("setting `listen`: cannot listen on {}", config.listen))?;
-    let platform = Platform::new(pool.clone(), catalog, config.public_url()?);
+    let platform = Platform::from_config(pool.clone(), &config)?;
+    let runtime = if config.provision.enabled {
+        Some(std::sync::Arc::new(platform::runtime::Runtime::new(
+            &config.provision.docker_socket,
+        )))
+    } else {
+        None
+    };
+    let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let reconciler = match (&runtime, &platform.master_key) {
+        (Some(runtime), Some(_)) => {
+            let reconciler = platform::provision::Reconciler::new(
+                platform.clone(),
+                runtime.clone(),
+                config.provision.clone(),
+            )
+            .await
+            .context("starting the reconciler")?;
+            tracing::info!(network = %config.provision.network, "reconciler running");
+            let reconciler = std::sync::Arc::new(reconciler);
+            tokio::spawn(sample_storage(
+                reconciler.clone(),
+                std::time::Duration::from_secs(config.usage.storage_interval_secs.max(10)),
+            ));
+            Some(tokio::spawn(reconciler.run(async {
+                let _ = reconciler_stopped.await;
+            })))
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                "provision.master_key is not set: sites cannot be created (generate one with `slipway keygen`)"
+            );
+            None
+        }
+        (None, _) => {
+            tracing::info!("provision.enabled is false: this process does not manage sites");
+            None
+        }
+    };
     match platform::mail::Smtp::from_config(&config.mail)? {
         Some(smtp) => {
             let every = std::time::Duration::from_secs(config.mail.poll_interval_secs.max(1));
@@ -101,9 +173,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::info!("mail.smtp_url is not set: mail stays in the mail_outbox table"),
     }
-    crate::serve(&config, platform, listener, crate::shutdown_signal()).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let proxy = if config.proxy.enabled {
+        Some(crate::start_proxy(&config, platform.clone(), stopping.clone()).await?)
+    } else {
+        tracing::info!("proxy.enabled is false: this process does not serve sites' visitors");
+        None
+    };
+    crate::serve(&config, platform, runtime, listener, async move {
+        crate::shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await?;
+    if let Some(proxy) = proxy {
+        proxy.stopped().await;
+    }
+    let _ = stop_reconciler.send(());
+    if let Some(task) = reconciler {
+        // A pass in progress is cut off here; the next start resumes it (steps are idempotent).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     pool.close().await;
     Ok(())
+}
+
+/// Measures every site's storage every `every` (for as long as the process runs).
+async fn sample_storage(
+    reconciler: std::sync::Arc<platform::provision::Reconciler>,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match reconciler.sample_storage().await {
+            Ok(sites) => tracing::debug!(sites, "storage sampled"),
+            Err(error) => tracing::warn!(%error, "storage sampling failed"),
+        }
+    }
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -32,6 +32,10 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/api/sites/{id}/events",
+            get(crate::site_events::site_events),
+        )
         .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, context.clone(), render)
         .fallback(leptos_axum::file_and_error_handler_with_context::<

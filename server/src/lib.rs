@@ -4,6 +4,8 @@
 pub mod api;
 pub mod cli;
 pub mod http;
+pub mod proxy;
+pub mod site_events;
 pub mod telemetry;
 
 use std::future::Future;
@@ -36,14 +38,22 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 pub async fn serve(
     config: &Config,
     platform: Platform,
+    runtime: Option<std::sync::Arc<platform::runtime::Runtime>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState {
         leptos_options: leptos_options(config),
         platform,
+        runtime,
     };
-    let router = http::router(state);
+    // Long-lived responses (server-sent events) end when shutdown starts.
+    let (stopping, stop_flag) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let router = http::router(state).layer(axum::Extension(stop_flag));
     let address = listener
         .local_addr()
         .context("reading the listener's address")?;
@@ -56,6 +66,152 @@ pub async fn serve(
         .context("serving HTTP")?;
     tracing::info!("dashboard stopped");
     Ok(())
+}
+
+/// The running tenant proxy and what it keeps current.
+pub struct RunningProxy {
+    /// Where plain HTTP is served (redirects only, when TLS is on).
+    pub http: std::net::SocketAddr,
+    pub https: Option<std::net::SocketAddr>,
+    pub routes: std::sync::Arc<platform::routes::RouteTable>,
+    pub meters: std::sync::Arc<platform::usage::Meters>,
+    pub certificates: Option<std::sync::Arc<proxy::tls::CertificateStore>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningProxy {
+    /// Waits for the listeners to drain and the last usage flush after shutdown.
+    pub async fn stopped(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the tenant proxy (`[proxy]`): its listeners, the route table and its updates,
+/// and the usage flusher. Everything stops when `stop` turns true; the flusher writes what
+/// was counted last.
+pub async fn start_proxy(
+    config: &Config,
+    platform: Platform,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<RunningProxy> {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let stopped = || {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        }
+    };
+    let settings = &config.proxy;
+    let meters = Arc::new(platform::usage::Meters::default());
+    let routes = Arc::new(platform::routes::RouteTable::new(
+        &settings.base_domain,
+        meters.clone(),
+    ));
+    // Serve nothing until the table is loaded: an empty table would 404 every site.
+    routes
+        .reload(&platform)
+        .await
+        .context("loading the route table")?;
+    let mut tasks = vec![
+        tokio::spawn(routes.clone().run(
+            platform.clone(),
+            Duration::from_secs(settings.resync_interval_secs.max(1)),
+            stopped(),
+        )),
+        tokio::spawn(meters.clone().run_flusher(
+            platform.db.clone(),
+            Duration::from_secs(config.usage.flush_interval_secs.clamp(1, 10)),
+            stopped(),
+        )),
+    ];
+    let proxy = proxy::Proxy::new(routes.clone(), proxy::Settings::from_config(settings));
+    let threads = settings.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    let listener = std::net::TcpListener::bind(settings.listen).with_context(|| {
+        format!(
+            "setting `proxy.listen`: cannot listen on {}",
+            settings.listen
+        )
+    })?;
+    let http = listener
+        .local_addr()
+        .context("reading the proxy's address")?;
+    let (https, certificates) = if settings.tls.enabled {
+        let store = Arc::new(proxy::tls::CertificateStore::new(&settings.base_domain));
+        if let (Some(chain), Some(key)) = (&settings.tls.certificate, &settings.tls.key) {
+            let certified = store
+                .load(chain, key)
+                .context("setting `proxy.tls.certificate`")?;
+            store.set_wildcard(certified);
+        }
+        if let Some(dir) = settings.tls.certificates_dir.clone() {
+            store
+                .load_dir(&dir)
+                .context("setting `proxy.tls.certificates_dir`")?;
+            let rescan = store.clone();
+            let stop = stopped();
+            tasks.push(tokio::spawn(async move {
+                let mut stop = std::pin::pin!(stop);
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                        () = &mut stop => break,
+                    }
+                    if let Err(error) = rescan.load_dir(&dir) {
+                        tracing::warn!(error = %format!("{error:#}"), "rescanning certificates failed");
+                    }
+                }
+            }));
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(store.server_config()?));
+        let tls_listener = std::net::TcpListener::bind(settings.tls.listen).with_context(|| {
+            format!(
+                "setting `proxy.tls.listen`: cannot listen on {}",
+                settings.tls.listen
+            )
+        })?;
+        let https = tls_listener
+            .local_addr()
+            .context("reading the proxy's TLS address")?;
+        tracing::info!(address = %https, "tenant proxy (HTTPS) listening");
+        tasks.push(proxy::serve_on_threads(
+            proxy.clone(),
+            tls_listener,
+            Some(acceptor),
+            threads,
+            stop.clone(),
+        )?);
+        (Some(https), Some(store))
+    } else {
+        (None, None)
+    };
+    // With TLS on, the plain listener only redirects: it must name the HTTPS port it got.
+    let mut plain = proxy;
+    if let Some(address) = https {
+        let mut settings = proxy::Settings::from_config(settings);
+        settings.redirect_to_https = Some(address.port());
+        plain = proxy::Proxy::new(routes.clone(), settings);
+    }
+    tracing::info!(address = %http, base_domain = %settings.base_domain, "tenant proxy listening");
+    tasks.push(proxy::serve_on_threads(
+        plain,
+        listener,
+        None,
+        threads,
+        stop.clone(),
+    )?);
+    Ok(RunningProxy {
+        http,
+        https,
+        routes,
+        meters,
+        certificates,
+        tasks,
+    })
 }
 
 /// Sends queued mail every `every`, for as long as the process runs. A failed round is

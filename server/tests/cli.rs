@@ -152,6 +152,7 @@ async fn serve_migrates_answers_and_stops_gracefully_on_sigterm(pool: PgPool) {
         .arg("serve")
         .env("SLIPWAY_DATABASE__URL", database_url(&pool))
         .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
         .env("SLIPWAY_LOG__FORMAT", "json")
         .stderr(Stdio::piped())
         .spawn()
@@ -191,6 +192,11 @@ async fn serve_migrates_answers_and_stops_gracefully_on_sigterm(pool: PgPool) {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .any(|event| event["message"] == "dashboard stopped");
     assert!(stopped, "JSON logs record the graceful stop: {logs}");
+    let proxied = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .any(|event| event["message"] == "tenant proxy listening");
+    assert!(proxied, "serve also runs the tenant proxy: {logs}");
 }
 
 #[test]

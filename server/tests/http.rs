@@ -21,17 +21,21 @@ struct TestServer {
 
 impl TestServer {
     async fn start(pool: PgPool, catalog: Catalog) -> Self {
-        let config = Config::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
         // The server's own address is its public URL, as a browser would see it.
         let platform = Platform::new(pool, catalog, base.parse().expect("valid URL"));
+        Self::serve_on(listener, base, platform)
+    }
+
+    /// Serves `platform` (built by the test) on `listener`, whose address is `base`.
+    fn serve_on(listener: TcpListener, base: String, platform: Platform) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            server::serve(&config, platform, listener, shutdown)
+            server::serve(&Config::default(), platform, None, listener, shutdown)
                 .await
                 .expect("server runs");
         });
@@ -211,7 +215,7 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
         ("/dashboard/sites", "Sites", "No sites yet"),
         ("/dashboard/team", "Team", "Pending invitations"),
         ("/dashboard/billing", "Billing", "No subscription yet"),
-        ("/dashboard/usage", "Usage", "No usage recorded yet"),
+        ("/dashboard/usage", "Usage", "0 in 30 days"),
         ("/dashboard/settings", "Settings", "API keys"),
     ];
     for (path, title, empty_state) in sections {
@@ -819,4 +823,171 @@ mod tenancy_over_http {
                 .contains("a platform operator")
         );
     }
+}
+
+/// Signs up `email` (owner of a new organization on `plan`) on `platform`; returns the
+/// session cookie and the owner's membership.
+async fn owner_on(
+    platform: &Platform,
+    email: &str,
+    plan: &str,
+) -> (String, platform::orgs::Membership) {
+    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+    let signed_up = accounts::sign_up(
+        platform,
+        SignUp {
+            email: Email::parse(email).expect("email"),
+            name: PersonName::parse("Owner").expect("name"),
+            password: NewPassword::parse("correct horse battery").expect("password"),
+            organization: platform::orgs::OrganizationName::parse("Org").expect("name"),
+        },
+        None,
+    )
+    .await
+    .expect("sign-up");
+    sqlx::query("UPDATE organizations SET plan_id = $2 WHERE id = $1")
+        .bind(signed_up.organization_id)
+        .bind(plan)
+        .execute(&platform.db)
+        .await
+        .expect("plan");
+    let token = accounts::create_session(platform, signed_up.user_id, None, None)
+        .await
+        .expect("session");
+    (
+        format!("slipway_session={token}"),
+        platform::orgs::Membership {
+            organization_id: signed_up.organization_id,
+            user_id: signed_up.user_id,
+            role: platform::orgs::Role::Owner,
+        },
+    )
+}
+
+/// Site pages, actions and the live event stream answer only the site's organization.
+#[sqlx::test(migrations = "../migrations")]
+async fn site_pages_actions_and_events_are_scoped_to_the_organization(pool: PgPool) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let key = platform::secrets::MasterKey::parse(&platform::secrets::MasterKey::generate())
+        .expect("key");
+    let p = Platform::new(
+        pool.clone(),
+        Catalog::new(default_plans()).expect("valid"),
+        base.parse().expect("URL"),
+    )
+    .with_master_key(key);
+    let server = TestServer::serve_on(listener, base, p.clone());
+    let (alice, alice_member) = owner_on(&p, "alice@example.com", "pro").await;
+    let (bob, _) = owner_on(&p, "bob@example.com", "pro").await;
+    let site = platform::sites::create(
+        &p,
+        &alice_member,
+        &platform::sites::NewSite {
+            name: "Alice's notes".into(),
+            slug: "alice-notes".into(),
+            template: String::new(),
+        },
+    )
+    .await
+    .expect("site");
+    let page = format!("/dashboard/sites/{}", site.id);
+
+    let (status, html) = server.get_as(&page, Some(&alice)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Alice&#x27;s notes") || html.contains("Alice's notes"),
+        "{html}"
+    );
+    assert!(html.contains("http://alice-notes.localhost:8080"));
+    let (_, list) = server.get_as("/dashboard/sites", Some(&alice)).await;
+    assert!(list.contains("alice-notes"));
+
+    let (status, html) = server.get_as(&page, Some(&bob)).await;
+    assert_eq!(
+        status, 404,
+        "another organization's site does not exist for Bob"
+    );
+    assert!(!html.contains("alice-notes"));
+    let (_, list) = server.get_as("/dashboard/sites", Some(&bob)).await;
+    assert!(!list.contains("alice-notes") && list.contains("No sites yet"));
+
+    // The event stream: Alice's is open, Bob's and an anonymous one are refused.
+    let events = format!("{}/api/sites/{}/events", server.base, site.id);
+    let response = server
+        .client
+        .get(&events)
+        .header("Cookie", &alice)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("ascii"),
+        "text/event-stream"
+    );
+    drop(response);
+    let bob_events = server
+        .client
+        .get(&events)
+        .header("Cookie", &bob)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(bob_events.status(), 404);
+    let anonymous = server.client.get(&events).send().await.expect("events");
+    assert_eq!(anonymous.status(), 401);
+
+    // Bob cannot act on it, even with the right confirmation.
+    let act = server
+        .client
+        .post(format!("{}/api/sites/act", server.base))
+        .header("Cookie", &bob)
+        .header("Origin", &server.base)
+        .form(&[
+            ("id", site.id.to_string()),
+            ("action", "delete".to_owned()),
+            ("confirm", "alice-notes".to_owned()),
+        ])
+        .send()
+        .await
+        .expect("act");
+    assert_eq!(act.status(), 404);
+    let desired: String = sqlx::query_scalar("SELECT desired_state FROM sites WHERE id = $1")
+        .bind(site.id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert_eq!(desired, "running");
+
+    // Alice can, and a wrong confirmation is refused first.
+    let act = |confirm: &'static str| {
+        server
+            .client
+            .post(format!("{}/api/sites/act", server.base))
+            .header("Cookie", &alice)
+            .header("Origin", &server.base)
+            .form(&[
+                ("id", site.id.to_string()),
+                ("action", "delete".to_owned()),
+                ("confirm", confirm.to_owned()),
+            ])
+            .send()
+    };
+    let refused = act("alice").await.expect("act");
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("Type alice-notes to confirm")
+    );
+    assert_eq!(act("alice-notes").await.expect("act").status(), 200);
+    let desired: String = sqlx::query_scalar("SELECT desired_state FROM sites WHERE id = $1")
+        .bind(site.id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert_eq!(desired, "deleted");
 }

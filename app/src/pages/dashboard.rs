@@ -61,19 +61,13 @@ impl Section {
                 "Nothing to show yet",
                 "Your sites, their health and this month's usage will be summarised here.",
             ),
-            Section::Sites => (
-                "No sites yet",
-                "Each site you create appears here with its address, status and plan limits.",
-            ),
+            Section::Sites => ("", ""),
             Section::Team => ("", ""),
             Section::Billing => (
                 "No subscription yet",
                 "Your plan, billing interval, invoices and payment method will be shown here.",
             ),
-            Section::Usage => (
-                "No usage recorded yet",
-                "Requests, bandwidth and storage per site will be charted here against your plan's limits.",
-            ),
+            Section::Usage => ("", ""),
             Section::Settings => ("", ""),
         }
     }
@@ -108,7 +102,9 @@ fn Frame(me: Me) -> impl IntoView {
     let location = use_location();
     let current = move |section: Section| {
         let path = location.pathname.get();
-        path.trim_end_matches('/') == section.path()
+        let path = path.trim_end_matches('/');
+        path == section.path()
+            || (section != Section::Overview && path.starts_with(&format!("{}/", section.path())))
     };
     let resend = ServerAction::<ResendVerification>::new();
     view! {

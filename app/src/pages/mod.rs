@@ -9,4 +9,6 @@ pub mod landing;
 pub mod not_found;
 pub mod pricing;
 pub mod settings;
+pub mod sites;
 pub mod team;
+pub mod usage;

@@ -1,0 +1,294 @@
+//! Server functions for `/dashboard/sites`: list, create, show (with deployments and
+//! logs) and act on sites. Each takes the session, calls one `platform` function and
+//! maps its error.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::session::require_membership;
+#[cfg(feature = "ssr")]
+use crate::state::app_state;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRow {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub url: String,
+    pub status: String,
+    pub waiting_for: Option<String>,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateChoice {
+    pub name: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitesView {
+    pub sites: Vec<SiteRow>,
+    pub can_create: bool,
+    pub templates: Vec<TemplateChoice>,
+    /// e.g. "2 of 5 sites on the Pro plan".
+    pub usage: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    pub step: String,
+    pub status: String,
+    pub detail: Option<String>,
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentView {
+    pub reason: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub created: String,
+    pub duration: Option<String>,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteView {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub url: String,
+    pub template: String,
+    pub desired_state: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub waiting_for: Option<String>,
+    /// (label, value) of the plan limits this site runs with.
+    pub limits: Vec<(String, String)>,
+    pub deployments: Vec<DeploymentView>,
+    pub logs: Vec<String>,
+    pub can_deploy: bool,
+    pub can_delete: bool,
+    /// The app's API token and webhook secret, for admins and owners.
+    pub credentials: Option<(String, String)>,
+}
+
+impl SiteView {
+    /// Whether the reconciler still has work to do (the page keeps listening).
+    pub fn in_progress(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "active" | "stopped" | "failed" | "deleted"
+        )
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+#[cfg(feature = "ssr")]
+fn millis(ms: Option<i64>) -> Option<String> {
+    ms.map(|ms| {
+        if ms < 1000 {
+            format!("{ms} ms")
+        } else {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        }
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn parse_site_id(raw: &str) -> Result<uuid::Uuid, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+#[server(endpoint = "sites/list")]
+pub async fn list_sites() -> Result<SitesView, AppError> {
+    use platform::orgs::{Action, authorize};
+    use platform::plans::Limit;
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let sites = platform::sites::list(&state.platform, &me).await?;
+    let overview = platform::orgs::overview(&state.platform, me.organization_id).await?;
+    let usage = match state.platform.plan(&overview.plan_id) {
+        Some(plan) => match plan.limits.sites {
+            Limit::Count(max) => {
+                format!("{} of {max} sites on the {} plan", sites.len(), plan.name)
+            }
+            Limit::Unlimited => {
+                format!("{} sites on the {} plan (no limit)", sites.len(), plan.name)
+            }
+        },
+        None => format!("{} sites", sites.len()),
+    };
+    Ok(SitesView {
+        can_create: authorize(me.role, Action::ManageSites),
+        templates: state
+            .platform
+            .templates
+            .iter()
+            .map(|t| TemplateChoice {
+                name: t.name.clone(),
+                label: t.label.clone(),
+            })
+            .collect(),
+        usage,
+        sites: sites
+            .into_iter()
+            .map(|s| SiteRow {
+                id: s.id.to_string(),
+                name: s.name,
+                slug: s.slug,
+                url: s.url,
+                status: s.status,
+                waiting_for: s.waiting_for,
+                created: when(s.created_at),
+            })
+            .collect(),
+    })
+}
+
+/// Creates the site and returns its id; a plain form post is redirected to its page.
+#[server(endpoint = "sites/create")]
+pub async fn create_site(
+    name: String,
+    slug: String,
+    template: Option<String>,
+) -> Result<String, AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let site = platform::sites::create(
+        &state.platform,
+        &me,
+        &platform::sites::NewSite {
+            name,
+            slug,
+            template: template.unwrap_or_default(),
+        },
+    )
+    .await?;
+    leptos_axum::redirect(&format!("/dashboard/sites/{}", site.id));
+    Ok(site.id.to_string())
+}
+
+#[server(endpoint = "sites/detail")]
+pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
+    use platform::orgs::{Action, authorize};
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let site_id = parse_site_id(&id)?;
+    let site = platform::sites::get(&state.platform, &me, site_id).await?;
+    let deployments = platform::sites::deployments(&state.platform, &me, site_id, 10).await?;
+    let logs = match &state.runtime {
+        Some(runtime) => {
+            platform::provision::container_logs(&state.platform, runtime, &me, site_id, 50).await?
+        }
+        None => vec!["(this server process does not manage containers)".to_owned()],
+    };
+    let overview = platform::orgs::overview(&state.platform, me.organization_id).await?;
+    let limits = state
+        .platform
+        .plan(&overview.plan_id)
+        .map(|plan| {
+            let l = &plan.limits;
+            vec![
+                ("Plan".to_owned(), plan.name.clone()),
+                ("Memory".to_owned(), format!("{} MiB", l.memory_mb)),
+                (
+                    "CPU".to_owned(),
+                    format!("{:.2} cores", f64::from(l.cpu_millis) / 1000.0),
+                ),
+                ("Processes".to_owned(), l.pids.to_string()),
+                (
+                    "Database connections".to_owned(),
+                    l.db_connections.to_string(),
+                ),
+                ("Storage".to_owned(), format!("{} GiB", l.storage_mb / 1024)),
+            ]
+        })
+        .unwrap_or_default();
+    let can_delete = authorize(me.role, Action::ManageSites);
+    let credentials = if can_delete {
+        platform::sites::credentials(&state.platform, &me, site_id)
+            .await
+            .ok()
+            .map(|c| (c.api_token, c.webhook_secret))
+    } else {
+        None
+    };
+    Ok(SiteView {
+        id: site.id.to_string(),
+        name: site.name,
+        slug: site.slug,
+        url: site.url,
+        template: site.template,
+        desired_state: site.desired_state,
+        status: site.status,
+        status_reason: site.status_reason,
+        waiting_for: site.waiting_for,
+        limits,
+        deployments: deployments
+            .into_iter()
+            .map(|d| DeploymentView {
+                reason: d.reason,
+                status: d.status,
+                error: d.error,
+                created: when(d.created_at),
+                duration: millis(d.duration_ms),
+                steps: d
+                    .steps
+                    .into_iter()
+                    .map(|s| StepView {
+                        step: s.step,
+                        status: s.status,
+                        detail: s.detail,
+                        duration: millis(s.duration_ms),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        logs,
+        can_deploy: authorize(me.role, Action::DeploySite),
+        can_delete,
+        credentials,
+    })
+}
+
+/// Restart, stop, start or delete. Deleting needs the slug typed again as confirmation.
+#[server(endpoint = "sites/act")]
+pub async fn site_action(
+    id: String,
+    action: String,
+    confirm: Option<String>,
+) -> Result<(), AppError> {
+    use platform::sites::SiteAction;
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let site_id = parse_site_id(&id)?;
+    let action = SiteAction::parse(&action)?;
+    if action == SiteAction::Delete {
+        let site = platform::sites::get(&state.platform, &me, site_id).await?;
+        if confirm.as_deref().map(str::trim) != Some(site.slug.as_str()) {
+            crate::session::set_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+            return Err(AppError::Invalid {
+                field: "confirm".into(),
+                message: format!(
+                    "Type {} to confirm that this site and its data go away.",
+                    site.slug
+                ),
+            });
+        }
+    }
+    platform::sites::request(&state.platform, &me, site_id, action).await?;
+    if action == SiteAction::Delete {
+        leptos_axum::redirect("/dashboard/sites");
+    } else {
+        leptos_axum::redirect(&format!("/dashboard/sites/{site_id}"));
+    }
+    Ok(())
+}

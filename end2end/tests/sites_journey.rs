@@ -1,0 +1,325 @@
+//! The sites journey in Chromium against a real server, Docker engine and PostgreSQL:
+//! create a site, watch it provision live (server-sent events, no reload), read its
+//! deployment, restart it, delete it with confirmation; and the same pages without
+//! JavaScript, where a refresh shows the progress.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use end2end::{Harness, JavaScript};
+
+async fn sign_up_on_pro(h: &Harness, email: &str) -> Result<()> {
+    h.visit("/signup").await?;
+    h.submit(
+        "signup",
+        &[
+            ("name", "Grace Hopper"),
+            ("email", email),
+            ("password", "correct horse battery"),
+            ("organization", "Compilers Inc"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+    h.sql("UPDATE organizations SET plan_id = 'pro'").await
+}
+
+/// Polls (reloading when `reload`) until the site page shows `status`.
+async fn wait_for_status(h: &Harness, status: &str, reload: bool, within: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let shown = h.texts("main h1 + [data-status]").await.unwrap_or_default();
+        if shown.first().is_some_and(|s| s.starts_with(status)) {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the page never showed {status} (it shows {shown:?})"
+        );
+        if reload {
+            h.browser.refresh().await?;
+        }
+        tokio::time::sleep(Duration::from_millis(if reload { 1000 } else { 100 })).await;
+    }
+}
+
+#[tokio::test]
+async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
+    let mut h = Harness::start("sites_journey", JavaScript::Enabled).await?;
+    sign_up_on_pro(&h, "grace@example.com").await?;
+
+    h.visit("/dashboard/sites").await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing("[data-empty-state]", "No sites yet")
+        .await?;
+    h.wait_for_text_containing("[data-site-usage]", "0 of 5 sites on the Pro plan")
+        .await?;
+    h.click(r#"a[href="/dashboard/sites/new"]"#).await?;
+    h.wait_for_path("/dashboard/sites/new").await?;
+    h.wait_hydrated().await?;
+
+    // Refused slugs, with the reason next to the field.
+    h.submit("create-site", &[("name", "Docs"), ("slug", "admin")])
+        .await?;
+    h.wait_for_texts(
+        r#"[data-field-error="slug"]"#,
+        &["This name is reserved. Choose another."],
+    )
+    .await?;
+    h.submit("create-site", &[("name", "Docs"), ("slug", "Bad Slug!")])
+        .await?;
+    h.wait_for_texts(
+        r#"[data-field-error="slug"]"#,
+        &["Use only lowercase letters a-z, digits and hyphens."],
+    )
+    .await?;
+    h.screenshot("new-site-errors").await?;
+
+    // Created: the page of the new site, which fills in step by step without a reload.
+    h.submit(
+        "create-site",
+        &[("name", "Team docs"), ("slug", "team-docs")],
+    )
+    .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.path().await?.starts_with("/dashboard/sites/")
+        || h.path().await? == "/dashboard/sites/new"
+    {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no redirect to the site page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.wait_hydrated().await?;
+    let page = h.path().await?;
+    // Mark the document: if it were reloaded, the mark would be gone.
+    h.browser
+        .execute("window.__no_reload_mark = 1;", vec![])
+        .await?;
+    h.wait_for_text_containing("[data-site-name]", "Team docs")
+        .await?;
+    // The first step as it appears (the shot shows work in progress when it is quick enough).
+    h.wait_for_text_containing("[data-deployments]", "database")
+        .await?;
+    h.screenshot("site-provisioning").await?;
+    wait_for_status(&h, "active", false, Duration::from_secs(60)).await?;
+    let mark = h
+        .browser
+        .execute("return window.__no_reload_mark === 1;", vec![])
+        .await?;
+    ensure!(
+        mark.as_bool() == Some(true),
+        "the page was reloaded instead of updated live"
+    );
+    ensure!(h.path().await? == page);
+    let steps = h
+        .texts("[data-deployment] [data-step] span:nth-child(2)")
+        .await?;
+    ensure!(
+        steps == ["database", "image", "container", "start", "health"],
+        "steps shown: {steps:?}"
+    );
+    let states = h
+        .texts(r#"[data-deployment] [data-step-status="succeeded"]"#)
+        .await?;
+    ensure!(states.len() == 5, "all five steps succeeded: {states:?}");
+    let site_url = format!("http://team-docs.localhost:{}", h.proxy_port);
+    h.wait_for_text_containing("[data-site-url]", &site_url)
+        .await?;
+    h.wait_for_text_containing("[data-limits]", "512 MiB")
+        .await?;
+    h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
+        .await?;
+    h.screenshot("site-active").await?;
+    // The refused creations above answered 422 (the browser logs those); nothing else.
+    let errors: Vec<String> = h
+        .console_errors()
+        .await?
+        .into_iter()
+        .filter(|e| !e.contains("/api/sites/create - Failed to load resource: the server responded with a status of 422"))
+        .collect();
+    ensure!(errors.is_empty(), "console errors: {errors:?}");
+
+    // Visitors reach it through Slipway's proxy (Chromium resolves *.localhost itself),
+    // and their traffic shows on the usage charts.
+    for _ in 0..3 {
+        h.browser.goto(&format!("{site_url}/")).await?;
+        h.wait_for_text_containing("header strong", "Team docs")
+            .await?;
+    }
+    h.screenshot("site-through-proxy").await?;
+    // Flushed every second here: three page views (the browser's favicon requests count as
+    // requests, not page views).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let views = h
+            .query_strings("SELECT COALESCE(sum(page_views), 0)::text FROM usage_hourly")
+            .await?;
+        if views == ["3"] {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "page views counted: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let requests = h
+        .query_strings("SELECT sum(requests)::text FROM usage_hourly")
+        .await?;
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing(
+        r#"[data-chart="requests"] figcaption"#,
+        &format!("{} in 30 days", requests[0]),
+    )
+    .await?;
+    let bars = h.texts(r#"[data-chart="requests"] rect"#).await?;
+    ensure!(bars.len() == 30, "one bar per day: {}", bars.len());
+
+    // A custom domain: the records to create, then a verification that cannot pass yet.
+    h.submit("domain-add", &[("domain", "Docs.Example.com")])
+        .await?;
+    h.wait_for_text_containing(
+        r#"[data-domain="docs.example.com"] [data-dns-records]"#,
+        "_slipway-challenge.docs.example.com",
+    )
+    .await?;
+    h.wait_for_text_containing(r#"[data-domain="docs.example.com"]"#, "team-docs.localhost")
+        .await?;
+    h.submit("domain-verify", &[]).await?;
+    h.wait_for_text_containing("[data-domain-error]", "DNS could not be queried")
+        .await?;
+    h.submit("domain-add", &[("domain", "docs.localhost")])
+        .await?;
+    h.wait_for_text_containing(r#"[data-field-error="domain"]"#, "belong to Slipway")
+        .await?;
+    h.screenshot("site-domains").await?;
+
+    // The organization's usage page: 29 earlier days of history (seeded here so the chart
+    // has a shape to look at) plus today's real visits.
+    h.sql(
+        "INSERT INTO usage_hourly (site_id, organization_id, hour, requests, bytes_in, bytes_out, page_views, storage_bytes)
+         SELECT s.id, s.organization_id, date_trunc('hour', now()) - make_interval(days => d),
+                400 + (d * 37) % 250, 20000 * d, 3500000 + 90000 * ((d * 13) % 17), 300, 9000000 + d * 20000
+           FROM sites s, generate_series(1, 29) AS d",
+    )
+    .await?;
+    h.visit("/dashboard/usage").await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing(r#"[data-site-usage="team-docs"]"#, "of 2,500,000")
+        .await?;
+    h.wait_for_text_containing("[data-usage-month]", "on the Pro plan")
+        .await?;
+    let levels = h
+        .texts(r#"[data-site-usage="team-docs"] [data-level="fine"]"#)
+        .await?;
+    ensure!(levels.len() == 3, "three bars within limits: {levels:?}");
+    h.screenshot("usage").await?;
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
+    // Hydration went through on every page above: no errors but the refused domain (422)
+    // and the site's missing favicon (its own 404).
+    let errors: Vec<String> = h
+        .console_errors()
+        .await?
+        .into_iter()
+        .filter(|e| !e.contains("status of 422") && !e.contains("/favicon.ico"))
+        .collect();
+    ensure!(errors.is_empty(), "console errors: {errors:?}");
+
+    // Restart: a second deployment, shown live.
+    h.submit("site-restart", &[]).await?;
+    if let Err(e) = h
+        .wait_for_text_containing("[data-deployments] > li:first-child", "Restart")
+        .await
+    {
+        h.screenshot("debug-restart").await?;
+        eprintln!("CONSOLE {:?} {e}", h.console_errors().await?);
+    }
+    h.wait_for_text_containing("[data-deployments] > li:first-child", "Restart")
+        .await?;
+    wait_for_status(&h, "active", false, Duration::from_secs(60)).await?;
+    h.wait_for_text_containing("[data-deployments] > li:first-child", "restarted")
+        .await?;
+
+    // The list shows it with its badge.
+    h.visit("/dashboard/sites").await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing(r#"[data-site="team-docs"]"#, "active")
+        .await?;
+    h.screenshot("sites-list").await?;
+
+    // Delete: the slug must be typed; then the site goes away.
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
+    h.click("[data-actions] details summary").await?;
+    h.submit("site-delete", &[("confirm", "wrong")]).await?;
+    h.wait_for_text_containing(
+        r#"[data-field-error="confirm"]"#,
+        "Type team-docs to confirm",
+    )
+    .await?;
+    h.screenshot("site-delete-confirm").await?;
+    h.submit("site-delete", &[("confirm", "team-docs")]).await?;
+    h.wait_for_path("/dashboard/sites").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let gone = sqlx_status(&h).await?;
+        if gone == "deleted" {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the site was never deleted (status {gone})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.visit("/dashboard/sites").await?;
+    h.wait_for_text_containing("[data-empty-state]", "No sites yet")
+        .await?;
+    h.finish().await
+}
+
+async fn sqlx_status(h: &Harness) -> Result<String> {
+    let rows = h.query_strings("SELECT status FROM sites").await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
+    let mut h = Harness::start("sites_no_js", JavaScript::Disabled).await?;
+    sign_up_on_pro(&h, "ada@example.com").await?;
+    h.visit("/dashboard/sites/new").await?;
+    h.submit("create-site", &[("name", "Notes"), ("slug", "www")])
+        .await?;
+    h.wait_for_texts(
+        r#"[data-field-error="slug"]"#,
+        &["This name is reserved. Choose another."],
+    )
+    .await?;
+    h.submit("create-site", &[("name", "Notes"), ("slug", "notes-nojs")])
+        .await?;
+    h.wait_for_text_containing("[data-site-name]", "Notes")
+        .await?;
+    h.screenshot("site-page-no-js").await?;
+    // The page refreshes itself (meta refresh in <noscript>) until the site is active.
+    wait_for_status(&h, "active", false, Duration::from_secs(60)).await?;
+    let steps = h
+        .texts("[data-deployment] [data-step] span:nth-child(2)")
+        .await?;
+    ensure!(steps.len() == 5, "steps after refreshes: {steps:?}");
+    h.screenshot("site-active-no-js").await?;
+    // Delete with the typed confirmation, as a plain form post.
+    h.click("[data-actions] details summary").await?;
+    h.submit("site-delete", &[("confirm", "notes-nojs")])
+        .await?;
+    h.wait_for_path("/dashboard/sites").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sqlx_status(&h).await? != "deleted" {
+        ensure!(std::time::Instant::now() < deadline, "never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.finish().await
+}

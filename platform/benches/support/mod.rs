@@ -1,0 +1,70 @@
+//! What both benches start from: a database of their own (from DATABASE_URL's server),
+//! migrated, a platform on it, and one signed-up account. `finish` drops the database.
+
+use platform::accounts::{self, Email, NewPassword, PersonName, SignUp, SignedUp};
+use platform::orgs::OrganizationName;
+use platform::plans::{Catalog, default_plans};
+use sqlx::{Connection, Executor, PgConnection};
+
+pub type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+pub struct BenchDb {
+    admin: PgConnection,
+    database: String,
+    pub pool: sqlx::PgPool,
+    pub platform: platform::Platform,
+    /// `bench@example.com`, owner of its organization.
+    // Each bench compiles this module on its own; the sign-in bench does not need the ids.
+    #[allow(dead_code)]
+    pub account: SignedUp,
+}
+
+impl BenchDb {
+    pub async fn start(password: &str, max_connections: u32) -> BenchResult<Self> {
+        let admin_url = std::env::var("DATABASE_URL")?;
+        let database = format!("slipway_bench_{}", std::process::id());
+        let mut admin = PgConnection::connect(&admin_url).await?;
+        admin
+            .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
+            .await?;
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .ok_or("DATABASE_URL has no path")?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(&format!("{server}/{database}"))
+            .await?;
+        platform::db::migrate(&pool).await?;
+        let platform = platform::Platform::new(
+            pool.clone(),
+            Catalog::new(default_plans())?,
+            "http://127.0.0.1:3000/".parse()?,
+        );
+        let account = accounts::sign_up(
+            &platform,
+            SignUp {
+                email: Email::parse("bench@example.com")?,
+                name: PersonName::parse("Bench")?,
+                password: NewPassword::parse(password)?,
+                organization: OrganizationName::parse("Bench")?,
+            },
+            None,
+        )
+        .await?;
+        Ok(Self {
+            admin,
+            database,
+            pool,
+            platform,
+            account,
+        })
+    }
+
+    pub async fn finish(mut self) -> BenchResult<()> {
+        self.pool.close().await;
+        self.admin
+            .execute(format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.database).as_str())
+            .await?;
+        Ok(())
+    }
+}

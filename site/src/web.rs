@@ -1,0 +1,480 @@
+//! The CMS's HTTP surface: public pages, the token-protected posts API and the signed
+//! content-sync webhook.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Request bodies larger than this are refused (413) before they are read.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+pub struct Config {
+    pub name: String,
+    pub token: String,
+    pub webhook_secret: String,
+}
+
+#[derive(Clone)]
+struct AppState {
+    db: PgPool,
+    config: Arc<Config>,
+}
+
+pub fn router(db: PgPool, config: Config) -> Router {
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/", get(index))
+        .route("/posts/{slug}", get(show_post))
+        .route("/api/health", get(health))
+        // Static: crawlers ask for it first, and it costs the database nothing (the proxy
+        // benchmark measures forwarding with it).
+        .route(
+            "/robots.txt",
+            get(|| async {
+                (
+                    [("content-type", "text/plain")],
+                    "User-agent: *\nAllow: /\n",
+                )
+            }),
+        )
+        .route("/api/posts", get(list_posts).post(create_post))
+        .route(
+            "/api/posts/{slug}",
+            get(get_post).put(update_post).delete(delete_post),
+        )
+        .route("/api/sync-content", post(sync_content))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+struct Post {
+    slug: String,
+    title: String,
+    body: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PostInput {
+    slug: String,
+    title: String,
+    body: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PostUpdate {
+    title: String,
+    body: String,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn internal(what: &str, cause: sqlx::Error) -> Response {
+    eprintln!("site: {what}: {cause}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+/// Maps the schema's named constraints to the client's mistake they describe.
+fn refused(cause: sqlx::Error) -> Response {
+    let constraint = cause
+        .as_database_error()
+        .and_then(|e| e.constraint())
+        .map(str::to_owned);
+    match constraint.as_deref() {
+        Some("posts_slug_key") => error(StatusCode::CONFLICT, "a post with this slug exists"),
+        Some("posts_slug_format") => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "slug: lowercase letters, digits and single hyphens, at most 100 characters",
+        ),
+        Some("posts_title_length") => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "title: 1 to 300 characters",
+        ),
+        Some("posts_body_length") => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body: at most 1,000,000 characters",
+        ),
+        _ => internal("writing a post", cause),
+    }
+}
+
+/// A request refused before any work: small enough to pass around in a `Result`.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.status, &self.message)
+    }
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let expected = state.config.token.as_bytes();
+    match presented {
+        Some(token) if subtle::ConstantTimeEq::ct_eq(token.as_bytes(), expected).into() => Ok(()),
+        _ => Err(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: "send the site token as `Authorization: Bearer <token>`".to_owned(),
+        }),
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    match sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&state.db)
+        .await
+    {
+        Ok(_) => {
+            axum::Json(serde_json::json!({ "status": "ok", "database": "up" })).into_response()
+        }
+        Err(cause) => {
+            eprintln!("site: health: {cause}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "unavailable", "database": "down" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+const POST_COLUMNS: &str = "slug, title, body, created_at, updated_at";
+
+async fn all_posts(db: &PgPool) -> Result<Vec<Post>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts ORDER BY created_at DESC, id DESC"
+    ))
+    .fetch_all(db)
+    .await
+}
+
+async fn one_post(db: &PgPool, slug: &str) -> Result<Option<Post>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {POST_COLUMNS} FROM posts WHERE slug = $1"))
+        .bind(slug)
+        .fetch_optional(db)
+        .await
+}
+
+async fn list_posts(State(state): State<AppState>) -> Response {
+    match all_posts(&state.db).await {
+        Ok(posts) => axum::Json(posts).into_response(),
+        Err(cause) => internal("listing posts", cause),
+    }
+}
+
+async fn get_post(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    match one_post(&state.db, &slug).await {
+        Ok(Some(post)) => axum::Json(post).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such post"),
+        Err(cause) => internal("reading a post", cause),
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|cause| Refusal {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: format!("the body is not the expected JSON: {cause}"),
+    })
+}
+
+async fn create_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refusal) = authorized(&state, &headers) {
+        return refusal.into_response();
+    }
+    let input: PostInput = match parse_json(&body) {
+        Ok(input) => input,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let created = sqlx::query_as(&format!(
+        "INSERT INTO posts (slug, title, body) VALUES ($1, $2, $3) RETURNING {POST_COLUMNS}"
+    ))
+    .bind(&input.slug)
+    .bind(&input.title)
+    .bind(&input.body)
+    .fetch_one(&state.db)
+    .await;
+    match created {
+        Ok(post) => (StatusCode::CREATED, axum::Json::<Post>(post)).into_response(),
+        Err(cause) => refused(cause),
+    }
+}
+
+async fn update_post(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = authorized(&state, &headers) {
+        return refusal.into_response();
+    }
+    let input: PostUpdate = match parse_json(&body) {
+        Ok(input) => input,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let updated = sqlx::query_as(&format!(
+        "UPDATE posts SET title = $2, body = $3, updated_at = now() WHERE slug = $1 RETURNING {POST_COLUMNS}"
+    ))
+    .bind(&slug)
+    .bind(&input.title)
+    .bind(&input.body)
+    .fetch_optional(&state.db)
+    .await;
+    match updated {
+        Ok(Some(post)) => axum::Json::<Post>(post).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such post"),
+        Err(cause) => refused(cause),
+    }
+}
+
+async fn delete_post(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = authorized(&state, &headers) {
+        return refusal.into_response();
+    }
+    match sqlx::query("DELETE FROM posts WHERE slug = $1")
+        .bind(&slug)
+        .execute(&state.db)
+        .await
+    {
+        Ok(done) if done.rows_affected() == 1 => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => error(StatusCode::NOT_FOUND, "no such post"),
+        Err(cause) => internal("deleting a post", cause),
+    }
+}
+
+/// A push from a content repository, GitHub-style: the body is signed with the site's
+/// webhook secret in `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`.
+/// Each entry of `posts` is created or replaced; each slug in `removed` is deleted.
+#[derive(Debug, Deserialize)]
+struct SyncPush {
+    #[serde(default)]
+    posts: Vec<PostInput>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+pub fn signature_matches(secret: &[u8], body: &[u8], header_value: Option<&str>) -> bool {
+    let Some(hex_signature) = header_value.and_then(|v| v.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(signature) = hex::decode(hex_signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&signature).is_ok()
+}
+
+async fn sync_content(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let header_value = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if !signature_matches(state.config.webhook_secret.as_bytes(), &body, header_value) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "X-Hub-Signature-256 is missing or does not match the body",
+        );
+    }
+    let push: SyncPush = match parse_json(&body) {
+        Ok(push) => push,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let applied = async {
+        let mut tx = state.db.begin().await?;
+        for post in &push.posts {
+            sqlx::query(
+                "INSERT INTO posts (slug, title, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (slug) DO UPDATE SET title = $2, body = $3, updated_at = now()",
+            )
+            .bind(&post.slug)
+            .bind(&post.title)
+            .bind(&post.body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for slug in &push.removed {
+            sqlx::query("DELETE FROM posts WHERE slug = $1")
+                .bind(slug)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    };
+    match applied.await {
+        Ok(()) => axum::Json(serde_json::json!({
+            "updated": push.posts.len(),
+            "removed": push.removed.len(),
+        }))
+        .into_response(),
+        Err(cause) => refused(cause),
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Markdown to HTML. Raw HTML in the source is shown as text, not passed through:
+/// anyone holding the token or the webhook secret could otherwise inject scripts.
+pub fn render_markdown(source: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser};
+    let events = Parser::new_ext(
+        source,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    )
+    .map(|event| match event {
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        other => other,
+    });
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+fn page(site: &str, title: &str, content: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:42rem;\
+         margin:2rem auto;padding:0 1rem;line-height:1.6;color:#1f2937}}a{{color:#4338ca}}\
+         header a{{text-decoration:none;color:inherit}}</style></head><body>\
+         <header><a href=\"/\"><strong>{site}</strong></a></header><main>{content}</main></body></html>",
+        title = escape(title),
+        site = escape(site),
+    ))
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    match all_posts(&state.db).await {
+        Ok(posts) => {
+            let mut list = String::from("<h1>Posts</h1>");
+            if posts.is_empty() {
+                list.push_str("<p>Nothing published yet.</p>");
+            } else {
+                list.push_str("<ul>");
+                for post in &posts {
+                    list.push_str(&format!(
+                        "<li><a href=\"/posts/{}\">{}</a> <small>{}</small></li>",
+                        escape(&post.slug),
+                        escape(&post.title),
+                        post.created_at.format("%Y-%m-%d"),
+                    ));
+                }
+                list.push_str("</ul>");
+            }
+            page(&state.config.name, &state.config.name, &list).into_response()
+        }
+        Err(cause) => internal("listing posts", cause),
+    }
+}
+
+async fn show_post(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    match one_post(&state.db, &slug).await {
+        Ok(Some(post)) => page(
+            &state.config.name,
+            &post.title,
+            &format!(
+                "<article><h1>{}</h1>{}</article>",
+                escape(&post.title),
+                render_markdown(&post.body)
+            ),
+        )
+        .into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            page(&state.config.name, "Not found", "<h1>No such post</h1>"),
+        )
+            .into_response(),
+        Err(cause) => internal("reading a post", cause),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_push_signed_with_the_secret_is_accepted() {
+        let body = br#"{"posts":[]}"#;
+        assert!(signature_matches(
+            b"s3cret",
+            body,
+            Some(&sign(b"s3cret", body))
+        ));
+    }
+
+    #[test]
+    fn wrong_secret_tampered_body_or_malformed_header_is_refused() {
+        let body = br#"{"posts":[]}"#;
+        let good = sign(b"s3cret", body);
+        assert!(!signature_matches(b"other", body, Some(&good)));
+        assert!(!signature_matches(
+            b"s3cret",
+            br#"{"posts":[1]}"#,
+            Some(&good)
+        ));
+        assert!(!signature_matches(b"s3cret", body, None));
+        assert!(!signature_matches(
+            b"s3cret",
+            body,
+            Some(good.trim_start_matches("sha256="))
+        ));
+        assert!(!signature_matches(b"s3cret", body, Some("sha256=zz")));
+    }
+
+    #[test]
+    fn markdown_renders_and_raw_html_is_shown_as_text() {
+        let html = render_markdown("# Hello\n\n*world* <script>alert(1)</script>");
+        assert!(html.contains("<h1>Hello</h1>"), "{html}");
+        assert!(html.contains("<em>world</em>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+}
