@@ -101,3 +101,34 @@ pub async fn check(pool: &PgPool, deadline: Duration) -> Health {
         },
     }
 }
+
+/// Wakes `wake` on every notification on `channel`, for as long as the task runs. Also
+/// wakes after each (re)connection: notifications sent while the listener was away are
+/// lost, so the woken side should look at everything again.
+pub async fn wake_on_notify(
+    db: PgPool,
+    channel: &'static str,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&db).await {
+            Ok(mut listener) => match listener.listen(channel).await {
+                Ok(()) => {
+                    wake.notify_one();
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => wake.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(%error, channel, "listener lost its connection");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, channel, "cannot LISTEN"),
+            },
+            Err(error) => tracing::warn!(%error, channel, "cannot connect the listener"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -12,7 +12,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -244,7 +243,11 @@ impl Reconciler {
     /// `resync_interval_secs`, which also removes orphaned containers.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let wake = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(self.platform.db.clone(), wake.clone()));
+        let listener = tokio::spawn(crate::db::wake_on_notify(
+            self.platform.db.clone(),
+            CHANNEL_SITES,
+            wake.clone(),
+        ));
         let workers = Arc::new(tokio::sync::Semaphore::new(self.config.workers.max(1)));
         let resync_every = Duration::from_secs(self.config.resync_interval_secs.max(1));
         let mut last_resync: Option<Instant> = None;
@@ -1133,30 +1136,6 @@ fn short(id: &str) -> &str {
 }
 
 /// Wakes the loop on every `slipway_sites` notification; reconnects after errors.
-async fn listen(db: sqlx::PgPool, wake: Arc<Notify>) {
-    loop {
-        match PgListener::connect_with(&db).await {
-            Ok(mut listener) => {
-                if let Err(error) = listener.listen(CHANNEL_SITES).await {
-                    tracing::warn!(%error, "cannot LISTEN for site changes");
-                } else {
-                    loop {
-                        match listener.recv().await {
-                            Ok(_) => wake.notify_one(),
-                            Err(error) => {
-                                tracing::warn!(%error, "site change listener lost its connection");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot connect the site change listener"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 /// A bare `GET path` over HTTP/1.0: the status code, within 2 seconds.
 pub async fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
     let exchange = async {

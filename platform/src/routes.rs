@@ -172,7 +172,11 @@ impl RouteTable {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let wake = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(platform.db.clone(), wake.clone()));
+        let listener = tokio::spawn(crate::db::wake_on_notify(
+            platform.db.clone(),
+            "slipway_routes",
+            wake.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             if let Err(error) = self.reload(&platform).await {
@@ -185,25 +189,6 @@ impl RouteTable {
             }
         }
         listener.abort();
-    }
-}
-
-async fn listen(db: sqlx::PgPool, wake: Arc<Notify>) {
-    loop {
-        match sqlx::postgres::PgListener::connect_with(&db).await {
-            Ok(mut listener) => {
-                if let Err(error) = listener.listen("slipway_routes").await {
-                    tracing::warn!(%error, "cannot listen for route changes");
-                } else {
-                    wake.notify_one();
-                    while listener.recv().await.is_ok() {
-                        wake.notify_one();
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot listen for route changes"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -224,16 +224,20 @@ fn month_start(at: DateTime<Utc>) -> NaiveDate {
     at.date_naive().with_day(1).unwrap_or(at.date_naive())
 }
 
+/// The start of the hour `at` falls in: the key of `usage_hourly`.
+fn hour_start(at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    at.date_naive()
+        .and_hms_opt(chrono::Timelike::hour(&at), 0, 0)
+        .map(|h| h.and_utc())
+        .ok_or_else(|| Error::Internal("no such hour".to_owned()))
+}
+
 async fn write(
     db: &sqlx::PgPool,
     at: DateTime<Utc>,
     taken: &[(Arc<SiteMeter>, Counts)],
 ) -> Result<()> {
-    let hour = at
-        .date_naive()
-        .and_hms_opt(chrono::Timelike::hour(&at), 0, 0)
-        .map(|h| h.and_utc())
-        .ok_or_else(|| Error::Internal("no such hour".to_owned()))?;
+    let hour = hour_start(at)?;
     let period = month_start(at);
     let mut tx = db.begin().await?;
     for (meter, c) in taken {
@@ -298,11 +302,7 @@ async fn write(
 /// Records a storage sample (bytes) for the site: the hour's gauge and the month's largest.
 pub async fn record_storage(db: &sqlx::PgPool, site_id: Uuid, bytes: u64) -> Result<()> {
     let now = Utc::now();
-    let hour = now
-        .date_naive()
-        .and_hms_opt(chrono::Timelike::hour(&now), 0, 0)
-        .map(|h| h.and_utc())
-        .ok_or_else(|| Error::Internal("no such hour".to_owned()))?;
+    let hour = hour_start(now)?;
     let mut tx = db.begin().await?;
     sqlx::query!(
         "INSERT INTO usage_hourly AS u (site_id, organization_id, hour, storage_bytes)
