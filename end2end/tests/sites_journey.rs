@@ -311,6 +311,31 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
         .await?;
     ensure!(steps.len() == 5, "steps after refreshes: {steps:?}");
     h.screenshot("site-active-no-js").await?;
+    // A domain added with a plain form post shows its DNS records after the redirect.
+    h.submit("domain-add", &[("domain", "notes.example.org")])
+        .await?;
+    h.wait_for_text_containing(
+        r#"[data-domain="notes.example.org"] [data-dns-records]"#,
+        "_slipway-challenge.notes.example.org",
+    )
+    .await?;
+    // The usage page is complete from the server: 30 bars per chart, a bar per limit.
+    h.visit("/dashboard/usage").await?;
+    let bars = h.texts(r#"[data-chart="bandwidth"] rect"#).await?;
+    ensure!(
+        bars.len() == 30,
+        "one bar per day without JavaScript: {}",
+        bars.len()
+    );
+    let limits = h
+        .texts(r#"[data-site-usage="notes-nojs"] [data-limit]"#)
+        .await?;
+    ensure!(limits.len() == 3, "three limit bars: {limits:?}");
+    h.screenshot("usage-no-js").await?;
+    h.visit("/dashboard/sites").await?;
+    h.click(r#"[data-site="notes-nojs"] a"#).await?;
+    h.wait_for_text_containing("[data-site-name]", "Notes")
+        .await?;
     // Delete with the typed confirmation, as a plain form post.
     h.click("[data-actions] details summary").await?;
     h.submit("site-delete", &[("confirm", "notes-nojs")])
