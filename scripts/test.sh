@@ -27,4 +27,4 @@ cargo test --workspace --exclude frontend --exclude end2end
 
 step "browser tests (headless Chromium through chromedriver)"
 # Same package set as above, so cargo reuses that build instead of resolving features anew.
-cargo test --workspace --exclude frontend --test journeys --test accounts_journey --test sites_journey -- --test-threads=1
+cargo test --workspace --exclude frontend --test journeys --test accounts_journey --test sites_journey --test billing_journey -- --test-threads=1

@@ -85,6 +85,9 @@ impl From<platform::Error> for AppError {
             ),
             E::LimitReached(message) => (StatusCode::PAYMENT_REQUIRED, AppError::Refused(message)),
             E::Conflict(message) => (StatusCode::CONFLICT, AppError::Refused(message)),
+            E::Unavailable(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, AppError::Refused(message))
+            }
             E::InvalidCredentials | E::TokenInvalid | E::TokenUsed | E::TokenExpired => (
                 StatusCode::BAD_REQUEST,
                 AppError::Refused(error.to_string()),

@@ -3,6 +3,7 @@
 //! [`state::AppState`] from context and call `platform`. No SQL here.
 
 pub mod account;
+pub mod billing;
 pub mod domains;
 pub mod error;
 pub mod format;
@@ -22,6 +23,7 @@ use leptos_router::{SsrMode, path};
 
 use pages::admin::AdminPage;
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
+use pages::billing::BillingPage;
 use pages::dashboard::{DashboardLayout, DashboardSection, Section};
 use pages::settings::SettingsPage;
 use pages::sites::{NewSitePage, SitePage, SitesPage};
@@ -91,11 +93,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("sites/new") view=NewSitePage ssr=SsrMode::Async />
                         <Route path=path!("sites/:id") view=SitePage ssr=SsrMode::Async />
                         <Route path=path!("team") view=TeamPage ssr=SsrMode::Async />
-                        <Route
-                            path=path!("billing")
-                            view=|| view! { <DashboardSection section=Section::Billing /> }
-                            ssr=SsrMode::Async
-                        />
+                        <Route path=path!("billing") view=BillingPage ssr=SsrMode::Async />
                         <Route path=path!("usage") view=UsagePage ssr=SsrMode::Async />
                         <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
                     </ParentRoute>

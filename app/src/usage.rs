@@ -86,7 +86,7 @@ fn chart(
 }
 
 #[cfg(feature = "ssr")]
-fn bar(label: &str, used: u64, limit: u64, format: fn(u64) -> String) -> LimitBar {
+pub(crate) fn bar(label: &str, used: u64, limit: u64, format: fn(u64) -> String) -> LimitBar {
     use platform::usage::{Level, level};
     let percent = if limit == 0 {
         100

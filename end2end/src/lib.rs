@@ -40,6 +40,8 @@ pub struct Harness {
     admin_url: String,
     database_url: String,
     instance: uuid::Uuid,
+    /// The `SLIPWAY_*` settings the server runs with (the CLI gets the same).
+    settings: Vec<(String, String)>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -75,6 +77,15 @@ async fn wait_for_http(url: &str, what: &str, child: &mut Child) -> Result<()> {
 impl Harness {
     /// Starts everything for the test `name` (which also names its screenshots).
     pub async fn start(name: &str, javascript: JavaScript) -> Result<Self> {
+        Self::start_with(name, javascript, &[]).await
+    }
+
+    /// The same, with `extra` settings (`SLIPWAY_*` environment variables) for the server.
+    pub async fn start_with(
+        name: &str,
+        javascript: JavaScript,
+        extra: &[(&str, String)],
+    ) -> Result<Self> {
         // The name becomes part of a database name and of file names.
         if name.is_empty()
             || !name
@@ -120,29 +131,48 @@ impl Harness {
                 server.env_remove(key);
             }
         }
+        let mut settings: Vec<(String, String)> = vec![
+            ("SLIPWAY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            (
+                "SLIPWAY_DATABASE__URL".into(),
+                format!("{server_part}/{database}"),
+            ),
+            (
+                "SLIPWAY_WEB__SITE_ROOT".into(),
+                site_root.display().to_string(),
+            ),
+            ("SLIPWAY_PUBLIC_URL".into(), base_url.clone()),
+            ("SLIPWAY_LOG__FILTER".into(), "warn".into()),
+            // Sites: the test network and tenant database (shared by the tests; each
+            // server labels its containers with its own instance id), a fresh key.
+            (
+                "SLIPWAY_PROVISION__MASTER_KEY".into(),
+                TEST_MASTER_KEY.into(),
+            ),
+            ("SLIPWAY_PROVISION__NETWORK".into(), "slipway-test".into()),
+            (
+                "SLIPWAY_PROVISION__TENANT_DATABASE".into(),
+                "slipway_test_tenants".into(),
+            ),
+            (
+                "SLIPWAY_PROXY__LISTEN".into(),
+                format!("127.0.0.1:{proxy_port}"),
+            ),
+            (
+                "SLIPWAY_PROVISION__SITE_URL".into(),
+                format!("http://{{slug}}.localhost:{proxy_port}"),
+            ),
+            (
+                "SLIPWAY_PROXY__DNS_RESOLVER".into(),
+                format!("127.0.0.1:{dns_port}"),
+            ),
+            ("SLIPWAY_USAGE__FLUSH_INTERVAL_SECS".into(), "1".into()),
+        ];
+        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut server = server
             .arg("serve")
             .current_dir(&root)
-            .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLIPWAY_DATABASE__URL", format!("{server_part}/{database}"))
-            .env("SLIPWAY_WEB__SITE_ROOT", &site_root)
-            .env("SLIPWAY_PUBLIC_URL", &base_url)
-            .env("SLIPWAY_LOG__FILTER", "warn")
-            // Sites: the test network and tenant database (shared by the tests; each
-            // server labels its containers with its own instance id), a fresh key.
-            .env("SLIPWAY_PROVISION__MASTER_KEY", TEST_MASTER_KEY)
-            .env("SLIPWAY_PROVISION__NETWORK", "slipway-test")
-            .env("SLIPWAY_PROVISION__TENANT_DATABASE", "slipway_test_tenants")
-            .env("SLIPWAY_PROXY__LISTEN", format!("127.0.0.1:{proxy_port}"))
-            .env(
-                "SLIPWAY_PROVISION__SITE_URL",
-                format!("http://{{slug}}.localhost:{proxy_port}"),
-            )
-            .env(
-                "SLIPWAY_PROXY__DNS_RESOLVER",
-                format!("127.0.0.1:{dns_port}"),
-            )
-            .env("SLIPWAY_USAGE__FLUSH_INTERVAL_SECS", "1")
+            .envs(settings.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -198,7 +228,34 @@ impl Harness {
             database,
             instance,
             admin_url,
+            settings,
         })
+    }
+
+    /// Runs `slipway <args>` with the server's settings; its standard output, or an error
+    /// with its standard error.
+    pub async fn cli(&self, args: &[&str]) -> Result<String> {
+        let mut command =
+            tokio::process::Command::new(workspace_root().join("target/debug/slipway"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SLIPWAY_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .args(args)
+            .current_dir(workspace_root())
+            .envs(self.settings.iter().map(|(k, v)| (k, v)))
+            .output()
+            .await?;
+        if !output.status.success() {
+            bail!(
+                "slipway {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Another browser session (its own cookies) on the same server, e.g. a second user.

@@ -37,6 +37,7 @@ pub struct Config {
     pub provision: ProvisionConfig,
     pub proxy: ProxyConfig,
     pub usage: UsageConfig,
+    pub billing: BillingConfig,
     /// What a site can run. The first is the default; unset: the built-in CMS (`site/`).
     pub templates: Vec<crate::templates::Template>,
     /// The plan catalog. Setting `[[plans]]` replaces the whole default catalog.
@@ -55,6 +56,7 @@ impl Default for Config {
             provision: ProvisionConfig::default(),
             proxy: ProxyConfig::default(),
             usage: UsageConfig::default(),
+            billing: BillingConfig::default(),
             templates: vec![crate::templates::Template::builtin()],
             plans: default_plans(),
         }
@@ -320,6 +322,38 @@ impl Default for UsageConfig {
     }
 }
 
+/// Billing. Without `stripe_secret_key` Slipway runs in local billing mode: operators assign
+/// plans with `slipway admin set-plan` and nothing calls Stripe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// `sk_live_...` or `sk_test_...`.
+    pub stripe_secret_key: Option<SecretString>,
+    /// Where the Stripe API is; a test server in tests.
+    pub stripe_api_base: String,
+    /// The webhook endpoint's signing secrets (`whsec_...`); two while one is being rolled.
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    /// Failed attempts to collect one invoice after which every site is suspended.
+    pub failed_payments_before_suspend: u32,
+    /// How long sites are kept after a subscription ends, in seconds (7 days).
+    pub grace_period_secs: u64,
+    /// How often pending webhook events, grace periods and overage reports are looked at.
+    pub worker_interval_secs: u64,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            stripe_secret_key: None,
+            stripe_api_base: "https://api.stripe.com/".to_owned(),
+            stripe_webhook_secrets: Vec::new(),
+            failed_payments_before_suspend: 3,
+            grace_period_secs: 7 * 24 * 3600,
+            worker_interval_secs: 60,
+        }
+    }
+}
+
 /// Why the configuration could not be loaded. Displays as one line naming the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -376,6 +410,7 @@ impl Config {
         config.master_key()?;
         crate::templates::validate(&config.templates).map_err(ConfigError::Invalid)?;
         config.check_proxy()?;
+        config.billing()?;
         Ok(config)
     }
 
@@ -410,6 +445,51 @@ impl Config {
             // LEPTOS_* and RUST_LOG belong to others; only SLIPWAY_* is ours.
             .split("__");
         Ok(figment.merge(env))
+    }
+
+    /// The billing settings, checked: a Stripe key needs a webhook secret and a valid API base.
+    pub fn billing(&self) -> Result<crate::billing::BillingSettings, ConfigError> {
+        let billing = &self.billing;
+        let invalid = |why: String| ConfigError::Invalid(format!("setting `billing.{why}"));
+        if billing.failed_payments_before_suspend == 0 {
+            return Err(invalid(
+                "failed_payments_before_suspend`: use 1 or more".to_owned(),
+            ));
+        }
+        let mut settings = crate::billing::BillingSettings {
+            stripe: None,
+            webhook_secrets: billing.stripe_webhook_secrets.clone(),
+            failed_payments_before_suspend: billing.failed_payments_before_suspend,
+            grace_period: Duration::from_secs(billing.grace_period_secs),
+            ..crate::billing::BillingSettings::default()
+        };
+        let Some(key) = &billing.stripe_secret_key else {
+            return Ok(settings);
+        };
+        let key = key.expose_secret();
+        if !key.starts_with("sk_") && !key.starts_with("rk_") {
+            return Err(invalid(
+                "stripe_secret_key`: expected a Stripe secret key (sk_live_..., sk_test_... or rk_...)".to_owned(),
+            ));
+        }
+        if billing.stripe_webhook_secrets.is_empty() {
+            return Err(invalid(
+                "stripe_webhook_secrets`: required with a Stripe key, or no webhook could be trusted".to_owned(),
+            ));
+        }
+        let base = url::Url::parse(&billing.stripe_api_base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "stripe_api_base`: use an absolute http(s) URL (got \"{}\")",
+                    billing.stripe_api_base
+                ))
+            })?;
+        let api = crate::billing::stripe_api::StripeApi::new(key, &base)
+            .map_err(|e| invalid(format!("stripe_secret_key`: {e}")))?;
+        settings.stripe = Some(api);
+        Ok(settings)
     }
 
     fn check_proxy(&self) -> Result<(), ConfigError> {

@@ -34,6 +34,10 @@ pub enum Error {
     /// The action would leave the data in a state we refuse (e.g. no owner left).
     #[error("{0}")]
     Conflict(String),
+    /// A service Slipway depends on (Stripe) did not answer as it should; trying again
+    /// later may work. The message is for users; details go to the log.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("database error: {0}")]

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod domains;
@@ -48,6 +49,8 @@ pub struct Platform {
     pub base_domain: Arc<str>,
     /// How custom domains are verified.
     pub dns: domains::DnsSettings,
+    /// Stripe (or local billing mode) and the dunning settings.
+    pub billing: Arc<billing::BillingSettings>,
 }
 
 impl Platform {
@@ -61,6 +64,7 @@ impl Platform {
             site_url_pattern: Arc::from(sites::DEFAULT_URL_PATTERN),
             base_domain: Arc::from("localhost"),
             dns: domains::DnsSettings::default(),
+            billing: Arc::new(billing::BillingSettings::default()),
         }
     }
 
@@ -90,6 +94,11 @@ impl Platform {
         self
     }
 
+    pub fn with_billing(mut self, billing: billing::BillingSettings) -> Self {
+        self.billing = Arc::new(billing);
+        self
+    }
+
     /// The platform `config` describes, on `db`.
     pub fn from_config(db: sqlx::PgPool, config: &Config) -> Result<Self, config::ConfigError> {
         let mut platform = Self::new(db, config.catalog()?, config.public_url()?)
@@ -99,7 +108,8 @@ impl Platform {
             .with_dns(domains::DnsSettings {
                 resolver: config.proxy.dns_resolver,
                 timeout: None,
-            });
+            })
+            .with_billing(config.billing()?);
         if let Some(key) = config.master_key()? {
             platform = platform.with_master_key(key);
         }

@@ -144,6 +144,14 @@ pub struct Limits {
     /// starve the others.
     #[serde(default = "default_concurrent_requests")]
     pub concurrent_requests: u32,
+    /// Sites created (each one a build of the app) per organization and month before
+    /// overages, on plans that bill them.
+    #[serde(default = "default_monthly_builds")]
+    pub monthly_builds: u32,
+}
+
+fn default_monthly_builds() -> u32 {
+    100
 }
 
 fn default_bandwidth_gb() -> u32 {
@@ -389,6 +397,7 @@ pub fn default_plans() -> Vec<Plan> {
                 monthly_requests: 0,
                 request_body_mb: 1,
                 concurrent_requests: 1,
+                monthly_builds: 0,
             },
             &[SelfHosted, CommunitySupport],
             false,
@@ -412,6 +421,7 @@ pub fn default_plans() -> Vec<Plan> {
                 monthly_requests: 500_000,
                 request_body_mb: 10,
                 concurrent_requests: 32,
+                monthly_builds: 20,
             },
             &[AutomaticBackups, Ssl],
             false,
@@ -435,6 +445,7 @@ pub fn default_plans() -> Vec<Plan> {
                 monthly_requests: 2_500_000,
                 request_body_mb: 25,
                 concurrent_requests: 128,
+                monthly_builds: 100,
             },
             &[AutomaticBackups, Ssl, CustomDomains, ApiAccess],
             true,
@@ -458,6 +469,7 @@ pub fn default_plans() -> Vec<Plan> {
                 monthly_requests: 10_000_000,
                 request_body_mb: 100,
                 concurrent_requests: 512,
+                monthly_builds: 500,
             },
             &[
                 AutomaticBackups,

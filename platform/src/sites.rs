@@ -564,6 +564,36 @@ pub async fn apply_plan(platform: &Platform, organization_id: Uuid) -> Result<u6
     Ok(sites.len() as u64)
 }
 
+/// Asks for every live site of the organization to be deleted (billing: the grace period
+/// after a cancellation is over). Returns their slugs.
+pub(crate) async fn delete_all(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    reason: &str,
+) -> Result<Vec<String>> {
+    let sites = sqlx::query!(
+        "UPDATE sites SET desired_state = 'deleted', generation = generation + 1, updated_at = now(),
+                          failures = 0, next_attempt_at = now()
+          WHERE organization_id = $1 AND status <> 'deleted' AND desired_state <> 'deleted'
+          RETURNING id, slug, generation",
+        organization_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for site in &sites {
+        insert_deployment(tx, site.id, site.generation, reason, None).await?;
+        audit::record(
+            &mut *tx,
+            audit::Entry::new("site.delete", Actor::System)
+                .organization(organization_id)
+                .subject(format!("site:{}", site.slug))
+                .details(serde_json::json!({ "site_id": site.id, "reason": reason })),
+        )
+        .await?;
+    }
+    Ok(sites.into_iter().map(|s| s.slug).collect())
+}
+
 /// Suspends a site: visitors get the suspended page (the proxy answers 503 with
 /// `Retry-After`), its container and data are kept. `reason` is for operators and the audit
 /// log, never shown to visitors. Returns whether the site was running and is now suspended.

@@ -78,6 +78,7 @@ impl From<platform::Error> for ApiError {
             E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::LimitReached(_) => (StatusCode::PAYMENT_REQUIRED, "limit_reached"),
             E::Conflict(_) | E::EmailTaken => (StatusCode::CONFLICT, "conflict"),
+            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             E::InvalidCredentials | E::TokenInvalid | E::TokenUsed | E::TokenExpired => {
                 (StatusCode::BAD_REQUEST, "bad_request")

@@ -29,6 +29,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Print a new random master key (for `provision.master_key` / SLIPWAY_PROVISION__MASTER_KEY).
     Keygen,
+    /// Stripe: `sync` publishes the plan catalog as products and prices.
+    #[command(subcommand)]
+    Stripe(StripeCommand),
     /// Build the built-in site image from the static `site` binary (`provision.site_binary`).
     SiteImage {
         /// The binary to package (default: `provision.site_binary`).
@@ -47,6 +50,22 @@ pub enum AdminCommand {
         #[arg(long, default_value = "Operator")]
         name: String,
     },
+    /// Local billing mode: put an organization on a plan (limits apply at once).
+    SetPlan {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// A plan id of the catalog (`slipway plans`).
+        #[arg(long)]
+        plan: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StripeCommand {
+    /// Create or update a product per paid plan and its monthly and yearly prices (by
+    /// lookup key). Safe to run again: only what changed is changed.
+    Sync,
 }
 
 /// Runs one command to completion.
@@ -60,6 +79,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Create { email, name }) => {
             create_operator(&config, &email, &name).await
         }
+        Command::Admin(AdminCommand::SetPlan { org, plan }) => set_plan(&config, &org, &plan).await,
+        Command::Stripe(StripeCommand::Sync) => stripe_sync(&config).await,
         Command::Keygen => {
             println!("{}", platform::secrets::MasterKey::generate());
             Ok(())
@@ -174,6 +195,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => tracing::info!("mail.smtp_url is not set: mail stays in the mail_outbox table"),
     }
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    if platform.billing.stripe.is_some() {
+        let mut stopped = stopping.clone();
+        tokio::spawn(platform::billing::run_worker(
+            platform.clone(),
+            std::time::Duration::from_secs(config.billing.worker_interval_secs.max(1)),
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ));
+        tracing::info!("billing: Stripe webhooks at /api/webhooks/stripe");
+    } else {
+        tracing::info!(
+            "billing: local mode (no billing.stripe_secret_key); plans are set with `slipway admin set-plan`"
+        );
+    }
     let proxy = if config.proxy.enabled {
         Some(crate::start_proxy(&config, platform.clone(), stopping.clone()).await?)
     } else {
@@ -211,6 +247,40 @@ async fn sample_storage(
             Err(error) => tracing::warn!(%error, "storage sampling failed"),
         }
     }
+}
+
+async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    let done = platform::billing::set_plan(&platform, org, plan).await?;
+    println!("{org} is on the {plan} plan");
+    if !done.suspended.is_empty() {
+        println!(
+            "suspended (over the plan's site limit): {}",
+            done.suspended.join(", ")
+        );
+    }
+    if !done.resumed.is_empty() {
+        println!("resumed: {}", done.resumed.join(", "));
+    }
+    pool.close().await;
+    Ok(())
+}
+
+async fn stripe_sync(config: &Config) -> anyhow::Result<()> {
+    if config.billing.stripe_secret_key.is_none() {
+        anyhow::bail!(
+            "setting `billing.stripe_secret_key` is not set: this server is in local billing mode and has nothing to sync"
+        );
+    }
+    let pool = db::connect(&config.database).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    for change in platform::billing::catalog::sync(&platform).await? {
+        println!("{change}");
+    }
+    pool.close().await;
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

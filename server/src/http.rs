@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use platform::db::{self, Health};
@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
             "/api/sites/{id}/events",
             get(crate::site_events::site_events),
         )
+        .route("/api/webhooks/stripe", post(stripe_webhook))
         .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, context.clone(), render)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
@@ -54,7 +55,8 @@ pub fn router(state: AppState) -> Router {
 /// session cookie (server functions and form posts): its `Origin` (or, lacking one, its
 /// `Referer`) must be the configured public URL's origin. Browsers always send `Origin`
 /// on cross-site POSTs and cannot forge it. `/api/v1` authenticates by bearer key, never by
-/// cookie, so it needs no check.
+/// cookie, so it needs no check; nor does Stripe's webhook, which is authenticated by its
+/// signature and never carries a cookie.
 async fn same_origin_writes(
     State(state): State<AppState>,
     request: Request,
@@ -64,7 +66,8 @@ async fn same_origin_writes(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if safe || request.uri().path().starts_with("/api/v1/") {
+    let path = request.uri().path();
+    if safe || path.starts_with("/api/v1/") || path == "/api/webhooks/stripe" {
         return next.run(request).await;
     }
     let expected = state.platform.public_url.origin().ascii_serialization();
@@ -89,6 +92,53 @@ fn request_origin(headers: &HeaderMap) -> Option<String> {
         None => text(header::REFERER)
             .and_then(|referer| url::Url::parse(referer).ok())
             .map(|url| url.origin().ascii_serialization()),
+    }
+}
+
+/// Stripe's webhook: the raw body and its `Stripe-Signature`, verified, stored once, and
+/// answered at once; the billing worker handles the event. A delivery that fails
+/// verification is refused with 400 and has no effect.
+async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use platform::billing::{Received, WebhookError};
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|value| value.to_str().ok());
+    match platform::billing::receive_webhook(&state.platform, &body, signature).await {
+        Ok(Received::Accepted { id, kind }) => {
+            tracing::info!(event = %id, %kind, "Stripe event received");
+            Json(json!({ "received": true })).into_response()
+        }
+        Ok(Received::Duplicate { .. }) => {
+            Json(json!({ "received": true, "duplicate": true })).into_response()
+        }
+        Err(WebhookError::NotConfigured) => (
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({ "error": "Stripe is not configured on this server (local billing mode)." }),
+            ),
+        )
+            .into_response(),
+        Err(error @ (WebhookError::Signature(_) | WebhookError::Malformed(_))) => {
+            tracing::warn!(%error, "Stripe webhook refused");
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": error.to_string() })),
+            )
+                .into_response()
+        }
+        Err(WebhookError::Internal(error)) => {
+            // Stripe retries a delivery that did not get a 2xx.
+            tracing::error!(%error, "Stripe webhook could not be stored");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "not stored; retry" })),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -276,3 +276,70 @@ async fn admin_create_makes_an_operator_from_a_password_on_stdin(pool: PgPool) {
         .expect("count");
     assert_eq!(users, 1, "refused commands change nothing");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_set_plan_assigns_plans_in_local_billing_mode(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let org: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO organizations (slug, name) VALUES ('acme-corp', 'Acme') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("organization");
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        slipway(&dir)
+            .args(["admin", "set-plan"])
+            .args(args)
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .envs(extra.iter().copied())
+            .output()
+            .expect("runs")
+    };
+
+    let output = run(&["--org", "acme-corp", "--plan", "pro"], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "acme-corp is on the pro plan\n"
+    );
+    let plan: String = sqlx::query_scalar("SELECT plan_id FROM organizations WHERE id = $1")
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .expect("plan");
+    assert_eq!(plan, "pro");
+
+    assert_eq!(
+        failure_line(&run(&["--org", "acme-corp", "--plan", "platinum"], &[])),
+        "slipway: There is no plan \"platinum\" (plans: free, starter, pro, business)."
+    );
+    assert_eq!(
+        failure_line(&run(&["--org", "nobody", "--plan", "pro"], &[])),
+        "slipway: There is no organization \"nobody\"."
+    );
+    // With Stripe configured, plans follow subscriptions instead.
+    let stripe = run(
+        &["--org", "acme-corp", "--plan", "starter"],
+        &[
+            ("SLIPWAY_BILLING__STRIPE_SECRET_KEY", "sk_test_x"),
+            ("SLIPWAY_BILLING__STRIPE_WEBHOOK_SECRETS", "[\"whsec_x\"]"),
+        ],
+    );
+    assert!(failure_line(&stripe).contains("plans follow the organization's subscription"));
+    // A Stripe key without a webhook secret is a configuration error.
+    let unsafe_config = run(
+        &["--org", "acme-corp", "--plan", "starter"],
+        &[("SLIPWAY_BILLING__STRIPE_SECRET_KEY", "sk_test_x")],
+    );
+    assert!(failure_line(&unsafe_config).contains("billing.stripe_webhook_secrets"));
+    let plan: String = sqlx::query_scalar("SELECT plan_id FROM organizations WHERE id = $1")
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .expect("plan");
+    assert_eq!(plan, "pro", "refused commands change nothing");
+}

@@ -155,6 +155,15 @@ async fn pricing_shows_every_plan_with_monthly_prices(pool: PgPool) {
     assert!(html.contains("/month"));
     assert!(html.contains("5 hosted sites"), "limits are listed");
     assert!(html.contains("Custom domains"), "features are listed");
+    // No Stripe key: local billing mode, and the page says who assigns plans.
+    assert!(
+        html.contains("plans are assigned by its operator"),
+        "local billing notice"
+    );
+    assert!(
+        html.contains(r#"href="/dashboard/billing?plan=pro&amp;billing=monthly""#),
+        "paid plans lead to the billing page"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -214,7 +223,7 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
         ("/dashboard", "Overview", "Nothing to show yet"),
         ("/dashboard/sites", "Sites", "No sites yet"),
         ("/dashboard/team", "Team", "Pending invitations"),
-        ("/dashboard/billing", "Billing", "No subscription yet"),
+        ("/dashboard/billing", "Billing", "assigned by its operator"),
         ("/dashboard/usage", "Usage", "0 in 30 days"),
         ("/dashboard/settings", "Settings", "API keys"),
     ];

@@ -1,6 +1,5 @@
 //! `/dashboard/*`: the customer's workspace, for signed-in users. The frame (navigation,
-//! organization switcher, account menu) and the sections; Team and Settings are live, the
-//! others show what they will hold.
+//! organization switcher, account menu, the past-due banner) and the sections' empty states.
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -11,6 +10,7 @@ use leptos_router::hooks::use_location;
 use super::chrome::HomeLink;
 use super::forms::{FormError, general_error};
 use crate::account::{Me, ResendVerification, SwitchOrganization, current_user};
+use crate::billing::past_due_banner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
@@ -63,10 +63,7 @@ impl Section {
             ),
             Section::Sites => ("", ""),
             Section::Team => ("", ""),
-            Section::Billing => (
-                "No subscription yet",
-                "Your plan, billing interval, invoices and payment method will be shown here.",
-            ),
+            Section::Billing => ("", ""),
             Section::Usage => ("", ""),
             Section::Settings => ("", ""),
         }
@@ -107,6 +104,11 @@ fn Frame(me: Me) -> impl IntoView {
             || (section != Section::Overview && path.starts_with(&format!("{}/", section.path())))
     };
     let resend = ServerAction::<ResendVerification>::new();
+    // Reloaded on every navigation, like the frame: a payment can land at any time.
+    let banner = Resource::new(
+        move || (location.pathname.get(), location.search.get()),
+        |_| past_due_banner(),
+    );
     view! {
         <div class="min-h-screen md:flex">
             <aside class="border-b border-slate-200 bg-white md:min-h-screen md:w-60 md:shrink-0 md:border-b-0 md:border-r">
@@ -158,6 +160,16 @@ fn Frame(me: Me) -> impl IntoView {
                             </div>
                         }
                     })}
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        banner.await.ok().flatten().map(|message| view! {
+                            <div class="flex flex-wrap items-center gap-3 border-b border-red-200 bg-red-50 px-4 py-2 text-sm text-red-900 sm:px-8" data-past-due="">
+                                <span>{message}</span>
+                                <a href="/dashboard/billing" class="font-semibold underline">"Go to Billing"</a>
+                            </div>
+                        })
+                    })}
+                </Suspense>
                 <main class="px-4 py-8 sm:px-8">
                     <Outlet />
                 </main>

@@ -76,7 +76,19 @@ pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
                     data-form-error=""
                     class="rounded-lg border border-red-200 bg-red-50 p-3 text-sm text-red-800"
                 >
-                    {message}
+                    {
+                        // A plan limit says where to get more: make that a link.
+                        let upgrade = message.contains("under Billing");
+                        view! {
+                            {message}
+                            {upgrade.then(|| view! {
+                                " "
+                                <a href="/dashboard/billing" class="font-semibold underline" data-upgrade="">
+                                    "See plans"
+                                </a>
+                            })}
+                        }
+                    }
                 </div>
             }
         })

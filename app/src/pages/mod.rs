@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod chrome;
 pub mod dashboard;
 pub mod forms;

@@ -9,6 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::chrome::{LoadError, PublicPage};
+use crate::billing::local_billing;
 use crate::format::usd;
 use crate::plans::{PlanView, list_plans};
 
@@ -84,6 +85,7 @@ pub fn PricingPage() -> impl IntoView {
     let query = use_query_map();
     let interval = Memo::new(move |_| Interval::from_query(query.read().get("billing").as_deref()));
     let plans = Resource::new(|| (), |_| list_plans());
+    let local = Resource::new(|| (), |_| local_billing());
 
     view! {
         <Title text="Pricing" />
@@ -95,6 +97,15 @@ pub fn PricingPage() -> impl IntoView {
                     "Every hosted plan includes its own container, its own database and SSL. Change or cancel any time."
                 </p>
             </div>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    matches!(local.await, Ok(true)).then(|| view! {
+                        <p class="mx-auto mt-6 max-w-2xl rounded-lg border border-slate-200 bg-white px-4 py-3 text-center text-sm text-slate-700" data-local-billing="">
+                            "On this server plans are assigned by its operator, who bills outside Slipway: contact them to subscribe or change plans."
+                        </p>
+                    })
+                })}
+            </Suspense>
             <IntervalToggle interval />
             <Suspense fallback=|| view! { <p class="mt-12 text-center text-slate-500">"Loading plans…"</p> }>
                 {move || Suspend::new(async move {
@@ -203,7 +214,18 @@ fn PlanCard(plan: PlanView, interval: Memo<Interval>) -> impl IntoView {
                 {move || label().note}
             </p>
             <a
-                href="/dashboard"
+                href={
+                    let id = plan.id.clone();
+                    let paid = plan.monthly_cents > 0;
+                    move || {
+                        if paid {
+                            format!("/dashboard/billing?plan={id}&billing={}", interval.get().query_value())
+                        } else {
+                            "/dashboard".to_owned()
+                        }
+                    }
+                }
+                data-choose=plan.id.clone()
                 class=if plan.featured {
                     "mt-6 block rounded-lg bg-indigo-600 px-4 py-2 text-center text-sm font-semibold text-white hover:bg-indigo-500"
                 } else {

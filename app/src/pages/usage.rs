@@ -74,7 +74,7 @@ fn SiteBars(site: SiteLimits, show_name: bool) -> impl IntoView {
 }
 
 #[component]
-fn Bar(bar: LimitBar) -> impl IntoView {
+pub(crate) fn Bar(bar: LimitBar) -> impl IntoView {
     let (fill, note) = match bar.level.as_str() {
         "exceeded" => ("bg-red-600", Some(("text-red-700", "Limit reached"))),
         "warning" => ("bg-amber-500", Some(("text-amber-700", "Over 80%"))),

@@ -1,0 +1,299 @@
+//! The billing journey in Chromium: a real slipway server, Docker engine and PostgreSQL,
+//! and the Stripe-shaped test server in place of Stripe (its hosted checkout page, its
+//! signed webhooks). Sign up, buy a plan on the pricing page, pay on the checkout page,
+//! fill the plan's site limit, miss three payments (the site shows the suspended page
+//! through the proxy), pay, and the site serves again.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use end2end::{Harness, JavaScript};
+use stripe_test_server::StripeTestServer;
+
+const SECRET: &str = "whsec_journey_secret";
+
+/// The Stripe-shaped test server, and slipway configured for it (webhooks included).
+async fn start(name: &str, javascript: JavaScript) -> Result<(StripeTestServer, Harness)> {
+    let stripe = StripeTestServer::start_default().await;
+    let h = Harness::start_with(
+        name,
+        javascript,
+        &[
+            (
+                "SLIPWAY_BILLING__STRIPE_SECRET_KEY",
+                "sk_test_journey".to_owned(),
+            ),
+            ("SLIPWAY_BILLING__STRIPE_API_BASE", stripe.url()),
+            (
+                "SLIPWAY_BILLING__STRIPE_WEBHOOK_SECRETS",
+                format!("[\"{SECRET}\"]"),
+            ),
+            ("SLIPWAY_BILLING__WORKER_INTERVAL_SECS", "1".to_owned()),
+        ],
+    )
+    .await?;
+    stripe.set_webhook(&h.url("/api/webhooks/stripe"), &[SECRET]);
+    Ok((stripe, h))
+}
+
+/// Reloads `path` until `css` shows text containing `needle`.
+async fn reload_until(
+    h: &Harness,
+    path: &str,
+    css: &str,
+    needle: &str,
+    within: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        h.visit(path).await?;
+        let shown = h.texts(css).await.unwrap_or_default();
+        if shown.iter().any(|t| t.contains(needle)) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{path} never showed {needle:?} in {css} (it shows {shown:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Visits the site through the proxy until its page contains `needle`.
+async fn site_shows(h: &Harness, url: &str, needle: &str, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        h.browser.goto(url).await?;
+        let body = h.texts("body").await.unwrap_or_default().join(" ");
+        if body.contains(needle) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{url} never showed {needle:?} (it shows {body:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscribe_fill_the_plan_miss_payments_and_pay_again() -> Result<()> {
+    let (stripe, mut h) = start("billing_journey", JavaScript::Enabled).await?;
+    // The operator publishes the catalog first (and a second run changes nothing).
+    let synced = h.cli(&["stripe", "sync"]).await?;
+    ensure!(
+        synced.contains("created   price slipway_starter_monthly"),
+        "stripe sync printed: {synced}"
+    );
+    let again = h.cli(&["stripe", "sync"]).await?;
+    ensure!(!again.contains("created"), "second sync: {again}");
+
+    h.visit("/signup").await?;
+    h.submit(
+        "signup",
+        &[
+            ("name", "Ada Lovelace"),
+            ("email", "ada@example.com"),
+            ("password", "correct horse battery"),
+            ("organization", "Analytical Engines"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+
+    // Pricing -> the billing page with the plan picked -> Stripe's checkout page.
+    h.visit("/pricing").await?;
+    h.wait_hydrated().await?;
+    h.screenshot("pricing").await?;
+    h.click(r#"a[data-choose="starter"]"#).await?;
+    h.wait_for_path("/dashboard/billing?plan=starter&billing=monthly")
+        .await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing("[data-billing-status]", "No subscription")
+        .await?;
+    h.screenshot("billing-choose").await?;
+    h.click(r#"[data-checkout="starter-monthly"]"#).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h
+        .browser
+        .current_url()
+        .await?
+        .as_str()
+        .starts_with(&stripe.url())
+    {
+        ensure!(Instant::now() < deadline, "never reached the checkout page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.wait_for_text_containing("#product", "Starter").await?;
+    h.wait_for_text_containing("#amount", "$15.00").await?;
+    h.screenshot("stripe-checkout").await?;
+    h.click("#pay").await?;
+    h.wait_for_path("/dashboard/billing?checkout=success")
+        .await?;
+    h.wait_for_text_containing("[data-billing-notice]", "Thank you")
+        .await?;
+    // The webhooks arrive and the plan is active.
+    reload_until(
+        &h,
+        "/dashboard/billing",
+        "[data-billing-status]",
+        "Active",
+        Duration::from_secs(20),
+    )
+    .await?;
+    h.wait_for_texts("[data-billing-plan]", &["Starter"])
+        .await?;
+    h.wait_for_text_containing("[data-upcoming-invoice]", "$15")
+        .await?;
+    h.screenshot("billing-active").await?;
+
+    // The plan's one site.
+    h.visit("/dashboard/sites/new").await?;
+    h.wait_hydrated().await?;
+    h.submit(
+        "create-site",
+        &[("name", "Engine notes"), ("slug", "engine-notes")],
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.path().await?.starts_with("/dashboard/sites/")
+        || h.path().await? == "/dashboard/sites/new"
+    {
+        ensure!(Instant::now() < deadline, "no redirect to the site page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let site_url = format!("http://engine-notes.localhost:{}/", h.proxy_port);
+    site_shows(&h, &site_url, "Engine notes", Duration::from_secs(90)).await?;
+
+    // One more is refused, with the way to get more.
+    h.visit("/dashboard/sites/new").await?;
+    h.wait_hydrated().await?;
+    h.submit(
+        "create-site",
+        &[("name", "Second"), ("slug", "second-engine")],
+    )
+    .await?;
+    h.wait_for_text_containing("[data-form-error]", "Upgrade your plan under Billing")
+        .await?;
+    h.wait_for_texts("[data-form-error] a[data-upgrade]", &["See plans"])
+        .await?;
+    h.screenshot("site-limit").await?;
+
+    // Three failed payments: reminders, then the site is suspended through the proxy.
+    let subscription = h
+        .query_strings("SELECT stripe_subscription_id FROM billing_accounts")
+        .await?;
+    ensure!(
+        subscription.len() == 1,
+        "one subscription: {subscription:?}"
+    );
+    for attempt in 1..=3 {
+        stripe.fail_payment(&subscription[0]).await;
+        if attempt < 3 {
+            reload_until(
+                &h,
+                "/dashboard",
+                "[data-past-due]",
+                &format!("({attempt} of 3 attempts)"),
+                Duration::from_secs(15),
+            )
+            .await?;
+        }
+    }
+    site_shows(
+        &h,
+        &site_url,
+        "This site is suspended",
+        Duration::from_secs(15),
+    )
+    .await?;
+    h.screenshot("site-suspended").await?;
+    reload_until(
+        &h,
+        "/dashboard",
+        "[data-past-due]",
+        "your sites are suspended",
+        Duration::from_secs(10),
+    )
+    .await?;
+    h.screenshot("past-due-banner").await?;
+    let reminders = h
+        .query_strings(
+            "SELECT count(*)::text FROM mail_outbox WHERE subject = 'Your payment failed'",
+        )
+        .await?;
+    ensure!(reminders == ["3"], "reminders: {reminders:?}");
+
+    // The customer pays: the site serves again and the banner is gone.
+    stripe.pay_open_invoice(&subscription[0]).await;
+    site_shows(&h, &site_url, "Engine notes", Duration::from_secs(15)).await?;
+    h.screenshot("site-back").await?;
+    h.visit("/dashboard/billing").await?;
+    h.wait_for_text_containing("[data-billing-status]", "Active")
+        .await?;
+    ensure!(
+        h.texts("[data-past-due]").await?.is_empty(),
+        "banner still shown"
+    );
+    h.finish().await
+}
+
+#[tokio::test]
+async fn without_javascript_checkout_and_the_portal_are_plain_forms() -> Result<()> {
+    // Kept alive to the end: it serves the checkout page and sends the webhooks.
+    let (_stripe, mut h) = start("billing_no_js", JavaScript::Disabled).await?;
+    h.cli(&["stripe", "sync"]).await?;
+    h.visit("/signup").await?;
+    h.submit(
+        "signup",
+        &[
+            ("name", "Charles Babbage"),
+            ("email", "charles@example.com"),
+            ("password", "correct horse battery"),
+            ("organization", "Difference Engines"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts("main h1", &["Overview"]).await?;
+
+    h.visit("/pricing?billing=yearly").await?;
+    h.click(r#"a[data-choose="pro"]"#).await?;
+    h.wait_for_path("/dashboard/billing?plan=pro&billing=yearly")
+        .await?;
+    h.click(r#"[data-checkout="pro-yearly"]"#).await?;
+    h.wait_for_text_containing("#amount", "$490.00").await?;
+    h.click("#pay").await?;
+    h.wait_for_path("/dashboard/billing?checkout=success")
+        .await?;
+    reload_until(
+        &h,
+        "/dashboard/billing",
+        "[data-billing-status]",
+        "Active",
+        Duration::from_secs(20),
+    )
+    .await?;
+    h.wait_for_texts("[data-billing-plan]", &["Pro"]).await?;
+    h.screenshot("billing-active").await?;
+
+    // The portal button leaves for Stripe's portal, which links back.
+    h.click(r#"form[data-form="portal"] button"#).await?;
+    h.wait_for_text_containing("h1", "Billing portal").await?;
+    h.click("#return").await?;
+    h.wait_for_path("/dashboard/billing").await?;
+
+    // Another plan changes the subscription in place: no second checkout.
+    h.click(r#"[data-checkout="starter-monthly"]"#).await?;
+    h.wait_for_path("/dashboard/billing?changed=1").await?;
+    h.wait_for_text_containing("[data-billing-notice]", "Your plan was changed")
+        .await?;
+    reload_until(
+        &h,
+        "/dashboard/billing",
+        "[data-billing-plan]",
+        "Starter",
+        Duration::from_secs(10),
+    )
+    .await?;
+    h.finish().await
+}

@@ -1,0 +1,114 @@
+//! `slipway stripe sync`: the plan catalog, published to Stripe.
+//!
+//! Each paid plan is a product `slipway_<plan>` with two recurring prices found by lookup key
+//! (`slipway_<plan>_monthly`, `slipway_<plan>_yearly`). Running it again changes nothing
+//! unless the catalog changed: a new amount becomes a new price that takes the lookup key
+//! over (Stripe prices are immutable), so new checkouts use it while existing subscriptions
+//! keep theirs.
+
+use std::collections::HashMap;
+
+use super::{Interval, lookup_key, stripe};
+use crate::Platform;
+use crate::error::{Error, Result};
+use crate::plans::CURRENCY;
+
+/// What a sync did to one Stripe object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Created(String),
+    Updated(String),
+    Unchanged(String),
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Created(what) => write!(f, "created   {what}"),
+            Change::Updated(what) => write!(f, "updated   {what}"),
+            Change::Unchanged(what) => write!(f, "unchanged {what}"),
+        }
+    }
+}
+
+pub fn product_id(plan: &crate::plans::PlanId) -> String {
+    format!("slipway_{plan}")
+}
+
+/// Creates or updates the products and prices of every paid plan; idempotent.
+pub async fn sync(platform: &Platform) -> Result<Vec<Change>> {
+    let api = stripe(platform)?;
+    let failed = |what: &str, error: super::ApiError| {
+        Error::Unavailable(format!("Stripe: {what} failed: {error}"))
+    };
+    let mut changes = Vec::new();
+    for plan in platform.catalog.plans() {
+        if plan.monthly_cents.0 == 0 && plan.yearly_cents.0 == 0 {
+            continue;
+        }
+        let product = product_id(&plan.id);
+        match api
+            .retrieve_product(&product)
+            .await
+            .map_err(|e| failed("reading a product", e))?
+        {
+            None => {
+                let metadata = HashMap::from([("slipway_plan".to_owned(), plan.id.to_string())]);
+                api.create_product(&product, &plan.name, &plan.description, metadata)
+                    .await
+                    .map_err(|e| failed("creating a product", e))?;
+                changes.push(Change::Created(format!("product {product}")));
+            }
+            Some(existing)
+                if existing.name != plan.name
+                    || existing.description.as_deref() != Some(plan.description.as_str()) =>
+            {
+                api.update_product(&product, &plan.name, &plan.description)
+                    .await
+                    .map_err(|e| failed("updating a product", e))?;
+                changes.push(Change::Updated(format!("product {product}")));
+            }
+            Some(_) => changes.push(Change::Unchanged(format!("product {product}"))),
+        }
+        for (interval, cents) in [
+            (Interval::Monthly, plan.monthly_cents.0),
+            (Interval::Yearly, plan.yearly_cents.0),
+        ] {
+            let key = lookup_key(&plan.id, interval);
+            let amount = i64::try_from(cents)
+                .map_err(|_| Error::Internal(format!("price of {key} is too large")))?;
+            let existing = api
+                .price_by_lookup_key(&key)
+                .await
+                .map_err(|e| failed("looking up a price", e))?;
+            let current = existing.as_ref().is_some_and(|price| {
+                price.unit_amount == Some(amount) && price.currency.eq_ignore_ascii_case(CURRENCY)
+            });
+            if current {
+                changes.push(Change::Unchanged(format!("price {key}")));
+                continue;
+            }
+            let metadata = HashMap::from([
+                ("slipway_plan".to_owned(), plan.id.to_string()),
+                ("interval".to_owned(), interval.as_str().to_owned()),
+            ]);
+            api.create_price(
+                &product,
+                &key,
+                amount,
+                CURRENCY,
+                interval == Interval::Yearly,
+                metadata,
+            )
+            .await
+            .map_err(|e| failed("creating a price", e))?;
+            changes.push(match existing {
+                None => Change::Created(format!("price {key} ({amount} cents)")),
+                Some(_) => Change::Updated(format!(
+                    "price {key} ({amount} cents, replaces the old amount)"
+                )),
+            });
+        }
+    }
+    Ok(changes)
+}

@@ -1,0 +1,197 @@
+//! Metered overages: what an organization on a plan with [`Feature::MeteredOverages`] used
+//! beyond its plan's included amounts in a closed month, reported to Stripe Billing Meters.
+//!
+//! A report is written to `meter_reports` before it is sent, with an identifier made of the
+//! organization, the metric and the month. Sending is retried until Stripe confirms it, and
+//! always with that identifier: Stripe counts one identifier once, so a retry after a lost
+//! answer never charges twice, and the row (one per organization, metric and month) means
+//! the month is never measured and reported a second time.
+
+use chrono::{Datelike, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::stripe;
+use crate::Platform;
+use crate::error::{Error, Result};
+use crate::plans::Feature;
+
+const GIB: i64 = 1 << 30;
+const MIB: i64 = 1 << 20;
+
+/// The Billing Meter each metric is reported to (`event_name`), in whole units.
+pub fn event_name(metric: &str) -> &'static str {
+    match metric {
+        "bandwidth" => "slipway_bandwidth_gb",
+        "storage" => "slipway_storage_gb",
+        _ => "slipway_builds",
+    }
+}
+
+/// Bytes in whole GiB, rounded up (a started GiB is billed).
+fn whole_gib(bytes: i64) -> i64 {
+    if bytes <= 0 { 0 } else { (bytes - 1) / GIB + 1 }
+}
+
+/// The first day of the month before the one `today` is in.
+pub fn previous_month(today: NaiveDate) -> NaiveDate {
+    let first = today.with_day(1).unwrap_or(today);
+    let last_of_previous = first.pred_opt().unwrap_or(first);
+    last_of_previous.with_day(1).unwrap_or(last_of_previous)
+}
+
+/// The identifier Stripe de-duplicates the report by.
+pub fn identifier(organization_id: Uuid, metric: &str, period: NaiveDate) -> String {
+    format!(
+        "slipway-{organization_id}-{metric}-{}",
+        period.format("%Y-%m")
+    )
+}
+
+/// Measures `period` (the first of a closed month) for every organization whose plan bills
+/// overages and has a Stripe customer, stores what is over, then sends whatever is not yet
+/// confirmed. Returns how many reports Stripe confirmed in this call.
+pub async fn report_overages(platform: &Platform, period: NaiveDate) -> Result<usize> {
+    if period.day() != 1 {
+        return Err(Error::Internal(format!(
+            "{period} is not the first of a month"
+        )));
+    }
+    let this_month = Utc::now().date_naive().with_day(1).unwrap_or(period);
+    if period >= this_month {
+        return Err(Error::Internal(format!("{period} has not closed yet")));
+    }
+    let metered: Vec<&str> = platform
+        .catalog
+        .plans()
+        .iter()
+        .filter(|p| p.features.contains(&Feature::MeteredOverages))
+        .map(|p| p.id.as_str())
+        .collect();
+    let organizations = sqlx::query!(
+        "SELECT o.id, o.plan_id FROM organizations o
+           JOIN billing_accounts a ON a.organization_id = o.id
+          WHERE o.plan_id = ANY($1)
+            AND NOT EXISTS (SELECT 1 FROM meter_reports r
+                             WHERE r.organization_id = o.id AND r.period = $2)",
+        &metered as &[&str],
+        period
+    )
+    .fetch_all(&platform.db)
+    .await?;
+    for org in organizations {
+        let Some(plan) = platform.plan(&org.plan_id) else {
+            continue;
+        };
+        let included_bandwidth = i64::from(plan.limits.bandwidth_gb) * GIB;
+        let included_storage = i64::from(plan.limits.storage_mb) * MIB;
+        let usage = sqlx::query!(
+            r#"SELECT
+                 coalesce(sum(greatest(r.quantity - $3, 0)) FILTER (WHERE r.metric = 'bandwidth'), 0)::bigint AS "bandwidth!",
+                 coalesce(sum(greatest(r.quantity - $4, 0)) FILTER (WHERE r.metric = 'storage'), 0)::bigint AS "storage!",
+                 (SELECT count(*) FROM deployments d JOIN sites s ON s.id = d.site_id
+                   WHERE s.organization_id = $1 AND d.reason = 'create'
+                     AND d.created_at >= $2::date AND d.created_at < ($2::date + interval '1 month')) AS "builds!"
+               FROM usage_records r
+              WHERE r.organization_id = $1 AND r.period = $2"#,
+            org.id,
+            period,
+            included_bandwidth,
+            included_storage
+        )
+        .fetch_one(&platform.db)
+        .await?;
+        let builds_over = usage.builds - i64::from(plan.limits.monthly_builds);
+        for (metric, quantity) in [
+            ("bandwidth", whole_gib(usage.bandwidth)),
+            ("storage", whole_gib(usage.storage)),
+            ("builds", builds_over),
+        ] {
+            if quantity <= 0 {
+                continue;
+            }
+            sqlx::query!(
+                "INSERT INTO meter_reports (organization_id, metric, period, quantity, identifier)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                org.id,
+                metric,
+                period,
+                quantity,
+                identifier(org.id, metric, period)
+            )
+            .execute(&platform.db)
+            .await?;
+        }
+    }
+    send_pending(platform).await
+}
+
+/// Sends every stored report Stripe has not confirmed yet; returns how many it confirmed.
+pub async fn send_pending(platform: &Platform) -> Result<usize> {
+    let api = stripe(platform)?;
+    let pending = sqlx::query!(
+        "SELECT r.organization_id, r.metric, r.quantity, r.identifier, a.stripe_customer_id
+           FROM meter_reports r JOIN billing_accounts a ON a.organization_id = r.organization_id
+          WHERE r.reported_at IS NULL
+          ORDER BY r.created_at"
+    )
+    .fetch_all(&platform.db)
+    .await?;
+    let mut confirmed = 0;
+    for report in pending {
+        let sent = api
+            .create_meter_event(
+                event_name(&report.metric),
+                &report.stripe_customer_id,
+                report.quantity,
+                &report.identifier,
+                Utc::now().timestamp(),
+            )
+            .await;
+        match sent {
+            Ok(_) => {
+                sqlx::query!(
+                    "UPDATE meter_reports SET reported_at = now(), attempts = attempts + 1, last_error = NULL
+                      WHERE identifier = $1",
+                    report.identifier
+                )
+                .execute(&platform.db)
+                .await?;
+                confirmed += 1;
+            }
+            Err(error) => {
+                tracing::warn!(identifier = %report.identifier, %error, "meter event not confirmed; will resend");
+                sqlx::query!(
+                    "UPDATE meter_reports SET attempts = attempts + 1, last_error = $2 WHERE identifier = $1",
+                    report.identifier,
+                    error.to_string()
+                )
+                .execute(&platform.db)
+                .await?;
+            }
+        }
+    }
+    Ok(confirmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_month_starts_on_its_first_day() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
+        assert_eq!(previous_month(day(2026, 11, 28)), day(2026, 10, 1));
+        assert_eq!(previous_month(day(2026, 1, 1)), day(2025, 12, 1));
+        assert_eq!(previous_month(day(2024, 3, 31)), day(2024, 2, 1));
+    }
+
+    #[test]
+    fn identifiers_name_the_organization_metric_and_month() {
+        let org = Uuid::nil();
+        let period = NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date");
+        assert_eq!(
+            identifier(org, "bandwidth", period),
+            "slipway-00000000-0000-0000-0000-000000000000-bandwidth-2026-10"
+        );
+    }
+}
