@@ -26,6 +26,7 @@ const SECRET: &str = "whsec_slipway_test";
 struct Env {
     stripe: StripeTestServer,
     platform: Platform,
+    base: String,
     webhook: String,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -83,6 +84,7 @@ impl Env {
         Self {
             stripe,
             platform,
+            base,
             webhook,
             client: reqwest::Client::new(),
             stop: Some(stop),
@@ -150,6 +152,23 @@ impl Env {
         .fetch_all(&self.platform.db)
         .await
         .expect("sites")
+    }
+
+    /// A dashboard page as `owner` sees it in a browser.
+    async fn page_as(&self, owner: &Membership, path: &str) -> String {
+        let token = platform::accounts::create_session(&self.platform, owner.user_id, None, None)
+            .await
+            .expect("session");
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", format!("slipway_session={token}"))
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html")
     }
 
     /// The desired state of the organization's one site.
@@ -663,7 +682,25 @@ async fn a_downgrade_from_stripe_suspends_the_newest_sites_over_the_limit(pool: 
     for slug in ["oldest-site", "middle-site", "newest-site"] {
         env.create_site(&owner, slug).await.expect("site");
     }
-    // Slipway refuses the downgrade itself...
+    // The billing page explains why the smaller plan cannot be chosen...
+    let html = env.page_as(&owner, "/dashboard/billing").await;
+    assert!(
+        html.contains("Holds 1 site; you have 3."),
+        "explanation missing"
+    );
+    let button = |key: &str| {
+        let at = html
+            .find(&format!(r#"data-checkout="{key}""#))
+            .expect("button");
+        let start = html[..at].rfind("<button").expect("button tag");
+        html[start..at].contains("disabled")
+    };
+    assert!(
+        button("starter-monthly") && button("starter-yearly"),
+        "starter is disabled"
+    );
+    assert!(!button("business-monthly"), "a larger plan is not");
+    // ...and Slipway refuses the downgrade itself...
     let refused = billing::checkout(&env.platform, &owner, "starter", Interval::Monthly).await;
     assert!(
         matches!(&refused, Err(platform::Error::LimitReached(m)) if m.contains("allows 1 site") && m.contains("has 3")),
