@@ -650,12 +650,25 @@ mod tests {
                 memory_mb = 128
                 cpu_millis = 250
                 backup_retention_days = 3
+                [plans.overage]
+                bandwidth_gb_cents = 5
+                storage_gb_cents = 15
+                build_cents = 2
                 "#,
             )?;
             let config = Config::load(None).map_err(|e| e.to_string())?;
             let catalog = config.catalog().map_err(|e| e.to_string())?;
             let ids: Vec<&str> = catalog.plans().iter().map(|p| p.id.as_str()).collect();
             assert_eq!(ids, ["hobby"]);
+            let overage = catalog.plans()[0].overage.expect("overage prices");
+            assert_eq!(
+                (
+                    overage.bandwidth_gb_cents,
+                    overage.storage_gb_cents,
+                    overage.build_cents
+                ),
+                (5, 15, 2)
+            );
             Ok(())
         });
     }

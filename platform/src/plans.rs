@@ -233,6 +233,21 @@ pub struct Plan {
     /// Shown as the recommended plan on the pricing page.
     #[serde(default)]
     pub featured: bool,
+    /// What usage above the included amounts costs, on plans with `metered_overages`.
+    #[serde(default)]
+    pub overage: Option<Overage>,
+}
+
+/// Prices of usage beyond a plan's included amounts (billed through Stripe Billing Meters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overage {
+    /// Per GiB of traffic above `bandwidth_gb` per site, in a month.
+    pub bandwidth_gb_cents: u64,
+    /// Per GiB stored above `storage_mb` per site (the month's peak).
+    pub storage_gb_cents: u64,
+    /// Per build (site creation) above `monthly_builds`.
+    pub build_cents: u64,
 }
 
 impl Plan {
@@ -376,6 +391,11 @@ pub fn default_plans() -> Vec<Plan> {
         limits,
         features: features.iter().copied().collect(),
         featured,
+        overage: features.contains(&MeteredOverages).then_some(Overage {
+            bandwidth_gb_cents: 8,
+            storage_gb_cents: 20,
+            build_cents: 10,
+        }),
     };
     vec![
         plan(
@@ -529,6 +549,16 @@ mod tests {
         let business = catalog.get(&id("business")).expect("business exists");
         assert!(business.features.contains(&Feature::WhiteLabel));
         assert!(business.features.contains(&Feature::Sla));
+        assert_eq!(
+            business.overage,
+            Some(Overage {
+                bandwidth_gb_cents: 8,
+                storage_gb_cents: 20,
+                build_cents: 10
+            }),
+            "Business bills overages"
+        );
+        assert_eq!(pro.overage, None);
         let starter = catalog.get(&id("starter")).expect("starter exists");
         assert!(starter.features.contains(&Feature::AutomaticBackups));
         assert!(starter.features.contains(&Feature::Ssl));

@@ -245,13 +245,29 @@ async fn stripe_sync_publishes_the_catalog_once(pool: PgPool) {
     );
     assert_eq!(
         again.len(),
-        3 * 3,
-        "3 paid plans: a product and two prices each"
+        3 * 3 + 3 + 3 * 2,
+        "3 paid plans with a product and two prices each; 3 meters; Business's 3 usage-based prices per interval"
     );
-    assert_eq!(env.stripe.calls("POST /v1/prices"), 6);
+    assert_eq!(env.stripe.calls("POST /v1/prices"), 6 + 6);
     assert_eq!(env.stripe.calls("POST /v1/products"), 3);
+    assert_eq!(env.stripe.calls("POST /v1/billing/meters"), 3);
     let pro = env.stripe.object("slipway_pro").expect("product");
     assert_eq!(pro["name"], "Pro");
+    // A usage-based price bills from its meter.
+    let api = env.platform.billing.stripe.clone().expect("stripe");
+    let bandwidth = api
+        .price_by_lookup_key("slipway_business_bandwidth_monthly")
+        .await
+        .expect("price")
+        .expect("exists");
+    assert!(bandwidth.is_metered());
+    assert_eq!(bandwidth.unit_amount, Some(8));
+    let meters = api.list_meters().await.expect("meters");
+    let meter = meters
+        .iter()
+        .find(|m| m.event_name == "slipway_bandwidth_gb")
+        .expect("meter");
+    assert_eq!(bandwidth.meter(), Some(meter.id.as_str()));
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -528,9 +544,15 @@ async fn subscription_updated_before_created_ends_in_the_latest_state(pool: PgPo
         .await
         .expect("price")
         .expect("exists");
-    api.change_subscription_price(&current, &price.id, Default::default(), "portal-upgrade")
-        .await
-        .expect("upgraded");
+    api.change_subscription_price(
+        &current,
+        &price.id,
+        &[],
+        Default::default(),
+        "portal-upgrade",
+    )
+    .await
+    .expect("upgraded");
     let mut events = env.stripe.take_held();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(
@@ -717,7 +739,7 @@ async fn a_downgrade_from_stripe_suspends_the_newest_sites_over_the_limit(pool: 
         .await
         .expect("price")
         .expect("exists");
-    api.change_subscription_price(&current, &starter.id, Default::default(), "downgrade")
+    api.change_subscription_price(&current, &starter.id, &[], Default::default(), "downgrade")
         .await
         .expect("downgraded");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -830,7 +852,32 @@ async fn resubscribing_within_the_grace_period_keeps_the_sites(pool: PgPool) {
 async fn overage_meter_events_are_never_double_reported_across_a_retry(pool: PgPool) {
     let env = Env::start(pool).await;
     let owner = env.owner().await;
-    env.subscribe(&owner, "business", Interval::Monthly).await;
+    let subscription = env.subscribe(&owner, "business", Interval::Monthly).await;
+    // Business subscriptions carry the plan and a usage-based item per metric.
+    let keys = |id: &str| -> Vec<String> {
+        let mut keys: Vec<String> = env.stripe.object(id).expect("subscription")["items"]["data"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                i["price"]["lookup_key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&subscription),
+        [
+            "slipway_business_bandwidth_monthly",
+            "slipway_business_builds_monthly",
+            "slipway_business_monthly",
+            "slipway_business_storage_monthly"
+        ]
+    );
     let site = env
         .create_site(&owner, "heavy-traffic")
         .await
@@ -901,4 +948,10 @@ async fn overage_meter_events_are_never_double_reported_across_a_retry(pool: PgP
         0
     );
     assert_eq!(env.stripe.meter_events().len(), 1);
+
+    // Leaving Business removes the usage-based items; the plan item changes price.
+    billing::checkout(&env.platform, &owner, "pro", Interval::Monthly)
+        .await
+        .expect("change");
+    assert_eq!(keys(&subscription), ["slipway_pro_monthly"]);
 }

@@ -9,8 +9,9 @@
 //! deliver them twice or out of order.
 //!
 //! What it does not imitate: card handling and 3-D Secure, proration amounts, taxes,
-//! coupons, invoices beyond one open invoice per subscription, the portal's own pages
-//! beyond a return link, test clocks, API versions, pagination, rate limits.
+//! coupons, invoices beyond one open invoice per subscription (usage-based items add nothing
+//! to it), the portal's own pages beyond a return link, test clocks, API versions,
+//! pagination, rate limits.
 
 // Handlers build Stripe's answer or its error object, both as an axum `Response`: the
 // error is large, and rare, and this is test code.
@@ -157,25 +158,30 @@ impl Stripe {
         self.objects.get(id).cloned()
     }
 
-    /// Stripe's subscription, with its one item on `price`.
-    fn subscription(&mut self, customer: &str, price: Value, metadata: Value) -> Value {
-        let id = self.id("sub");
+    /// A subscription item on `price`.
+    fn item(&mut self, subscription: &str, price: Value) -> Value {
         let interval = price["recurring"]["interval"].as_str().unwrap_or("month");
         let period = if interval == "year" { 365 } else { 30 } * 86_400;
-        let item_id = self.id("si");
         let mut item = self.fixtures["subscription"]["items"]["data"][0].clone();
-        item["id"] = json!(item_id);
+        item["id"] = json!(self.id("si"));
         item["price"] = price;
-        item["subscription"] = json!(id);
+        item["subscription"] = json!(subscription);
         item["current_period_start"] = json!(now());
         item["current_period_end"] = json!(now() + period);
+        item
+    }
+
+    /// Stripe's subscription, with an item per price (the first one the plan).
+    fn subscription(&mut self, customer: &str, prices: Vec<Value>, metadata: Value) -> Value {
+        let id = self.id("sub");
+        let items: Vec<Value> = prices.into_iter().map(|p| self.item(&id, p)).collect();
         self.object(
             "subscription",
             json!({
                 "id": id, "customer": customer, "status": "active", "metadata": metadata,
                 "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
                 "start_date": now(), "latest_invoice": null,
-                "items": { "object": "list", "data": [item], "has_more": false,
+                "items": { "object": "list", "data": items, "has_more": false,
                            "url": format!("/v1/subscription_items?subscription={id}") },
             }),
         )
@@ -183,9 +189,14 @@ impl Stripe {
 
     fn invoice(&mut self, subscription: &Value, status: &str, attempts: u64) -> Value {
         let id = self.id("in");
-        let amount = subscription["items"]["data"][0]["price"]["unit_amount"]
-            .as_i64()
-            .unwrap_or(0);
+        // Usage-based items bill what their meters report; the test server reports none.
+        let amount = subscription["items"]["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["price"]["recurring"]["usage_type"] != "metered")
+            .filter_map(|i| i["price"]["unit_amount"].as_i64())
+            .sum::<i64>();
         self.object(
             "invoice",
             json!({
@@ -337,6 +348,7 @@ impl StripeTestServer {
             .route("/v1/invoices/create_preview", post(preview_invoice))
             .route("/v1/invoices/{id}", get(retrieve_invoice))
             .route("/v1/billing/meter_events", post(create_meter_event))
+            .route("/v1/billing/meters", get(list_meters).post(create_meter))
             .route("/checkout/{id}", get(checkout_page))
             .route("/checkout/{id}/pay", post(pay))
             .route("/portal/{id}", get(portal_page))
@@ -744,8 +756,10 @@ async fn create_price(State(state): State<Shared>, headers: HeaderMap, body: Str
                 "unit_amount_decimal": amount.to_string(), "lookup_key": lookup_key, "active": true,
                 "type": if interval.is_null() { "one_time" } else { "recurring" },
                 "recurring": if interval.is_null() { Value::Null } else {
-                    json!({ "interval": interval, "interval_count": 1, "meter": null,
-                            "usage_type": "licensed", "trial_period_days": null })
+                    json!({ "interval": interval, "interval_count": 1,
+                            "meter": form["recurring"]["meter"],
+                            "usage_type": form["recurring"]["usage_type"].as_str().unwrap_or("licensed"),
+                            "trial_period_days": null })
                 },
                 "metadata": metadata(&form),
                 "transform_quantity": null, "custom_unit_amount": null,
@@ -776,8 +790,38 @@ async fn create_checkout_session(
             let price_id = form["line_items"][0]["price"]
                 .as_str()
                 .ok_or_else(|| required("line_items[0][price]"))?;
-            if stripe.price(price_id).is_none() {
-                return Err(missing("price", price_id));
+            let prices: Vec<String> = form["line_items"]
+                .as_array()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(|l| l["price"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (index, line) in form["line_items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let Some(price) = line["price"].as_str().and_then(|p| stripe.price(p)) else {
+                    return Err(missing("price", line["price"].as_str().unwrap_or_default()));
+                };
+                let metered = price["recurring"]["usage_type"] == "metered";
+                if metered != line.get("quantity").is_none() {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        None,
+                        if metered {
+                            "Quantity should not be specified where usage_type is `metered`."
+                        } else {
+                            "Quantity is required."
+                        },
+                        Some(&format!("line_items[{index}][quantity]")),
+                    ));
+                }
             }
             if let Some(customer) = form["customer"].as_str()
                 && !stripe.objects.contains_key(customer)
@@ -795,6 +839,7 @@ async fn create_checkout_session(
                 "success_url": success_url, "cancel_url": form["cancel_url"],
                 "expires_at": now() + 86_400, "subscription": null,
                 "line_items_price": price_id,
+                "line_items_prices": prices,
                 "subscription_metadata": form["subscription_data"]["metadata"],
             }),
         );
@@ -872,11 +917,39 @@ async fn update_subscription(
                 None,
             ));
         }
-        if let Some(price_id) = form["items"][0]["price"].as_str() {
-            let Some(price) = stripe.price(price_id) else {
-                return Err(missing("price", price_id));
+        // `items[n]`: with an id, that item changes price or (`deleted`) goes; without, a new
+        // item is added.
+        for change in form["items"].as_array().cloned().unwrap_or_default() {
+            let price = match change["price"].as_str() {
+                Some(price_id) => Some(
+                    stripe
+                        .price(price_id)
+                        .ok_or_else(|| missing("price", price_id))?,
+                ),
+                None => None,
             };
-            subscription["items"]["data"][0]["price"] = price;
+            let items = subscription["items"]["data"]
+                .as_array_mut()
+                .ok_or_else(|| required("items"))?;
+            match (change["id"].as_str(), price) {
+                (Some(item_id), price) => {
+                    let Some(index) = items.iter().position(|i| i["id"] == item_id) else {
+                        return Err(missing("subscription_item", item_id));
+                    };
+                    if change["deleted"] == "true" {
+                        items.remove(index);
+                    } else if let Some(price) = price {
+                        items[index]["price"] = price;
+                    }
+                }
+                (None, Some(price)) => {
+                    let item = stripe.item(&id, price);
+                    if let Some(items) = subscription["items"]["data"].as_array_mut() {
+                        items.push(item);
+                    }
+                }
+                (None, None) => return Err(required("items[][price]")),
+            }
         }
         if let Some(flag) = form["cancel_at_period_end"].as_str() {
             subscription["cancel_at_period_end"] = json!(flag == "true");
@@ -961,6 +1034,70 @@ async fn create_meter_event(State(state): State<Shared>, body: String) -> Respon
     axum::Json(event).into_response()
 }
 
+async fn list_meters(State(state): State<Shared>) -> Response {
+    let mut stripe = lock(&state);
+    stripe
+        .requests
+        .push(("GET".into(), "/v1/billing/meters".into()));
+    let data: Vec<Value> = stripe
+        .objects
+        .values()
+        .filter(|o| o["object"] == "billing.meter" && o["status"] == "active")
+        .cloned()
+        .collect();
+    axum::Json(
+        json!({ "object": "list", "data": data, "has_more": false, "url": "/v1/billing/meters" }),
+    )
+    .into_response()
+}
+
+async fn create_meter(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let form = decode_form(&body);
+    idempotent(
+        &state,
+        &headers,
+        &Method::POST,
+        "/v1/billing/meters",
+        |stripe| {
+            let event_name = form["event_name"]
+                .as_str()
+                .ok_or_else(|| required("event_name"))?;
+            let display_name = form["display_name"]
+                .as_str()
+                .ok_or_else(|| required("display_name"))?;
+            let formula = form["default_aggregation"]["formula"]
+                .as_str()
+                .ok_or_else(|| required("default_aggregation[formula]"))?;
+            let taken = stripe.objects.values().any(|o| {
+                o["object"] == "billing.meter"
+                    && o["event_name"] == event_name
+                    && o["status"] == "active"
+            });
+            if taken {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    None,
+                    &format!("An active meter with event_name '{event_name}' already exists."),
+                    Some("event_name"),
+                ));
+            }
+            let id = stripe.id("mtr");
+            let meter = stripe.object(
+            "billing.meter",
+            json!({
+                "id": id, "event_name": event_name, "display_name": display_name, "status": "active",
+                "default_aggregation": { "formula": formula },
+                "customer_mapping": { "event_payload_key": form["customer_mapping"]["event_payload_key"], "type": "by_id" },
+                "value_settings": { "event_payload_key": form["value_settings"]["event_payload_key"] },
+            }),
+        );
+            stripe.objects.insert(id, meter.clone());
+            Ok(meter)
+        },
+    )
+}
+
 fn complete_checkout(state: &Shared, session_id: &str) -> Option<String> {
     let mut stripe = lock(state);
     let mut session = stripe.get(session_id)?;
@@ -968,14 +1105,18 @@ fn complete_checkout(state: &Shared, session_id: &str) -> Option<String> {
         return session["subscription"].as_str().map(str::to_owned);
     }
     let customer = session["customer"].as_str()?.to_owned();
-    let price = stripe.price(session["line_items_price"].as_str()?)?;
+    let prices: Vec<Value> = session["line_items_prices"]
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.as_str().and_then(|p| stripe.price(p)))
+        .collect();
     let metadata = session["subscription_metadata"].clone();
     let metadata = if metadata.is_object() {
         metadata
     } else {
         json!({})
     };
-    let subscription = stripe.subscription(&customer, price, metadata);
+    let subscription = stripe.subscription(&customer, prices, metadata);
     let subscription_id = subscription["id"].as_str()?.to_owned();
     let invoice = stripe.invoice(&subscription, "paid", 1);
     stripe

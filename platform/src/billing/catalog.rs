@@ -4,11 +4,12 @@
 //! (`slipway_<plan>_monthly`, `slipway_<plan>_yearly`). Running it again changes nothing
 //! unless the catalog changed: a new amount becomes a new price that takes the lookup key
 //! over (Stripe prices are immutable), so new checkouts use it while existing subscriptions
-//! keep theirs.
+//! keep theirs. Plans that bill overages also get a usage-based price per metric and
+//! interval (`slipway_<plan>_<metric>_<interval>`), on the Billing Meters created here.
 
 use std::collections::HashMap;
 
-use super::{Interval, lookup_key, stripe};
+use super::{Interval, lookup_key, meter, stripe};
 use crate::Platform;
 use crate::error::{Error, Result};
 use crate::plans::CURRENCY;
@@ -42,6 +43,34 @@ pub async fn sync(platform: &Platform) -> Result<Vec<Change>> {
         Error::Unavailable(format!("Stripe: {what} failed: {error}"))
     };
     let mut changes = Vec::new();
+    // The Billing Meters overages are reported to, when any plan bills them.
+    let mut meters: HashMap<String, String> = HashMap::new();
+    if platform
+        .catalog
+        .plans()
+        .iter()
+        .any(|p| meter::overage_of(p).is_some())
+    {
+        for existing in api
+            .list_meters()
+            .await
+            .map_err(|e| failed("listing meters", e))?
+        {
+            meters.insert(existing.event_name, existing.id);
+        }
+        for (_, event_name, display_name) in meter::METRICS {
+            if meters.contains_key(event_name) {
+                changes.push(Change::Unchanged(format!("meter {event_name}")));
+                continue;
+            }
+            let created = api
+                .create_meter(event_name, display_name)
+                .await
+                .map_err(|e| failed("creating a meter", e))?;
+            meters.insert(created.event_name, created.id);
+            changes.push(Change::Created(format!("meter {event_name}")));
+        }
+    }
     for plan in platform.catalog.plans() {
         if plan.monthly_cents.0 == 0 && plan.yearly_cents.0 == 0 {
             continue;
@@ -70,11 +99,25 @@ pub async fn sync(platform: &Platform) -> Result<Vec<Change>> {
             }
             Some(_) => changes.push(Change::Unchanged(format!("product {product}"))),
         }
+        let mut prices: Vec<(String, Interval, u64, Option<&str>)> = Vec::new();
         for (interval, cents) in [
             (Interval::Monthly, plan.monthly_cents.0),
             (Interval::Yearly, plan.yearly_cents.0),
         ] {
-            let key = lookup_key(&plan.id, interval);
+            prices.push((lookup_key(&plan.id, interval), interval, cents, None));
+            if let Some(overage) = meter::overage_of(plan) {
+                for (metric, event_name, _) in meter::METRICS {
+                    let meter = meters.get(event_name).map(String::as_str);
+                    prices.push((
+                        meter::lookup_key(&plan.id, metric, interval),
+                        interval,
+                        meter::unit_cents(overage, metric),
+                        meter,
+                    ));
+                }
+            }
+        }
+        for (key, interval, cents, meter) in prices {
             let amount = i64::try_from(cents)
                 .map_err(|_| Error::Internal(format!("price of {key} is too large")))?;
             let existing = api
@@ -82,7 +125,9 @@ pub async fn sync(platform: &Platform) -> Result<Vec<Change>> {
                 .await
                 .map_err(|e| failed("looking up a price", e))?;
             let current = existing.as_ref().is_some_and(|price| {
-                price.unit_amount == Some(amount) && price.currency.eq_ignore_ascii_case(CURRENCY)
+                price.unit_amount == Some(amount)
+                    && price.currency.eq_ignore_ascii_case(CURRENCY)
+                    && price.meter() == meter
             });
             if current {
                 changes.push(Change::Unchanged(format!("price {key}")));
@@ -98,6 +143,7 @@ pub async fn sync(platform: &Platform) -> Result<Vec<Change>> {
                 amount,
                 CURRENCY,
                 interval == Interval::Yearly,
+                meter,
                 metadata,
             )
             .await

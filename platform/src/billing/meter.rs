@@ -18,13 +18,49 @@ use crate::plans::Feature;
 const GIB: i64 = 1 << 30;
 const MIB: i64 = 1 << 20;
 
-/// The Billing Meter each metric is reported to (`event_name`), in whole units.
+/// Each metric billed as overage: its name here, its Billing Meter's `event_name` (whole
+/// units) and the meter's display name. `slipway stripe sync` creates the meters.
+pub const METRICS: [(&str, &str, &str); 3] = [
+    (
+        "bandwidth",
+        "slipway_bandwidth_gb",
+        "Bandwidth above the plan (GiB)",
+    ),
+    (
+        "storage",
+        "slipway_storage_gb",
+        "Storage above the plan (GiB)",
+    ),
+    ("builds", "slipway_builds", "Builds above the plan"),
+];
+
+/// The Billing Meter each metric is reported to.
 pub fn event_name(metric: &str) -> &'static str {
+    METRICS
+        .iter()
+        .find(|(m, _, _)| *m == metric)
+        .map_or("slipway_builds", |(_, event, _)| event)
+}
+
+/// The lookup key of a plan's usage-based price for `metric`.
+pub fn lookup_key(plan: &crate::plans::PlanId, metric: &str, interval: super::Interval) -> String {
+    format!("slipway_{plan}_{metric}_{}", interval.as_str())
+}
+
+/// What one unit of `metric` above the plan costs, in cents.
+pub fn unit_cents(overage: &crate::plans::Overage, metric: &str) -> u64 {
     match metric {
-        "bandwidth" => "slipway_bandwidth_gb",
-        "storage" => "slipway_storage_gb",
-        _ => "slipway_builds",
+        "bandwidth" => overage.bandwidth_gb_cents,
+        "storage" => overage.storage_gb_cents,
+        _ => overage.build_cents,
     }
+}
+
+/// The plan's overage prices when it bills overages.
+pub fn overage_of(plan: &crate::plans::Plan) -> Option<&crate::plans::Overage> {
+    plan.overage
+        .as_ref()
+        .filter(|_| plan.features.contains(&Feature::MeteredOverages))
 }
 
 /// Bytes in whole GiB, rounded up (a started GiB is billed).

@@ -333,6 +333,24 @@ pub async fn checkout(
                 plan.name
             ))
         })?;
+    let mut metered_prices = Vec::new();
+    if meter::overage_of(plan).is_some() {
+        for (metric, _, _) in meter::METRICS {
+            let key = meter::lookup_key(&plan.id, metric, interval);
+            let metered = api
+                .price_by_lookup_key(&key)
+                .await
+                .map_err(|e| unavailable("looking up the price", &e))?
+                .ok_or_else(|| {
+                    tracing::error!(lookup_key = %key, "no Stripe price: run `slipway stripe sync`");
+                    Error::Unavailable(format!(
+                        "The {} plan cannot be bought yet: the operator has not published its prices to Stripe.",
+                        plan.name
+                    ))
+                })?;
+            metered_prices.push(metered.id);
+        }
+    }
     let metadata = HashMap::from([
         ("organization_id".to_owned(), by.organization_id.to_string()),
         ("plan".to_owned(), plan.id.to_string()),
@@ -364,7 +382,7 @@ pub async fn checkout(
         // the next change.
         let key = format!("change-{subscription_id}-{}-{}", price.id, account.version);
         let changed = api
-            .change_subscription_price(&current, &price.id, metadata, &key)
+            .change_subscription_price(&current, &price.id, &metered_prices, metadata, &key)
             .await
             .map_err(|e| unavailable("changing the subscription", &e))?;
         audit::record(
@@ -441,6 +459,7 @@ pub async fn checkout(
                 customer: &customer,
                 client_reference_id: &organization,
                 price: &price.id,
+                metered_prices,
                 success_url: &success_url,
                 cancel_url: &cancel_url,
                 metadata,

@@ -155,7 +155,9 @@ impl StripeApi {
         self.send(request.build(), None).await
     }
 
-    /// A recurring price that takes over `lookup_key` from any older price.
+    /// A recurring price that takes over `lookup_key` from any older price; with `meter`, a
+    /// usage-based price billed from that Billing Meter.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_price(
         &self,
         product: &str,
@@ -163,10 +165,12 @@ impl StripeApi {
         unit_amount: i64,
         currency: &str,
         yearly: bool,
+        meter: Option<&str>,
         metadata: HashMap<String, String>,
     ) -> Result<Price, ApiError> {
         use stripe_product::price::{
             CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval,
+            CreatePriceRecurringUsageType,
         };
         let interval = if yearly {
             CreatePriceRecurringInterval::Year
@@ -176,18 +180,62 @@ impl StripeApi {
         let parsed = currency
             .parse::<stripe_types::Currency>()
             .map_err(|_| ApiError::Unreadable(format!("unknown currency {currency}")))?;
+        let mut recurring = CreatePriceRecurring::new(interval);
+        if let Some(meter) = meter {
+            recurring.meter = Some(meter.to_owned());
+            recurring.usage_type = Some(CreatePriceRecurringUsageType::Metered);
+        }
         let request = CreatePrice::new(parsed)
             .product(product)
             .unit_amount(unit_amount)
-            .recurring(CreatePriceRecurring::new(interval))
+            .recurring(recurring)
             .lookup_key(lookup_key)
             .transfer_lookup_key(true)
             .metadata(metadata);
         self.send(
             request.build(),
-            Some(&format!("price-{lookup_key}-{unit_amount}-{currency}")),
+            Some(&format!(
+                "price-{lookup_key}-{unit_amount}-{currency}-{}",
+                meter.unwrap_or("licensed")
+            )),
         )
         .await
+    }
+
+    /// The account's active Billing Meters.
+    pub async fn list_meters(&self) -> Result<Vec<Meter>, ApiError> {
+        let request = stripe_billing::billing_meter::ListBillingMeter::new()
+            .status(stripe_billing::BillingMeterStatus::Active)
+            .limit(100);
+        let list: List<Meter> = self.send(request.build(), None).await?;
+        Ok(list.data)
+    }
+
+    /// A meter summing the `value` of events named `event_name`, per `stripe_customer_id`.
+    pub async fn create_meter(
+        &self,
+        event_name: &str,
+        display_name: &str,
+    ) -> Result<Meter, ApiError> {
+        use stripe_billing::billing_meter::{
+            CreateBillingMeter, CreateBillingMeterCustomerMapping,
+            CreateBillingMeterCustomerMappingType, CreateBillingMeterDefaultAggregation,
+            CreateBillingMeterDefaultAggregationFormula, CreateBillingMeterValueSettings,
+        };
+        let request = CreateBillingMeter::new(
+            CreateBillingMeterDefaultAggregation::new(
+                CreateBillingMeterDefaultAggregationFormula::Sum,
+            ),
+            display_name,
+            event_name,
+        )
+        .customer_mapping(CreateBillingMeterCustomerMapping::new(
+            "stripe_customer_id",
+            CreateBillingMeterCustomerMappingType::ById,
+        ))
+        .value_settings(CreateBillingMeterValueSettings::new("value"));
+        self.send(request.build(), Some(&format!("meter-{event_name}")))
+            .await
     }
 
     pub async fn create_checkout_session(
@@ -202,13 +250,20 @@ impl StripeApi {
         let mut line = CreateCheckoutSessionLineItems::new();
         line.price = Some(request.price.to_owned());
         line.quantity = Some(1);
+        // Usage-based prices take no quantity: the meter says how much.
+        let mut lines = vec![line];
+        for price in &request.metered_prices {
+            let mut metered = CreateCheckoutSessionLineItems::new();
+            metered.price = Some(price.clone());
+            lines.push(metered);
+        }
         let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
         subscription_data.metadata = Some(request.metadata.clone());
         let create = CreateCheckoutSession::new()
             .mode(stripe_shared::CheckoutSessionMode::Subscription)
             .customer(request.customer)
             .client_reference_id(request.client_reference_id)
-            .line_items(vec![line])
+            .line_items(lines)
             .metadata(request.metadata.clone())
             .subscription_data(subscription_data)
             .success_url(request.success_url)
@@ -232,26 +287,42 @@ impl StripeApi {
         self.send(request.build(), None).await
     }
 
-    /// Moves the subscription's one item to `price` (prorated), keeping the subscription.
+    /// Moves the subscription to `price` (prorated), keeping the subscription: its licensed
+    /// item takes the new price, and its usage-based items become `metered_prices`.
     pub async fn change_subscription_price(
         &self,
         subscription: &Subscription,
         price: &str,
+        metered_prices: &[String],
         metadata: HashMap<String, String>,
         idempotency_key: &str,
     ) -> Result<Subscription, ApiError> {
         use stripe_billing::subscription::{UpdateSubscription, UpdateSubscriptionItems};
-        let item_id = subscription
+        let licensed = subscription.licensed_item().ok_or_else(|| {
+            ApiError::Unreadable("the subscription has no licensed item".to_owned())
+        })?;
+        let mut item = UpdateSubscriptionItems::new();
+        item.id = Some(licensed.id.clone());
+        item.price = Some(price.to_owned());
+        let mut items = vec![item];
+        for old in subscription
             .items
             .data
-            .first()
-            .map(|item| item.id.clone())
-            .ok_or_else(|| ApiError::Unreadable("the subscription has no items".to_owned()))?;
-        let mut item = UpdateSubscriptionItems::new();
-        item.id = Some(item_id);
-        item.price = Some(price.to_owned());
+            .iter()
+            .filter(|i| i.price.is_metered())
+        {
+            let mut removed = UpdateSubscriptionItems::new();
+            removed.id = Some(old.id.clone());
+            removed.deleted = Some(true);
+            items.push(removed);
+        }
+        for metered in metered_prices {
+            let mut added = UpdateSubscriptionItems::new();
+            added.price = Some(metered.clone());
+            items.push(added);
+        }
         let request = UpdateSubscription::new(subscription.id.clone())
-            .items(vec![item])
+            .items(items)
             .cancel_at_period_end(false)
             .metadata(metadata);
         self.send(request.build(), Some(idempotency_key)).await
@@ -303,6 +374,8 @@ pub struct CheckoutRequest<'a> {
     pub customer: &'a str,
     pub client_reference_id: &'a str,
     pub price: &'a str,
+    /// The plan's usage-based prices (overages), if it has any.
+    pub metered_prices: Vec<String>,
     pub success_url: &'a str,
     pub cancel_url: &'a str,
     pub metadata: HashMap<String, String>,
@@ -336,6 +409,36 @@ pub struct Price {
     pub currency: String,
     #[serde(default)]
     pub product: Option<serde_json::Value>,
+    #[serde(default)]
+    pub recurring: Option<Recurring>,
+}
+
+impl Price {
+    /// Whether it is billed from a meter's usage rather than per subscription.
+    pub fn is_metered(&self) -> bool {
+        self.recurring
+            .as_ref()
+            .and_then(|r| r.usage_type.as_deref())
+            == Some("metered")
+    }
+
+    pub fn meter(&self) -> Option<&str> {
+        self.recurring.as_ref()?.meter.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recurring {
+    #[serde(default)]
+    pub usage_type: Option<String>,
+    #[serde(default)]
+    pub meter: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Meter {
+    pub id: String,
+    pub event_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -379,8 +482,14 @@ impl Subscription {
             .max()
     }
 
+    /// The item billed per subscription (the plan), as opposed to usage-based ones.
+    pub fn licensed_item(&self) -> Option<&SubscriptionItem> {
+        self.items.data.iter().find(|i| !i.price.is_metered())
+    }
+
+    /// The plan's price's lookup key.
     pub fn lookup_key(&self) -> Option<&str> {
-        self.items.data.first()?.price.lookup_key.as_deref()
+        self.licensed_item()?.price.lookup_key.as_deref()
     }
 }
 
