@@ -322,33 +322,12 @@ pub async fn checkout(
     .fetch_optional(&mut *tx)
     .await?;
     let price_key = lookup_key(&plan.id, interval);
-    let price = api
-        .price_by_lookup_key(&price_key)
-        .await
-        .map_err(|e| unavailable("looking up the price", &e))?
-        .ok_or_else(|| {
-            tracing::error!(lookup_key = %price_key, "no Stripe price: run `slipway stripe sync`");
-            Error::Unavailable(format!(
-                "The {} plan cannot be bought yet: the operator has not published its prices to Stripe.",
-                plan.name
-            ))
-        })?;
+    let price = published_price(api, plan, &price_key).await?;
     let mut metered_prices = Vec::new();
     if meter::overage_of(plan).is_some() {
         for (metric, _, _) in meter::METRICS {
             let key = meter::lookup_key(&plan.id, metric, interval);
-            let metered = api
-                .price_by_lookup_key(&key)
-                .await
-                .map_err(|e| unavailable("looking up the price", &e))?
-                .ok_or_else(|| {
-                    tracing::error!(lookup_key = %key, "no Stripe price: run `slipway stripe sync`");
-                    Error::Unavailable(format!(
-                        "The {} plan cannot be bought yet: the operator has not published its prices to Stripe.",
-                        plan.name
-                    ))
-                })?;
-            metered_prices.push(metered.id);
+            metered_prices.push(published_price(api, plan, &key).await?.id);
         }
     }
     let metadata = HashMap::from([
@@ -497,6 +476,20 @@ pub async fn checkout(
     .await?;
     tx.commit().await?;
     Ok(CheckoutOutcome::Redirect(url))
+}
+
+/// The price `stripe sync` published under `key`, or why the plan cannot be bought.
+async fn published_price(api: &StripeApi, plan: &Plan, key: &str) -> Result<stripe_api::Price> {
+    api.price_by_lookup_key(key)
+        .await
+        .map_err(|e| unavailable("looking up the price", &e))?
+        .ok_or_else(|| {
+            tracing::error!(lookup_key = %key, "no Stripe price: run `slipway stripe sync`");
+            Error::Unavailable(format!(
+                "The {} plan cannot be bought yet: the operator has not published its prices to Stripe.",
+                plan.name
+            ))
+        })
 }
 
 /// Refuses a plan that cannot hold what the organization has now.
