@@ -226,7 +226,9 @@ pub async fn open_portal() -> Result<(), AppError> {
 }
 
 /// A refused form: with JavaScript the page shows the error under the form; a plain form
-/// post goes back to the billing page with the message in the URL.
+/// post goes back to the billing page with the message in the URL, shown once at the top
+/// (leptos's own no-JS error would appear under every checkout form of the page, since they
+/// share one server function).
 #[cfg(feature = "ssr")]
 fn back_with_error(error: AppError) -> Result<(), AppError> {
     if !crate::session::is_plain_form_post() {

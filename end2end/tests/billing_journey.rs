@@ -36,6 +36,22 @@ async fn start(name: &str, javascript: JavaScript) -> Result<(StripeTestServer, 
     Ok((stripe, h))
 }
 
+/// Signs up a new owner of a new organization (on the free plan).
+async fn sign_up(h: &Harness, name: &str, email: &str, organization: &str) -> Result<()> {
+    h.visit("/signup").await?;
+    h.submit(
+        "signup",
+        &[
+            ("name", name),
+            ("email", email),
+            ("password", "correct horse battery"),
+            ("organization", organization),
+        ],
+    )
+    .await?;
+    h.wait_for_texts("main h1", &["Overview"]).await
+}
+
 /// Reloads `path` until `css` shows text containing `needle`.
 async fn reload_until(
     h: &Harness,
@@ -88,18 +104,7 @@ async fn subscribe_fill_the_plan_miss_payments_and_pay_again() -> Result<()> {
     let again = h.cli(&["stripe", "sync"]).await?;
     ensure!(!again.contains("created"), "second sync: {again}");
 
-    h.visit("/signup").await?;
-    h.submit(
-        "signup",
-        &[
-            ("name", "Ada Lovelace"),
-            ("email", "ada@example.com"),
-            ("password", "correct horse battery"),
-            ("organization", "Analytical Engines"),
-        ],
-    )
-    .await?;
-    h.wait_for_texts("main h1", &["Overview"]).await?;
+    sign_up(&h, "Ada Lovelace", "ada@example.com", "Analytical Engines").await?;
 
     // Pricing -> the billing page with the plan picked -> Stripe's checkout page.
     h.visit("/pricing").await?;
@@ -240,21 +245,15 @@ async fn subscribe_fill_the_plan_miss_payments_and_pay_again() -> Result<()> {
 
 #[tokio::test]
 async fn without_javascript_checkout_and_the_portal_are_plain_forms() -> Result<()> {
-    // Kept alive to the end: it serves the checkout page and sends the webhooks.
-    let (_stripe, mut h) = start("billing_no_js", JavaScript::Disabled).await?;
+    let (stripe, mut h) = start("billing_no_js", JavaScript::Disabled).await?;
     h.cli(&["stripe", "sync"]).await?;
-    h.visit("/signup").await?;
-    h.submit(
-        "signup",
-        &[
-            ("name", "Charles Babbage"),
-            ("email", "charles@example.com"),
-            ("password", "correct horse battery"),
-            ("organization", "Difference Engines"),
-        ],
+    sign_up(
+        &h,
+        "Charles Babbage",
+        "charles@example.com",
+        "Difference Engines",
     )
     .await?;
-    h.wait_for_texts("main h1", &["Overview"]).await?;
 
     h.visit("/pricing?billing=yearly").await?;
     h.click(r#"a[data-choose="pro"]"#).await?;
@@ -295,5 +294,22 @@ async fn without_javascript_checkout_and_the_portal_are_plain_forms() -> Result<
         Duration::from_secs(10),
     )
     .await?;
+
+    // A failed payment: the banner is server-rendered too.
+    let subscription = h
+        .query_strings("SELECT stripe_subscription_id FROM billing_accounts")
+        .await?;
+    stripe.fail_payment(&subscription[0]).await;
+    reload_until(
+        &h,
+        "/dashboard/billing",
+        "[data-past-due]",
+        "(1 of 3 attempts)",
+        Duration::from_secs(15),
+    )
+    .await?;
+    h.wait_for_texts("[data-failed-payments]", &["1 of 3"])
+        .await?;
+    h.screenshot("past-due").await?;
     h.finish().await
 }

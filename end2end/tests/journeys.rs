@@ -106,6 +106,13 @@ async fn dashboard_shell_navigates_between_sections() -> Result<()> {
     h.wait_for_texts(r#"nav a[aria-current="page"]"#, &["Sites"])
         .await?;
     h.screenshot("sites").await?;
+    // No Stripe key here: local billing mode, and the billing page says who assigns plans.
+    h.click(r#"nav[aria-label="Dashboard"] a[href="/dashboard/billing"]"#)
+        .await?;
+    h.wait_for_texts("main h1", &["Billing"]).await?;
+    h.wait_for_text_containing("main", "assigned by its operator")
+        .await?;
+    h.screenshot("billing-local-mode").await?;
     assert_no_console_errors(&h, "/dashboard").await?;
 
     // The same shell on a phone: navigation stays reachable, nothing overflows.

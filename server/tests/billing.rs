@@ -154,6 +154,30 @@ impl Env {
         .expect("sites")
     }
 
+    /// Moves the subscription to the price with `lookup_key` directly in Stripe (as the
+    /// portal or the Stripe dashboard would), not through Slipway.
+    async fn change_in_stripe(&self, subscription: &str, lookup_key: &str, idempotency_key: &str) {
+        let api = self.platform.billing.stripe.clone().expect("stripe");
+        let current = api
+            .retrieve_subscription(subscription)
+            .await
+            .expect("subscription");
+        let price = api
+            .price_by_lookup_key(lookup_key)
+            .await
+            .expect("price")
+            .expect("exists");
+        api.change_subscription_price(
+            &current,
+            &price.id,
+            &[],
+            Default::default(),
+            idempotency_key,
+        )
+        .await
+        .expect("changed in Stripe");
+    }
+
     /// A dashboard page as `owner` sees it in a browser.
     async fn page_as(&self, owner: &Membership, path: &str) -> String {
         let token = platform::accounts::create_session(&self.platform, owner.user_id, None, None)
@@ -534,25 +558,8 @@ async fn subscription_updated_before_created_ends_in_the_latest_state(pool: PgPo
     let session = url.rsplit('/').next().expect("id");
     let subscription = env.stripe.pay_checkout(session).await.expect("paid");
     // Then the customer upgrades in the portal before any event got through.
-    let api = env.platform.billing.stripe.clone().expect("stripe");
-    let current = api
-        .retrieve_subscription(&subscription)
-        .await
-        .expect("subscription");
-    let price = api
-        .price_by_lookup_key("slipway_pro_monthly")
-        .await
-        .expect("price")
-        .expect("exists");
-    api.change_subscription_price(
-        &current,
-        &price.id,
-        &[],
-        Default::default(),
-        "portal-upgrade",
-    )
-    .await
-    .expect("upgraded");
+    env.change_in_stripe(&subscription, "slipway_pro_monthly", "portal-upgrade")
+        .await;
     let mut events = env.stripe.take_held();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(
@@ -729,19 +736,8 @@ async fn a_downgrade_from_stripe_suspends_the_newest_sites_over_the_limit(pool: 
         "{refused:?}"
     );
     // ...but when it happens in Stripe anyway, the newest sites over the limit stop.
-    let api = env.platform.billing.stripe.clone().expect("stripe");
-    let current = api
-        .retrieve_subscription(&subscription)
-        .await
-        .expect("subscription");
-    let starter = api
-        .price_by_lookup_key("slipway_starter_monthly")
-        .await
-        .expect("price")
-        .expect("exists");
-    api.change_subscription_price(&current, &starter.id, &[], Default::default(), "downgrade")
-        .await
-        .expect("downgraded");
+    env.change_in_stripe(&subscription, "slipway_starter_monthly", "downgrade")
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     env.settle().await;
     assert_eq!(env.plan_of(&owner).await, "starter");

@@ -142,6 +142,13 @@ impl Stripe {
         self.objects.get(id).cloned()
     }
 
+    /// Keeps `object` under its id; returns it.
+    fn store(&mut self, object: Value) -> Value {
+        let id = object["id"].as_str().unwrap_or_default().to_owned();
+        self.objects.insert(id, object.clone());
+        object
+    }
+
     /// The subscription's invoice still being collected, if any.
     fn open_invoice(&self, subscription_id: &str) -> Option<Value> {
         self.objects
@@ -461,12 +468,9 @@ impl StripeTestServer {
             invoice["attempt_count"] = json!(attempts);
             invoice["attempted"] = json!(true);
             invoice["next_payment_attempt"] = json!(now() + 3 * 86_400);
-            let invoice_id = invoice["id"].as_str().unwrap_or_default().to_owned();
-            stripe.objects.insert(invoice_id, invoice.clone());
+            let invoice = stripe.store(invoice);
             subscription["status"] = json!("past_due");
-            stripe
-                .objects
-                .insert(subscription_id.to_owned(), subscription.clone());
+            let subscription = stripe.store(subscription);
             stripe.emit("customer.subscription.updated", subscription);
             stripe.emit("invoice.payment_failed", invoice)
         };
@@ -482,13 +486,10 @@ impl StripeTestServer {
             invoice["status"] = json!("paid");
             invoice["amount_paid"] = invoice["amount_due"].clone();
             invoice["amount_remaining"] = json!(0);
-            let invoice_id = invoice["id"].as_str().unwrap_or_default().to_owned();
-            stripe.objects.insert(invoice_id, invoice.clone());
+            let invoice = stripe.store(invoice);
             let mut subscription = stripe.get(subscription_id)?;
             subscription["status"] = json!("active");
-            stripe
-                .objects
-                .insert(subscription_id.to_owned(), subscription.clone());
+            let subscription = stripe.store(subscription);
             stripe.emit("customer.subscription.updated", subscription);
             stripe.emit("invoice.paid", invoice)
         };
@@ -505,9 +506,7 @@ impl StripeTestServer {
             subscription["status"] = json!("canceled");
             subscription["canceled_at"] = json!(now());
             subscription["ended_at"] = json!(now());
-            stripe
-                .objects
-                .insert(subscription_id.to_owned(), subscription.clone());
+            let subscription = stripe.store(subscription);
             stripe.emit("customer.subscription.deleted", subscription)
         };
         flush(&self.state).await;
@@ -612,8 +611,7 @@ async fn create_customer(
             json!({ "id": id, "name": form["name"], "email": form["email"],
                     "metadata": metadata(&form) }),
         );
-        stripe.objects.insert(id, customer.clone());
-        Ok(customer)
+        Ok(stripe.store(customer))
     })
 }
 
@@ -639,8 +637,7 @@ async fn create_product(State(state): State<Shared>, headers: HeaderMap, body: S
             json!({ "id": id, "name": name, "description": form["description"], "default_price": null,
                     "metadata": metadata(&form) }),
         );
-        stripe.objects.insert(id, product.clone());
-        Ok(product)
+        Ok(stripe.store(product))
     })
 }
 
@@ -673,8 +670,7 @@ async fn update_product(
             product[field] = value.clone();
         }
     }
-    stripe.objects.insert(id, product.clone());
-    axum::Json(product).into_response()
+    axum::Json(stripe.store(product)).into_response()
 }
 
 async fn list_prices(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
@@ -765,8 +761,8 @@ async fn create_price(State(state): State<Shared>, headers: HeaderMap, body: Str
                 "transform_quantity": null, "custom_unit_amount": null,
             }),
         );
-        stripe.objects.insert(id.clone(), price.clone());
         stripe.prices.push(id);
+        let price = stripe.store(price);
         Ok(price)
     })
 }
@@ -843,8 +839,7 @@ async fn create_checkout_session(
                 "subscription_metadata": form["subscription_data"]["metadata"],
             }),
         );
-            stripe.objects.insert(id, session.clone());
-            Ok(session)
+            Ok(stripe.store(session))
         },
     )
 }
@@ -874,8 +869,7 @@ async fn create_portal_session(
             json!({ "id": id, "customer": customer, "return_url": form["return_url"], "url": url,
                     "flow": null, "configuration": "bpc_test" }),
         );
-            stripe.objects.insert(id, session.clone());
-            Ok(session)
+            Ok(stripe.store(session))
         },
     )
 }
@@ -957,7 +951,7 @@ async fn update_subscription(
         if form.get("metadata").is_some() {
             subscription["metadata"] = metadata(&form);
         }
-        stripe.objects.insert(id.clone(), subscription.clone());
+        let subscription = stripe.store(subscription);
         stripe.emit("customer.subscription.updated", subscription.clone());
         Ok(subscription)
     });
@@ -1092,8 +1086,7 @@ async fn create_meter(State(state): State<Shared>, headers: HeaderMap, body: Str
                 "value_settings": { "event_payload_key": form["value_settings"]["event_payload_key"] },
             }),
         );
-            stripe.objects.insert(id, meter.clone());
-            Ok(meter)
+            Ok(stripe.store(meter))
         },
     )
 }
@@ -1119,18 +1112,12 @@ fn complete_checkout(state: &Shared, session_id: &str) -> Option<String> {
     let subscription = stripe.subscription(&customer, prices, metadata);
     let subscription_id = subscription["id"].as_str()?.to_owned();
     let invoice = stripe.invoice(&subscription, "paid", 1);
-    stripe
-        .objects
-        .insert(subscription_id.clone(), subscription.clone());
-    stripe
-        .objects
-        .insert(invoice["id"].as_str()?.to_owned(), invoice.clone());
+    let subscription = stripe.store(subscription);
+    let invoice = stripe.store(invoice);
     session["status"] = json!("complete");
     session["payment_status"] = json!("paid");
     session["subscription"] = json!(subscription_id);
-    stripe
-        .objects
-        .insert(session_id.to_owned(), session.clone());
+    let session = stripe.store(session);
     stripe.emit("checkout.session.completed", session);
     stripe.emit("customer.subscription.created", subscription);
     stripe.emit("invoice.paid", invoice);

@@ -906,6 +906,7 @@ async fn apply_subscription(
         .current_period_end()
         .and_then(|t| DateTime::from_timestamp(t, 0));
     let mut notice = None;
+    let mut plan_changed = false;
 
     if live {
         let Some((plan, interval)) = plan else {
@@ -952,6 +953,7 @@ async fn apply_subscription(
             )
             .execute(&mut *tx)
             .await?;
+            plan_changed = true;
             audit::record(
                 &mut *tx,
                 audit::Entry::new("billing.plan_changed", actor)
@@ -989,6 +991,7 @@ async fn apply_subscription(
         )
         .execute(&mut *tx)
         .await?;
+        plan_changed = account.plan_id != default_plan;
         audit::record(
             &mut *tx,
             audit::Entry::new("billing.subscription_ended", actor)
@@ -1001,10 +1004,6 @@ async fn apply_subscription(
         .await?;
         notice = Some(grace_ends_at);
     }
-    let plan_changed = sqlx::query_scalar!("SELECT plan_id FROM organizations WHERE id = $1", org)
-        .fetch_one(&mut *tx)
-        .await?
-        != account.plan_id;
     if let Some(grace_ends_at) = notice {
         mail_owners(
             &mut tx,
