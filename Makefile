@@ -29,9 +29,12 @@ setup:
 db: setup
 	@scripts/postgres.sh start
 
+# Development mode: mail on the local mail page, a demo operator made at the first start;
+# once it listens, the server prints where to go and what to do first.
 dev: db site-image
 	@mkdir -p .data && [ -s $(MASTER_KEY_FILE) ] || (head -c 32 /dev/urandom | base64 > $(MASTER_KEY_FILE))
-	SLIPWAY_PROVISION__MASTER_KEY=$$(cat $(MASTER_KEY_FILE)) cargo leptos watch
+	@echo "==> building and starting Slipway; it prints where to go once it listens"
+	SLIPWAY_MODE=development SLIPWAY_PROVISION__MASTER_KEY=$$(cat $(MASTER_KEY_FILE)) cargo leptos watch
 
 site-image: setup
 	@scripts/site-image.sh

@@ -64,6 +64,18 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wasm_bindge
   cargo install wasm-bindgen-cli --version "=$wasm_bindgen_version" --force
 fi
 
+# Formatting of `view!` markup and the unused-dependency check that `make test` runs.
+LEPTOSFMT_VERSION=0.1.33
+CARGO_MACHETE_VERSION=0.9.2
+if [ "$(leptosfmt --version 2>/dev/null | awk '{print $2}')" != "$LEPTOSFMT_VERSION" ]; then
+  say "installing leptosfmt $LEPTOSFMT_VERSION"
+  cargo install leptosfmt --version "=$LEPTOSFMT_VERSION" --locked
+fi
+if [ "$(cargo machete --version 2>/dev/null | awk '{print $NF}')" != "$CARGO_MACHETE_VERSION" ]; then
+  say "installing cargo-machete $CARGO_MACHETE_VERSION"
+  cargo install cargo-machete --version "=$CARGO_MACHETE_VERSION" --locked
+fi
+
 # Tailwind's standalone CLI, from PyPI, kept inside the repository.
 if [ "$(.tools/tailwind/bin/tailwindcss --help 2>/dev/null | head -n1)" != "≈ tailwindcss v$TAILWIND_VERSION" ]; then
   say "installing the Tailwind CSS CLI $TAILWIND_VERSION"

@@ -6,8 +6,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
-step "cargo fmt --check"
+step "cargo fmt --check, leptosfmt --check (view! markup)"
 cargo fmt --all -- --check
+leptosfmt --check app/src
+
+step "no import cycle between the modules of platform, app and server"
+for crate in platform app server; do
+  python3 scripts/module_cycles.py "$crate/src"
+  python3 scripts/module_cycles.py "$crate/src" --depth 2
+done
+
+step "no unused dependency (cargo machete)"
+cargo machete
 
 step "cargo clippy (server side: app[ssr], server, platform, end2end)"
 cargo clippy --all-targets -- -D warnings
@@ -27,4 +37,4 @@ cargo test --workspace --exclude frontend --exclude end2end
 
 step "browser tests (headless Chromium through chromedriver)"
 # Same package set as above, so cargo reuses that build instead of resolving features anew.
-cargo test --workspace --exclude frontend --test journeys --test accounts_journey --test sites_journey --test billing_journey -- --test-threads=1
+cargo test --workspace --exclude frontend --test journeys --test accounts_journey --test sites_journey --test billing_journey --test newcomer_journey -- --test-threads=1

@@ -44,8 +44,8 @@ pub struct Me {
 }
 
 #[cfg(feature = "ssr")]
-fn permissions(role: platform::orgs::Role) -> Permissions {
-    use platform::orgs::{Action, authorize};
+fn permissions(role: platform::tenancy::Role) -> Permissions {
+    use platform::tenancy::{Action, authorize};
     Permissions {
         manage_team: authorize(role, Action::InviteMember),
         manage_api_keys: authorize(role, Action::ManageApiKeys),
@@ -60,12 +60,13 @@ pub async fn current_user() -> Result<Option<Me>, AppError> {
     let Some(session) = current_session(&state).await? else {
         return Ok(None);
     };
-    let organizations = platform::orgs::list_for_user(&state.platform, session.user_id).await?;
+    let organizations =
+        platform::tenancy::organizations::list_for_user(&state.platform, session.user_id).await?;
     let active = session
         .active_organization_id
         .and_then(|id| organizations.iter().find(|org| org.id == id))
         .or_else(|| organizations.first());
-    let choice = |org: &platform::orgs::OrganizationSummary| OrganizationChoice {
+    let choice = |org: &platform::tenancy::organizations::OrganizationSummary| OrganizationChoice {
         id: org.id.to_string(),
         name: org.name.clone(),
         role: org.role.to_string(),
@@ -88,16 +89,18 @@ pub async fn sign_up(
     password: String,
     organization: String,
 ) -> Result<(), AppError> {
-    use platform::accounts::{self, Email, NewPassword, PersonName};
-    use platform::orgs::OrganizationName;
+    use platform::identity::signup;
+    use platform::identity::users::{NewPassword, PersonName};
+    use platform::kernel::Email;
+    use platform::tenancy::organizations::OrganizationName;
     let state = app_state()?;
-    let input = accounts::SignUp {
+    let input = signup::SignUp {
         name: PersonName::parse(&name)?,
         email: Email::parse(&email)?,
         password: NewPassword::parse(&password)?,
         organization: OrganizationName::parse(&organization)?,
     };
-    let signed_up = accounts::sign_up(&state.platform, input, client_ip()).await?;
+    let signed_up = signup::sign_up(&state.platform, input, client_ip()).await?;
     sign_in_as(&state, signed_up.user_id).await?;
     leptos_axum::redirect("/dashboard");
     Ok(())
@@ -107,7 +110,8 @@ pub async fn sign_up(
 pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
     let state = app_state()?;
     let user_id =
-        platform::accounts::sign_in(&state.platform, &email, &password, client_ip()).await?;
+        platform::identity::sessions::sign_in(&state.platform, &email, &password, client_ip())
+            .await?;
     sign_in_as(&state, user_id).await?;
     leptos_axum::redirect("/dashboard");
     Ok(())
@@ -117,7 +121,7 @@ pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
 pub async fn sign_out() -> Result<(), AppError> {
     let state = app_state()?;
     if let Some(token) = crate::session::session_token() {
-        platform::accounts::end_session(&state.platform, &token).await?;
+        platform::identity::sessions::end_session(&state.platform, &token).await?;
     }
     clear_cookie()?;
     leptos_axum::redirect("/");
@@ -128,7 +132,8 @@ pub async fn sign_out() -> Result<(), AppError> {
 pub async fn sign_out_everywhere() -> Result<(), AppError> {
     let state = app_state()?;
     let session = require_session(&state).await?;
-    platform::accounts::end_all_sessions(&state.platform, session.user_id, client_ip()).await?;
+    platform::identity::sessions::end_all_sessions(&state.platform, session.user_id, client_ip())
+        .await?;
     clear_cookie()?;
     leptos_axum::redirect("/login");
     Ok(())
@@ -137,7 +142,7 @@ pub async fn sign_out_everywhere() -> Result<(), AppError> {
 #[server(endpoint = "account/verify-email")]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
     let state = app_state()?;
-    platform::accounts::verify_email(&state.platform, &token).await?;
+    platform::identity::tokens::verify_email(&state.platform, &token).await?;
     leptos_axum::redirect("/dashboard");
     Ok(())
 }
@@ -146,7 +151,7 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
 pub async fn resend_verification() -> Result<(), AppError> {
     let state = app_state()?;
     let session = require_session(&state).await?;
-    platform::accounts::resend_verification(&state.platform, session.user_id).await?;
+    platform::identity::tokens::resend_verification(&state.platform, session.user_id).await?;
     Ok(())
 }
 
@@ -154,16 +159,18 @@ pub async fn resend_verification() -> Result<(), AppError> {
 pub async fn request_password_reset(email: String) -> Result<(), AppError> {
     let state = app_state()?;
     // The same answer whether or not the address has an account.
-    platform::accounts::request_password_reset(&state.platform, &email, client_ip()).await?;
+    platform::identity::tokens::request_password_reset(&state.platform, &email, client_ip())
+        .await?;
     Ok(())
 }
 
 #[server(endpoint = "account/reset-password")]
 pub async fn reset_password(token: String, password: String) -> Result<(), AppError> {
     let state = app_state()?;
-    let password = platform::accounts::NewPassword::parse(&password)?;
+    let password = platform::identity::users::NewPassword::parse(&password)?;
     let user_id =
-        platform::accounts::reset_password(&state.platform, &token, &password, client_ip()).await?;
+        platform::identity::tokens::reset_password(&state.platform, &token, &password, client_ip())
+            .await?;
     sign_in_as(&state, user_id).await?;
     leptos_axum::redirect("/dashboard");
     Ok(())
@@ -183,7 +190,7 @@ pub async fn switch_organization(organization_id: String) -> Result<(), AppError
     let session = require_session(&state).await?;
     let organization_id = parse_id(&organization_id, "organization_id")?;
     let token = crate::session::session_token().ok_or(AppError::SignInRequired)?;
-    platform::accounts::switch_organization(
+    platform::identity::sessions::switch_organization(
         &state.platform,
         &token,
         session.user_id,
@@ -199,10 +206,17 @@ pub async fn switch_organization(organization_id: String) -> Result<(), AppError
 pub async fn create_organization(name: String) -> Result<(), AppError> {
     let state = app_state()?;
     let session = require_session(&state).await?;
-    let name = platform::orgs::OrganizationName::parse(&name)?;
-    let id = platform::orgs::create(&state.platform, session.user_id, &name, client_ip()).await?;
+    let name = platform::tenancy::organizations::OrganizationName::parse(&name)?;
+    let id = platform::tenancy::organizations::create(
+        &state.platform,
+        session.user_id,
+        &name,
+        client_ip(),
+    )
+    .await?;
     let token = crate::session::session_token().ok_or(AppError::SignInRequired)?;
-    platform::accounts::switch_organization(&state.platform, &token, session.user_id, id).await?;
+    platform::identity::sessions::switch_organization(&state.platform, &token, session.user_id, id)
+        .await?;
     leptos_axum::redirect(&format!("/dashboard/settings?organization={id}"));
     Ok(())
 }
@@ -236,19 +250,22 @@ pub struct TeamView {
 
 #[server(endpoint = "team/view")]
 pub async fn team() -> Result<TeamView, AppError> {
-    use platform::orgs::{self, Role};
+    use platform::tenancy;
+    use platform::tenancy::Role;
+    use platform::tenancy::members;
+    use platform::tenancy::organizations;
     let state = app_state()?;
     let (session, me) = require_membership(&state).await?;
-    let members = orgs::members(&state.platform, &me).await?;
-    let invitations = orgs::pending_invitations(&state.platform, &me).await?;
-    let overview = orgs::overview(&state.platform, me.organization_id).await?;
+    let members = members::members(&state.platform, &me).await?;
+    let invitations = members::pending_invitations(&state.platform, &me).await?;
+    let overview = organizations::overview(&state.platform, me.organization_id).await?;
     Ok(TeamView {
         organization: overview.name,
         my_role: me.role.to_string(),
         can_manage: permissions(me.role).manage_team,
         grantable_roles: Role::ALL
             .into_iter()
-            .filter(|role| orgs::may_grant(me.role, *role))
+            .filter(|role| tenancy::may_grant(me.role, *role))
             .map(|role| role.to_string())
             .collect(),
         members: members
@@ -274,22 +291,24 @@ pub async fn team() -> Result<TeamView, AppError> {
 
 #[server(endpoint = "team/invite")]
 pub async fn invite_member(email: String, role: String) -> Result<String, AppError> {
-    use platform::orgs::{self, Role};
+    use platform::tenancy::Role;
+    use platform::tenancy::members;
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
-    let email = platform::accounts::Email::parse(&email)?;
+    let email = platform::kernel::Email::parse(&email)?;
     let role = Role::parse(&role)?;
-    orgs::invite(&state.platform, &me, &email, role, client_ip()).await?;
+    members::invite(&state.platform, &me, &email, role, client_ip()).await?;
     Ok(email.to_string())
 }
 
 #[server(endpoint = "team/change-role")]
 pub async fn change_member_role(user_id: String, role: String) -> Result<(), AppError> {
-    use platform::orgs::{self, Role};
+    use platform::tenancy::Role;
+    use platform::tenancy::members;
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let user_id = parse_id(&user_id, "user_id")?;
-    orgs::change_role(
+    members::change_role(
         &state.platform,
         &me,
         user_id,
@@ -305,7 +324,7 @@ pub async fn remove_member(user_id: String) -> Result<(), AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let user_id = parse_id(&user_id, "user_id")?;
-    platform::orgs::remove_member(&state.platform, &me, user_id, client_ip()).await?;
+    platform::tenancy::members::remove_member(&state.platform, &me, user_id, client_ip()).await?;
     Ok(())
 }
 
@@ -313,7 +332,8 @@ pub async fn remove_member(user_id: String) -> Result<(), AppError> {
 pub async fn leave_organization() -> Result<(), AppError> {
     let state = app_state()?;
     let (session, me) = require_membership(&state).await?;
-    platform::orgs::remove_member(&state.platform, &me, session.user_id, client_ip()).await?;
+    platform::tenancy::members::remove_member(&state.platform, &me, session.user_id, client_ip())
+        .await?;
     leptos_axum::redirect(&format!("/dashboard?left={}", me.organization_id));
     Ok(())
 }
@@ -322,11 +342,15 @@ pub async fn leave_organization() -> Result<(), AppError> {
 pub async fn accept_invitation(token: String) -> Result<(), AppError> {
     let state = app_state()?;
     let session = require_session(&state).await?;
-    let organization_id =
-        platform::orgs::accept_invitation(&state.platform, &token, session.user_id, client_ip())
-            .await?;
+    let organization_id = platform::tenancy::members::accept_invitation(
+        &state.platform,
+        &token,
+        session.user_id,
+        client_ip(),
+    )
+    .await?;
     let cookie = crate::session::session_token().ok_or(AppError::SignInRequired)?;
-    platform::accounts::switch_organization(
+    platform::identity::sessions::switch_organization(
         &state.platform,
         &cookie,
         session.user_id,
@@ -380,10 +404,10 @@ const SETTINGS_PATH: &str = "/dashboard/settings";
 
 #[server(endpoint = "settings/view")]
 pub async fn settings() -> Result<SettingsView, AppError> {
-    use platform::{api_keys, audit, orgs};
+    use platform::tenancy::{api_keys, audit, organizations};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
-    let overview = orgs::overview(&state.platform, me.organization_id).await?;
+    let overview = organizations::overview(&state.platform, me.organization_id).await?;
     let allowed = permissions(me.role);
     let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let api_keys = if allowed.manage_api_keys {
@@ -452,7 +476,7 @@ pub async fn create_api_key(
     read: Option<String>,
     write: Option<String>,
 ) -> Result<String, AppError> {
-    use platform::api_keys::{self, Scope};
+    use platform::tenancy::api_keys::{self, Scope};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let mut scopes = Vec::new();
@@ -463,7 +487,7 @@ pub async fn create_api_key(
         scopes.push(Scope::Write);
     }
     let (_, secret) = api_keys::create(&state.platform, &me, &name, &scopes, client_ip()).await?;
-    if crate::session::is_plain_form_post() {
+    if crate::request::is_plain_form_post() {
         // The answer is a redirect back to the page: the page shows the key from here.
         crate::session::set_page_cookie(NEW_KEY_COOKIE, &secret, SETTINGS_PATH, 120)?;
     }
@@ -475,7 +499,7 @@ pub async fn revoke_api_key(key_id: String) -> Result<(), AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let key_id = parse_id(&key_id, "key_id")?;
-    platform::api_keys::revoke(&state.platform, &me, key_id, client_ip()).await?;
+    platform::tenancy::api_keys::revoke(&state.platform, &me, key_id, client_ip()).await?;
     Ok(())
 }
 
@@ -487,7 +511,7 @@ pub async fn operator_check() -> Result<String, AppError> {
     if session.is_operator {
         Ok(session.email)
     } else {
-        crate::session::set_status(axum::http::StatusCode::FORBIDDEN);
+        crate::request::set_status(axum::http::StatusCode::FORBIDDEN);
         Err(AppError::Forbidden(
             "This area is for platform operators.".into(),
         ))

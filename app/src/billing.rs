@@ -61,8 +61,7 @@ pub fn status_label(status: Option<&str>) -> String {
 #[server(endpoint = "billing/overview")]
 pub async fn billing_overview() -> Result<BillingView, AppError> {
     use crate::format::{bytes, count};
-    use platform::orgs::{Action, authorize};
-    use platform::plans::Limit;
+    use platform::tenancy::{Action, authorize};
 
     let state = crate::state::app_state()?;
     let (_, me) = crate::session::require_membership(&state).await?;
@@ -111,13 +110,6 @@ pub async fn billing_overview() -> Result<BillingView, AppError> {
             bytes,
         ));
     }
-    let too_small = |limit: Limit, used: i64, what: &str| match limit {
-        Limit::Count(max) if used > i64::from(max) => Some(format!(
-            "Holds {max} {what}{}; you have {used}.",
-            if max == 1 { "" } else { "s" }
-        )),
-        _ => None,
-    };
     let plans = platform
         .catalog
         .plans()
@@ -131,15 +123,15 @@ pub async fn billing_overview() -> Result<BillingView, AppError> {
             current_interval: (p.id.as_str() == overview.plan_id)
                 .then(|| overview.interval.map(|i| i.as_str().to_owned()))
                 .flatten(),
-            too_small: too_small(p.limits.sites, overview.sites_used, "site")
-                .or_else(|| too_small(p.limits.members, overview.members_used, "member")),
+            too_small: platform::billing::shortfall(p, overview.sites_used, overview.members_used)
+                .map(|s| s.short()),
         })
         .collect();
     Ok(BillingView {
         local_mode: overview.local_mode,
         can_manage: authorize(me.role, Action::ManageBilling),
         past_due: overview.past_due(),
-        status: status_label(overview.status.as_deref()),
+        status: status_label(overview.status.map(|s| s.as_str())),
         plan_id: overview.plan_id,
         plan_name: overview.plan_name,
         interval: overview.interval.map(|i| i.as_str().to_owned()),
@@ -167,7 +159,7 @@ pub async fn local_billing() -> Result<bool, AppError> {
 /// The dashboard's banner for owners while a payment is owed, if one is.
 #[server(endpoint = "billing/banner")]
 pub async fn past_due_banner() -> Result<Option<String>, AppError> {
-    use platform::orgs::{Action, authorize};
+    use platform::tenancy::{Action, authorize};
     let state = crate::state::app_state()?;
     let Ok((_, me)) = crate::session::require_membership(&state).await else {
         return Ok(None);
@@ -231,7 +223,7 @@ pub async fn open_portal() -> Result<(), AppError> {
 /// share one server function).
 #[cfg(feature = "ssr")]
 fn back_with_error(error: AppError) -> Result<(), AppError> {
-    if !crate::session::is_plain_form_post() {
+    if !crate::request::is_plain_form_post() {
         return Err(error);
     }
     let message: String = error

@@ -30,7 +30,7 @@ fn site_id(raw: &str) -> Result<uuid::Uuid, AppError> {
 }
 
 #[cfg(feature = "ssr")]
-fn to_view(d: platform::domains::Domain) -> DomainView {
+fn to_view(d: platform::sites::domains::Domain) -> DomainView {
     DomainView {
         id: d.id.to_string(),
         verified: d.verified_at.is_some(),
@@ -48,10 +48,10 @@ fn to_view(d: platform::domains::Domain) -> DomainView {
 
 #[server(endpoint = "domains/list")]
 pub async fn list_domains(site: String) -> Result<DomainsView, AppError> {
-    use platform::orgs::{Action, authorize};
+    use platform::tenancy::{Action, authorize};
     let state = crate::state::app_state()?;
     let (_, me) = crate::session::require_membership(&state).await?;
-    let domains = platform::domains::list(&state.platform, &me, site_id(&site)?).await?;
+    let domains = platform::sites::domains::list(&state.platform, &me, site_id(&site)?).await?;
     Ok(DomainsView {
         domains: domains.into_iter().map(to_view).collect(),
         can_manage: authorize(me.role, Action::ManageSites),
@@ -63,7 +63,7 @@ pub async fn add_domain(site: String, domain: String) -> Result<(), AppError> {
     let state = crate::state::app_state()?;
     let (_, me) = crate::session::require_membership(&state).await?;
     let id = site_id(&site)?;
-    platform::domains::add(&state.platform, &me, id, &domain).await?;
+    platform::sites::domains::add(&state.platform, &me, id, &domain).await?;
     leptos_axum::redirect(&format!("/dashboard/sites/{id}"));
     Ok(())
 }
@@ -75,7 +75,7 @@ pub async fn verify_domain(site: String, domain_id: String) -> Result<(), AppErr
     let (_, me) = crate::session::require_membership(&state).await?;
     let id = site_id(&site)?;
     let domain_id = site_id(&domain_id)?;
-    platform::domains::verify(&state.platform, &me, domain_id, &state.platform.dns).await?;
+    platform::sites::domains::verify(&state.platform, &me, domain_id, &state.platform.dns).await?;
     leptos_axum::redirect(&format!("/dashboard/sites/{id}"));
     Ok(())
 }
@@ -85,7 +85,7 @@ pub async fn remove_domain(site: String, domain_id: String) -> Result<(), AppErr
     let state = crate::state::app_state()?;
     let (_, me) = crate::session::require_membership(&state).await?;
     let id = site_id(&site)?;
-    platform::domains::remove(&state.platform, &me, site_id(&domain_id)?).await?;
+    platform::sites::domains::remove(&state.platform, &me, site_id(&domain_id)?).await?;
     leptos_axum::redirect(&format!("/dashboard/sites/{id}"));
     Ok(())
 }

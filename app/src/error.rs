@@ -97,7 +97,7 @@ impl From<platform::Error> for AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal)
             }
         };
-        crate::session::set_status(status);
+        crate::request::set_status(status);
         app
     }
 }

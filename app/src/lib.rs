@@ -4,11 +4,14 @@
 
 pub mod account;
 pub mod billing;
+pub mod dev;
 pub mod domains;
 pub mod error;
 pub mod format;
 pub mod pages;
 pub mod plans;
+#[cfg(feature = "ssr")]
+pub mod request;
 #[cfg(feature = "ssr")]
 pub mod session;
 pub mod sites;
@@ -25,6 +28,7 @@ use pages::admin::AdminPage;
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
 use pages::billing::BillingPage;
 use pages::dashboard::{DashboardLayout, DashboardSection, Section};
+use pages::dev_mail::DevMailPage;
 use pages::settings::SettingsPage;
 use pages::sites::{NewSitePage, SitePage, SitesPage};
 use pages::team::TeamPage;
@@ -80,9 +84,10 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("invitations/accept")
                         view=AcceptInvitationPage
-                            ssr=SsrMode::Async
+                        ssr=SsrMode::Async
                     />
                     <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("dev/mail") view=DevMailPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
                         <Route
                             path=path!("")

@@ -19,8 +19,8 @@ pub struct PlanView {
 }
 
 #[cfg(feature = "ssr")]
-impl From<&platform::plans::Plan> for PlanView {
-    fn from(plan: &platform::plans::Plan) -> Self {
+impl From<&platform::catalog::plans::Plan> for PlanView {
+    fn from(plan: &platform::catalog::plans::Plan) -> Self {
         Self {
             id: plan.id.to_string(),
             name: plan.name.clone(),

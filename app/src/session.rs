@@ -4,48 +4,21 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
-use platform::accounts::{self, SESSION_LIFETIME, Session};
-use platform::orgs::{self, Membership};
+use platform::identity::sessions;
+use platform::identity::sessions::{SESSION_LIFETIME, Session};
+use platform::tenancy;
+use platform::tenancy::Membership;
+use platform::tenancy::organizations;
 
 use crate::error::AppError;
+use crate::request::{parts, set_status};
 use crate::state::{AppState, app_state};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "slipway_session";
-
-fn parts() -> Option<Parts> {
-    use_context::<Parts>()
-}
-
-/// Whether this request is a plain HTML form post (no JavaScript): its answer is a redirect,
-/// so a server function's return value never reaches the page.
-pub fn is_plain_form_post() -> bool {
-    parts().is_some_and(|parts| {
-        parts.method == axum::http::Method::POST
-            && parts
-                .headers
-                .get(header::ACCEPT)
-                .and_then(|accept| accept.to_str().ok())
-                .is_some_and(|accept| accept.contains("text/html"))
-    })
-}
-
-/// Sets the HTTP status of the current response (a server function's or a page's).
-///
-/// Not for a plain HTML form post: its answer must stay the redirect back to the form,
-/// which carries the error in the URL (a browser follows no `Location` on a 4xx).
-pub fn set_status(status: StatusCode) {
-    if is_plain_form_post() {
-        return;
-    }
-    if let Some(response) = use_context::<ResponseOptions>() {
-        response.set_status(status);
-    }
-}
 
 /// The peer address. `X-Forwarded-For` is not trusted here (no proxy is configured).
 pub fn client_ip() -> Option<IpAddr> {
@@ -106,15 +79,24 @@ pub fn set_page_cookie(
 
 /// The live session of this request, if signed in.
 pub async fn current_session(state: &AppState) -> Result<Option<Session>, AppError> {
-    match session_token() {
-        Some(token) => Ok(accounts::session(&state.platform, &token).await?),
+    session_of(state, session_token().as_deref()).await
+}
+
+/// The live session behind a cookie token, if any.
+async fn session_of(state: &AppState, token: Option<&str>) -> Result<Option<Session>, AppError> {
+    match token {
+        Some(token) => Ok(sessions::session(&state.platform, token).await?),
         None => Ok(None),
     }
 }
 
 /// The session, or `SignInRequired` (401).
 pub async fn require_session(state: &AppState) -> Result<Session, AppError> {
-    current_session(state).await?.ok_or_else(|| {
+    signed_in(current_session(state).await?)
+}
+
+fn signed_in(session: Option<Session>) -> Result<Session, AppError> {
+    session.ok_or_else(|| {
         set_status(StatusCode::UNAUTHORIZED);
         AppError::SignInRequired
     })
@@ -123,10 +105,19 @@ pub async fn require_session(state: &AppState) -> Result<Session, AppError> {
 /// The signed-in user's membership of the organization they work in: the session's
 /// active organization, else their first.
 pub async fn require_membership(state: &AppState) -> Result<(Session, Membership), AppError> {
-    let session = require_session(state).await?;
+    membership_of(state, session_token().as_deref()).await
+}
+
+/// The same for a request that carries the cookie but runs outside a server function (the
+/// site page's event stream): every path signs in through this one check.
+pub async fn membership_of(
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<(Session, Membership), AppError> {
+    let session = signed_in(session_of(state, token).await?)?;
     let organization_id = match session.active_organization_id {
         Some(id) => id,
-        None => orgs::list_for_user(&state.platform, session.user_id)
+        None => organizations::list_for_user(&state.platform, session.user_id)
             .await?
             .first()
             .map(|org| org.id)
@@ -134,7 +125,7 @@ pub async fn require_membership(state: &AppState) -> Result<(Session, Membership
                 AppError::Refused("You are not a member of any organization yet.".into())
             })?,
     };
-    let membership = orgs::membership(&state.platform, organization_id, session.user_id).await?;
+    let membership = tenancy::membership(&state.platform, organization_id, session.user_id).await?;
     Ok((session, membership))
 }
 
@@ -156,9 +147,9 @@ fn cookie(value: &str, max_age_secs: u64) -> Result<HeaderValue, AppError> {
 /// request's previous session, if any, ends.
 pub async fn sign_in_as(state: &AppState, user_id: uuid::Uuid) -> Result<(), AppError> {
     if let Some(old) = session_token() {
-        accounts::end_session(&state.platform, &old).await?;
+        sessions::end_session(&state.platform, &old).await?;
     }
-    let token = accounts::create_session(
+    let token = sessions::create_session(
         &state.platform,
         user_id,
         client_ip(),

@@ -64,6 +64,8 @@ pub struct SiteView {
     pub template: String,
     pub desired_state: String,
     pub status: String,
+    /// Whether the reconciler is done with the site for now (else the page keeps listening).
+    pub settled: bool,
     pub status_reason: Option<String>,
     pub waiting_for: Option<String>,
     /// (label, value) of the plan limits this site runs with.
@@ -79,10 +81,7 @@ pub struct SiteView {
 impl SiteView {
     /// Whether the reconciler still has work to do (the page keeps listening).
     pub fn in_progress(&self) -> bool {
-        !matches!(
-            self.status.as_str(),
-            "active" | "stopped" | "failed" | "deleted"
-        )
+        !self.settled
     }
 }
 
@@ -109,12 +108,13 @@ fn parse_site_id(raw: &str) -> Result<uuid::Uuid, AppError> {
 
 #[server(endpoint = "sites/list")]
 pub async fn list_sites() -> Result<SitesView, AppError> {
-    use platform::orgs::{Action, authorize};
-    use platform::plans::Limit;
+    use platform::catalog::plans::Limit;
+    use platform::tenancy::{Action, authorize};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let sites = platform::sites::list(&state.platform, &me).await?;
-    let overview = platform::orgs::overview(&state.platform, me.organization_id).await?;
+    let overview =
+        platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let usage = match state.platform.plan(&overview.plan_id) {
         Some(plan) => match plan.limits.sites {
             Limit::Count(max) => {
@@ -145,7 +145,7 @@ pub async fn list_sites() -> Result<SitesView, AppError> {
                 name: s.name,
                 slug: s.slug,
                 url: s.url,
-                status: s.status,
+                status: s.status.to_string(),
                 waiting_for: s.waiting_for,
                 created: when(s.created_at),
             })
@@ -178,7 +178,7 @@ pub async fn create_site(
 
 #[server(endpoint = "sites/detail")]
 pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
-    use platform::orgs::{Action, authorize};
+    use platform::tenancy::{Action, authorize};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let site_id = parse_site_id(&id)?;
@@ -190,7 +190,8 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
         }
         None => vec!["(this server process does not manage containers)".to_owned()],
     };
-    let overview = platform::orgs::overview(&state.platform, me.organization_id).await?;
+    let overview =
+        platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let limits = state
         .platform
         .plan(&overview.plan_id)
@@ -227,16 +228,17 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
         slug: site.slug,
         url: site.url,
         template: site.template,
-        desired_state: site.desired_state,
-        status: site.status,
+        desired_state: site.desired_state.to_string(),
+        settled: site.status.is_settled(),
+        status: site.status.to_string(),
         status_reason: site.status_reason,
         waiting_for: site.waiting_for,
         limits,
         deployments: deployments
             .into_iter()
             .map(|d| DeploymentView {
-                reason: d.reason,
-                status: d.status,
+                reason: d.reason.to_string(),
+                status: d.status.to_string(),
                 error: d.error,
                 created: when(d.created_at),
                 duration: millis(d.duration_ms),
@@ -244,8 +246,8 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
                     .steps
                     .into_iter()
                     .map(|s| StepView {
-                        step: s.step,
-                        status: s.status,
+                        step: s.step.to_string(),
+                        status: s.status.to_string(),
                         detail: s.detail,
                         duration: millis(s.duration_ms),
                     })
@@ -259,35 +261,29 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
     })
 }
 
-/// Restart, stop, start or delete. Deleting needs the slug typed again as confirmation.
+/// Restart, stop, start or delete. Deleting needs the slug typed again as confirmation
+/// (platform checks it: every client of `platform::sites::delete` does).
 #[server(endpoint = "sites/act")]
 pub async fn site_action(
     id: String,
     action: String,
     confirm: Option<String>,
 ) -> Result<(), AppError> {
-    use platform::sites::SiteAction;
+    use platform::sites::{self, SiteAction};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let site_id = parse_site_id(&id)?;
-    let action = SiteAction::parse(&action)?;
-    if action == SiteAction::Delete {
-        let site = platform::sites::get(&state.platform, &me, site_id).await?;
-        if confirm.as_deref().map(str::trim) != Some(site.slug.as_str()) {
-            crate::session::set_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
-            return Err(AppError::Invalid {
-                field: "confirm".into(),
-                message: format!(
-                    "Type {} to confirm that this site and its data go away.",
-                    site.slug
-                ),
-            });
-        }
-    }
-    platform::sites::request(&state.platform, &me, site_id, action).await?;
-    if action == SiteAction::Delete {
+    if action == "delete" {
+        sites::delete(
+            &state.platform,
+            &me,
+            site_id,
+            confirm.as_deref().unwrap_or_default(),
+        )
+        .await?;
         leptos_axum::redirect("/dashboard/sites");
     } else {
+        sites::request(&state.platform, &me, site_id, SiteAction::parse(&action)?).await?;
         leptos_axum::redirect(&format!("/dashboard/sites/{site_id}"));
     }
     Ok(())

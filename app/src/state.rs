@@ -10,7 +10,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub platform: platform::Platform,
     /// The Docker engine (sites' logs); `None` when provisioning is off in this process.
-    pub runtime: Option<std::sync::Arc<platform::runtime::Runtime>>,
+    pub runtime: Option<std::sync::Arc<platform::infra::docker::Runtime>>,
 }
 
 /// The state from a server function's context. Missing state is a wiring bug in the

@@ -60,8 +60,8 @@ pub struct UsageView {
 #[cfg(feature = "ssr")]
 fn chart(
     title: &str,
-    days: &[platform::usage::Day],
-    value: impl Fn(&platform::usage::Day) -> Option<u64>,
+    days: &[platform::traffic::usage::Day],
+    value: impl Fn(&platform::traffic::usage::Day) -> Option<u64>,
     format: fn(u64) -> String,
     summary: String,
 ) -> Chart {
@@ -87,7 +87,7 @@ fn chart(
 
 #[cfg(feature = "ssr")]
 pub(crate) fn bar(label: &str, used: u64, limit: u64, format: fn(u64) -> String) -> LimitBar {
-    use platform::usage::{Level, level};
+    use platform::traffic::usage::{Level, level};
     let percent = if limit == 0 {
         100
     } else {
@@ -116,8 +116,9 @@ pub async fn usage_report(site: Option<String>) -> Result<UsageView, AppError> {
         Some(raw) => Some(raw.parse().map_err(|_| AppError::NotFound)?),
         None => None,
     };
-    let report = platform::usage::report(&state.platform, &me, site_id, DAYS).await?;
-    let total = |f: fn(&platform::usage::Day) -> u64| report.days.iter().map(f).sum::<u64>();
+    let report = platform::traffic::usage::report(&state.platform, &me, site_id, DAYS).await?;
+    let total =
+        |f: fn(&platform::traffic::usage::Day) -> u64| report.days.iter().map(f).sum::<u64>();
     let latest_storage = report.days.iter().rev().find_map(|d| d.storage_bytes);
     let charts = vec![
         chart(

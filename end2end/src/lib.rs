@@ -42,6 +42,8 @@ pub struct Harness {
     instance: uuid::Uuid,
     /// The `SLIPWAY_*` settings the server runs with (the CLI gets the same).
     settings: Vec<(String, String)>,
+    /// Where the server's standard output goes.
+    output: PathBuf,
 }
 
 fn workspace_root() -> PathBuf {
@@ -167,13 +169,19 @@ impl Harness {
                 format!("127.0.0.1:{dns_port}"),
             ),
             ("SLIPWAY_USAGE__FLUSH_INTERVAL_SECS".into(), "1".into()),
+            // As under `make dev`: mail stays on the local mail page, a demo operator exists.
+            ("SLIPWAY_MODE".into(), "development".into()),
         ];
         settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        // What the server prints (the development welcome) is kept for the test to read.
+        let output_dir = root.join("target/e2e");
+        std::fs::create_dir_all(&output_dir)?;
+        let output = output_dir.join(format!("{name}.stdout"));
         let mut server = server
             .arg("serve")
             .current_dir(&root)
             .envs(settings.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&output)?)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         wait_for_http(&format!("{base_url}/healthz"), "slipway", &mut server).await?;
@@ -229,7 +237,14 @@ impl Harness {
             instance,
             admin_url,
             settings,
+            output,
         })
+    }
+
+    /// What the server printed on its standard output so far.
+    pub fn server_output(&self) -> Result<String> {
+        std::fs::read_to_string(&self.output)
+            .with_context(|| format!("reading {}", self.output.display()))
     }
 
     /// Runs `slipway <args>` with the server's settings; its standard output, or an error

@@ -28,7 +28,6 @@ async fn start(name: &str, javascript: JavaScript) -> Result<(StripeTestServer, 
                 "SLIPWAY_BILLING__STRIPE_WEBHOOK_SECRETS",
                 format!("[\"{SECRET}\"]"),
             ),
-            ("SLIPWAY_BILLING__WORKER_INTERVAL_SECS", "1".to_owned()),
         ],
     )
     .await?;

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::config::ProvisionConfig;
-use platform::orgs::{Membership, Role};
+use platform::infra::docker::{ContainerSpec, ResourceLimits, Runtime};
+use platform::infra::tenant_db::TenantIdent;
+use platform::kernel::secrets::MasterKey;
 use platform::provision::{Outcome, Reconciler};
-use platform::runtime::{ContainerSpec, ResourceLimits, Runtime};
-use platform::secrets::MasterKey;
-use platform::sites::{self, NewSite, SiteAction};
-use platform::tenant_db::TenantIdent;
+use platform::sites::{self, NewSite};
+use platform::tenancy::{Membership, Role};
 use uuid::Uuid;
 
 mod support;
@@ -131,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = Arc::new(Runtime::new(&config.docker_socket));
     let reconciler = Arc::new(Reconciler::new(p.clone(), runtime.clone(), config.clone()).await?);
     let image = p.templates[0].image.clone();
-    let gateway = runtime.ensure_network(NETWORK).await?;
+    let gateway = runtime.ensure_network(NETWORK).await?.gateway;
     let limits = ResourceLimits::from_plan(&p.plan("business").ok_or("business plan")?.limits);
 
     // Warm-up: the image exists, the network exists, caches are warm.
@@ -291,11 +291,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Clean up: delete every site through Slipway (finalizers), then the databases.
-    let all: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sites WHERE status <> 'deleted'")
-        .fetch_all(&pool)
-        .await?;
-    for id in all {
-        sites::request(&p, &owner, id, SiteAction::Delete).await?;
+    let all: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, slug FROM sites WHERE status <> 'deleted'")
+            .fetch_all(&pool)
+            .await?;
+    for (id, slug) in all {
+        sites::delete(&p, &owner, id, &slug).await?;
     }
     let cleanup = tokio::spawn(
         reconciler

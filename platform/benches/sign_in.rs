@@ -1,4 +1,4 @@
-//! What a sign-in costs: argon2id verification alone, and `accounts::sign_in` end to end
+//! What a sign-in costs: argon2id verification alone, and `sessions::sign_in` end to end
 //! against the real database (throttle check, lookup, verification, audit entry). A SHA-256
 //! of the same password, measured in the same run, is the baseline the ratios refer to.
 //!
@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use platform::accounts::{self, NewPassword};
+use platform::identity::sessions;
+use platform::identity::users;
+use platform::identity::users::NewPassword;
 use sha2::Digest as _;
 
 mod support;
@@ -42,7 +44,7 @@ where
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bench = BenchDb::start(PASSWORD, 10).await?;
     let p = bench.platform.clone();
-    let hash = accounts::hash_password(&NewPassword::parse(PASSWORD)?).await?;
+    let hash = users::hash_password(&NewPassword::parse(PASSWORD)?).await?;
 
     let (sha_median, _) = measure(|| async {
         std::hint::black_box(sha2::Sha256::digest(PASSWORD.as_bytes()));
@@ -52,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let hash = hash.clone();
         async move {
             assert!(
-                accounts::verify_password(PASSWORD, Some(hash))
+                users::verify_password(PASSWORD, Some(hash))
                     .await
                     .unwrap_or(false)
             );
@@ -61,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     let (sign_in_median, sign_in_p95) = measure(|| async {
         assert!(
-            accounts::sign_in(&p, "bench@example.com", PASSWORD, None)
+            sessions::sign_in(&p, "bench@example.com", PASSWORD, None)
                 .await
                 .is_ok()
         );
@@ -71,15 +73,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Unknown addresses must cost the same (no enumeration by timing); the failures
         // are spread over addresses so the throttle does not cut the run short.
         let email = format!("nobody{}@example.com", rand_suffix());
-        assert!(accounts::sign_in(&p, &email, PASSWORD, None).await.is_err());
+        assert!(sessions::sign_in(&p, &email, PASSWORD, None).await.is_err());
     })
     .await;
 
     println!(
         "argon2id m={} KiB, t={}, p={}; {RUNS} runs each",
-        accounts::ARGON2_MEMORY_KIB,
-        accounts::ARGON2_ITERATIONS,
-        accounts::ARGON2_PARALLELISM
+        users::ARGON2_MEMORY_KIB,
+        users::ARGON2_ITERATIONS,
+        users::ARGON2_PARALLELISM
     );
     println!("baseline sha256(password)      median {sha_median:>10.2?}");
     println!(

@@ -3,78 +3,89 @@
 //! Everything that a server function, a REST handler, a CLI command and a background
 //! worker share lives here, once. No leptos, no axum.
 
-pub mod accounts;
-pub mod api_keys;
-pub mod audit;
+// The contexts, leaf first: each depends only on those above it in this list
+// (`python3 scripts/module_cycles.py platform/src` proves there is no cycle).
 pub mod billing;
+pub mod catalog;
 pub mod config;
-pub mod db;
-pub mod domains;
-pub mod error;
-pub mod mail;
-pub mod orgs;
-pub mod plans;
+pub mod development;
+pub mod housekeeping;
+pub mod identity;
+pub mod infra;
+pub mod kernel;
 pub mod provision;
-pub mod routes;
-pub mod runtime;
-pub mod secrets;
 pub mod sites;
-pub mod templates;
-pub mod tenant_db;
-mod text;
-pub mod usage;
+pub mod tenancy;
+pub mod traffic;
+mod wiring;
+pub mod workers;
 
 use std::sync::Arc;
 
+pub use catalog::Catalog;
 pub use config::Config;
-pub use error::{Error, Result};
-pub use plans::Catalog;
+pub use kernel::{Error, Result};
 
-use plans::{Plan, PlanId};
+use catalog::{Plan, PlanId, Template};
+use infra::dns::DnsSettings;
+use kernel::secrets::MasterKey;
 
 /// The handle every entry point (pages, API, CLI, workers) uses to reach the domain.
 #[derive(Clone, Debug)]
 pub struct Platform {
     pub db: sqlx::PgPool,
+    /// The process's one LISTEN connection, shared by everything that waits for a change.
+    pub notifications: Arc<infra::notify::Notifications>,
     pub catalog: Arc<Catalog>,
     /// Where users reach the dashboard; every link in a mail starts with it.
     pub public_url: Arc<url::Url>,
     /// Seals sites' secrets; without it sites cannot be created.
-    pub master_key: Option<secrets::MasterKey>,
+    pub master_key: Option<MasterKey>,
     /// What sites can run; the first is the default.
-    pub templates: Arc<Vec<templates::Template>>,
+    pub templates: Arc<Vec<Template>>,
     /// Where a site is reached, with `{slug}` in it (e.g. `http://{slug}.localhost:8080`).
     pub site_url_pattern: Arc<str>,
     /// Sites answer at `<slug>.<base_domain>` on the proxy; names under it are Slipway's.
     pub base_domain: Arc<str>,
     /// How custom domains are verified.
-    pub dns: domains::DnsSettings,
+    pub dns: DnsSettings,
     /// Stripe (or local billing mode) and the dunning settings.
     pub billing: Arc<billing::BillingSettings>,
+    /// Where queued mail is delivered.
+    pub mailer: Arc<infra::mail::Mailer>,
+    /// The job queue (and the clock it reads).
+    pub jobs: infra::jobs::Queue,
+    /// `development` turns on the local mail page and the demo account; `production` refuses
+    /// to start without its secrets.
+    pub mode: config::Mode,
 }
 
 impl Platform {
     pub fn new(db: sqlx::PgPool, catalog: Catalog, public_url: url::Url) -> Self {
         Self {
+            notifications: Arc::new(infra::notify::Notifications::new(db.clone())),
+            jobs: infra::jobs::Queue::new(db.clone(), infra::jobs::Clock::Database),
             db,
             catalog: Arc::new(catalog),
             public_url: Arc::new(public_url),
             master_key: None,
-            templates: Arc::new(vec![templates::Template::builtin()]),
-            site_url_pattern: Arc::from(sites::DEFAULT_URL_PATTERN),
+            templates: Arc::new(vec![Template::builtin()]),
+            site_url_pattern: Arc::from(config::DEFAULT_SITE_URL),
             base_domain: Arc::from("localhost"),
-            dns: domains::DnsSettings::default(),
+            dns: DnsSettings::default(),
             billing: Arc::new(billing::BillingSettings::default()),
+            mailer: Arc::new(infra::mail::Mailer::Local),
+            mode: config::Mode::Production,
         }
     }
 
     /// The same platform, able to create sites (their secrets are sealed with `key`).
-    pub fn with_master_key(mut self, key: secrets::MasterKey) -> Self {
+    pub fn with_master_key(mut self, key: MasterKey) -> Self {
         self.master_key = Some(key);
         self
     }
 
-    pub fn with_templates(mut self, templates: Vec<templates::Template>) -> Self {
+    pub fn with_templates(mut self, templates: Vec<Template>) -> Self {
         self.templates = Arc::new(templates);
         self
     }
@@ -89,7 +100,7 @@ impl Platform {
         self
     }
 
-    pub fn with_dns(mut self, dns: domains::DnsSettings) -> Self {
+    pub fn with_dns(mut self, dns: DnsSettings) -> Self {
         self.dns = dns;
         self
     }
@@ -99,24 +110,23 @@ impl Platform {
         self
     }
 
-    /// The platform `config` describes, on `db`.
-    pub fn from_config(db: sqlx::PgPool, config: &Config) -> Result<Self, config::ConfigError> {
-        let mut platform = Self::new(db, config.catalog()?, config.public_url()?)
-            .with_templates(config.templates.clone())
-            .with_site_url_pattern(&config.provision.site_url)
-            .with_base_domain(&config.proxy.base_domain)
-            .with_dns(domains::DnsSettings {
-                resolver: config.proxy.dns_resolver,
-                timeout: None,
-            })
-            .with_billing(config.billing()?);
-        if let Some(key) = config.master_key()? {
-            platform = platform.with_master_key(key);
-        }
-        Ok(platform)
+    pub fn with_mailer(mut self, mailer: infra::mail::Mailer) -> Self {
+        self.mailer = Arc::new(mailer);
+        self
     }
 
-    pub fn template(&self, name: &str) -> Option<&templates::Template> {
+    /// The same platform whose job queue reads `clock` (tests replay hours this way).
+    pub fn with_clock(mut self, clock: infra::jobs::Clock) -> Self {
+        self.jobs = infra::jobs::Queue::new(self.db.clone(), clock);
+        self
+    }
+
+    pub fn with_mode(mut self, mode: config::Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn template(&self, name: &str) -> Option<&Template> {
         self.templates.iter().find(|t| t.name == name)
     }
 

@@ -1,10 +1,16 @@
 //! Accounts against the real database: sign-up, verification, sign-in and its throttle,
 //! sessions, password reset.
 
-use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-use platform::orgs::OrganizationName;
-use platform::plans::{Catalog, default_plans};
-use platform::{Error, Platform, mail};
+use platform::catalog::plans::{Catalog, default_plans};
+use platform::identity::sessions;
+use platform::identity::signup;
+use platform::identity::signup::SignUp;
+use platform::identity::tokens;
+use platform::identity::users::{NewPassword, PersonName};
+use platform::infra::mail;
+use platform::kernel::Email;
+use platform::tenancy::organizations::OrganizationName;
+use platform::{Error, Platform};
 use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
@@ -56,7 +62,7 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
 #[sqlx::test(migrations = "../migrations")]
 async fn sign_up_creates_owner_organization_and_verification_mail(pool: PgPool) {
     let p = platform(pool.clone());
-    let signed_up = accounts::sign_up(&p, sign_up_input("Ada@Example.com"), None)
+    let signed_up = signup::sign_up(&p, sign_up_input("Ada@Example.com"), None)
         .await
         .expect("sign-up succeeds");
     let role: String = sqlx::query_scalar(
@@ -80,10 +86,10 @@ async fn sign_up_creates_owner_organization_and_verification_mail(pool: PgPool) 
     );
 
     let token = mailed_token(&p, "ada@example.com", "/verify?token=").await;
-    let session_token = accounts::create_session(&p, signed_up.user_id, None, None)
+    let session_token = sessions::create_session(&p, signed_up.user_id, None, None)
         .await
         .expect("session");
-    let before = accounts::session(&p, &session_token)
+    let before = sessions::session(&p, &session_token)
         .await
         .unwrap()
         .unwrap();
@@ -94,20 +100,20 @@ async fn sign_up_creates_owner_organization_and_verification_mail(pool: PgPool) 
     );
 
     assert_eq!(
-        accounts::verify_email(&p, &token).await.unwrap(),
+        tokens::verify_email(&p, &token).await.unwrap(),
         signed_up.user_id
     );
-    let after = accounts::session(&p, &session_token)
+    let after = sessions::session(&p, &session_token)
         .await
         .unwrap()
         .unwrap();
     assert!(after.email_verified);
     assert!(matches!(
-        accounts::verify_email(&p, &token).await,
+        tokens::verify_email(&p, &token).await,
         Err(Error::TokenUsed)
     ));
     assert!(matches!(
-        accounts::verify_email(&p, "not-a-token").await,
+        tokens::verify_email(&p, "not-a-token").await,
         Err(Error::TokenInvalid)
     ));
 }
@@ -115,7 +121,7 @@ async fn sign_up_creates_owner_organization_and_verification_mail(pool: PgPool) 
 #[sqlx::test(migrations = "../migrations")]
 async fn duplicate_sign_up_is_refused_and_changes_nothing(pool: PgPool) {
     let p = platform(pool.clone());
-    accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+    signup::sign_up(&p, sign_up_input("ada@example.com"), None)
         .await
         .unwrap();
     let tables = [
@@ -129,7 +135,7 @@ async fn duplicate_sign_up_is_refused_and_changes_nothing(pool: PgPool) {
     for table in tables {
         before.push(count(&pool, table).await);
     }
-    let error = accounts::sign_up(&p, sign_up_input(" ADA@example.com "), None)
+    let error = signup::sign_up(&p, sign_up_input(" ADA@example.com "), None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::EmailTaken), "{error:?}");
@@ -142,22 +148,22 @@ async fn duplicate_sign_up_is_refused_and_changes_nothing(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn sign_in_does_not_reveal_which_part_was_wrong(pool: PgPool) {
     let p = platform(pool.clone());
-    let user = accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+    let user = signup::sign_up(&p, sign_up_input("ada@example.com"), None)
         .await
         .unwrap();
     assert_eq!(
-        accounts::sign_in(&p, "ADA@example.com", PASSWORD, None)
+        sessions::sign_in(&p, "ADA@example.com", PASSWORD, None)
             .await
             .unwrap(),
         user.user_id
     );
-    let wrong_password = accounts::sign_in(&p, "ada@example.com", "nope nope nope", None)
+    let wrong_password = sessions::sign_in(&p, "ada@example.com", "nope nope nope", None)
         .await
         .unwrap_err();
-    let unknown_email = accounts::sign_in(&p, "bob@example.com", PASSWORD, None)
+    let unknown_email = sessions::sign_in(&p, "bob@example.com", PASSWORD, None)
         .await
         .unwrap_err();
-    let malformed = accounts::sign_in(&p, "not an email", PASSWORD, None)
+    let malformed = sessions::sign_in(&p, "not an email", PASSWORD, None)
         .await
         .unwrap_err();
     for error in [&wrong_password, &unknown_email, &malformed] {
@@ -175,17 +181,17 @@ async fn sign_in_does_not_reveal_which_part_was_wrong(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn failed_sign_ins_are_throttled_per_account_and_per_ip(pool: PgPool) {
     let p = platform(pool.clone());
-    accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+    signup::sign_up(&p, sign_up_input("ada@example.com"), None)
         .await
         .unwrap();
-    for _ in 0..accounts::MAX_FAILURES_PER_ACCOUNT {
-        let error = accounts::sign_in(&p, "ada@example.com", "wrong password", None)
+    for _ in 0..sessions::MAX_FAILURES_PER_ACCOUNT {
+        let error = sessions::sign_in(&p, "ada@example.com", "wrong password", None)
             .await
             .unwrap_err();
         assert!(matches!(error, Error::InvalidCredentials));
     }
     // Now even the right password waits: the throttle does not tell a guess apart.
-    let error = accounts::sign_in(&p, "ada@example.com", PASSWORD, None)
+    let error = sessions::sign_in(&p, "ada@example.com", PASSWORD, None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Throttled { .. }), "{error:?}");
@@ -195,13 +201,13 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_ip(pool: PgPool) {
     );
 
     let ip = Some("203.0.113.9".parse().unwrap());
-    for n in 0..accounts::MAX_FAILURES_PER_IP {
-        let _ = accounts::sign_in(&p, &format!("guess{n}@example.com"), "x", ip).await;
+    for n in 0..sessions::MAX_FAILURES_PER_IP {
+        let _ = sessions::sign_in(&p, &format!("guess{n}@example.com"), "x", ip).await;
     }
-    accounts::sign_up(&p, sign_up_input("bob@example.com"), None)
+    signup::sign_up(&p, sign_up_input("bob@example.com"), None)
         .await
         .unwrap();
-    let error = accounts::sign_in(&p, "bob@example.com", PASSWORD, ip)
+    let error = sessions::sign_in(&p, "bob@example.com", PASSWORD, ip)
         .await
         .unwrap_err();
     assert!(
@@ -209,7 +215,7 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_ip(pool: PgPool) {
         "one IP guessing many accounts"
     );
     assert!(
-        accounts::sign_in(&p, "bob@example.com", PASSWORD, None)
+        sessions::sign_in(&p, "bob@example.com", PASSWORD, None)
             .await
             .is_ok()
     );
@@ -218,17 +224,17 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_ip(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn sessions_expire_end_and_end_everywhere(pool: PgPool) {
     let p = platform(pool.clone());
-    let user = accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+    let user = signup::sign_up(&p, sign_up_input("ada@example.com"), None)
         .await
         .unwrap();
-    let first = accounts::create_session(&p, user.user_id, None, Some("test"))
+    let first = sessions::create_session(&p, user.user_id, None, Some("test"))
         .await
         .unwrap();
-    let second = accounts::create_session(&p, user.user_id, None, None)
+    let second = sessions::create_session(&p, user.user_id, None, None)
         .await
         .unwrap();
     assert_ne!(first, second, "a new session id at each sign-in");
-    let session = accounts::session(&p, &first).await.unwrap().expect("live");
+    let session = sessions::session(&p, &first).await.unwrap().expect("live");
     assert_eq!(session.email, "ada@example.com");
     let stored: Vec<u8> = sqlx::query_scalar("SELECT id_hash FROM sessions LIMIT 1")
         .fetch_one(&pool)
@@ -236,23 +242,23 @@ async fn sessions_expire_end_and_end_everywhere(pool: PgPool) {
         .unwrap();
     assert_ne!(stored, first.as_bytes(), "only a hash is stored");
 
-    accounts::end_session(&p, &first).await.unwrap();
-    assert!(accounts::session(&p, &first).await.unwrap().is_none());
-    assert!(accounts::session(&p, &second).await.unwrap().is_some());
+    sessions::end_session(&p, &first).await.unwrap();
+    assert!(sessions::session(&p, &first).await.unwrap().is_none());
+    assert!(sessions::session(&p, &second).await.unwrap().is_some());
 
-    let third = accounts::create_session(&p, user.user_id, None, None)
+    let third = sessions::create_session(&p, user.user_id, None, None)
         .await
         .unwrap();
     assert_eq!(
-        accounts::end_all_sessions(&p, user.user_id, None)
+        sessions::end_all_sessions(&p, user.user_id, None)
             .await
             .unwrap(),
         2
     );
-    assert!(accounts::session(&p, &second).await.unwrap().is_none());
-    assert!(accounts::session(&p, &third).await.unwrap().is_none());
+    assert!(sessions::session(&p, &second).await.unwrap().is_none());
+    assert!(sessions::session(&p, &third).await.unwrap().is_none());
 
-    let expiring = accounts::create_session(&p, user.user_id, None, None)
+    let expiring = sessions::create_session(&p, user.user_id, None, None)
         .await
         .unwrap();
     sqlx::query("UPDATE sessions SET expires_at = now() - interval '1 second'")
@@ -260,7 +266,7 @@ async fn sessions_expire_end_and_end_everywhere(pool: PgPool) {
         .await
         .unwrap();
     assert!(
-        accounts::session(&p, &expiring).await.unwrap().is_none(),
+        sessions::session(&p, &expiring).await.unwrap().is_none(),
         "expired"
     );
 }
@@ -268,18 +274,18 @@ async fn sessions_expire_end_and_end_everywhere(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn password_reset_is_single_use_expiring_and_signs_out(pool: PgPool) {
     let p = platform(pool.clone());
-    let user = accounts::sign_up(&p, sign_up_input("ada@example.com"), None)
+    let user = signup::sign_up(&p, sign_up_input("ada@example.com"), None)
         .await
         .unwrap();
-    let session = accounts::create_session(&p, user.user_id, None, None)
+    let session = sessions::create_session(&p, user.user_id, None, None)
         .await
         .unwrap();
 
     let mails_before = count(&pool, "mail_outbox").await;
-    accounts::request_password_reset(&p, "nobody@example.com", None)
+    tokens::request_password_reset(&p, "nobody@example.com", None)
         .await
         .unwrap();
-    accounts::request_password_reset(&p, "not an email", None)
+    tokens::request_password_reset(&p, "not an email", None)
         .await
         .unwrap();
     assert_eq!(
@@ -288,34 +294,34 @@ async fn password_reset_is_single_use_expiring_and_signs_out(pool: PgPool) {
         "no mail to strangers"
     );
 
-    accounts::request_password_reset(&p, "ada@example.com", None)
+    tokens::request_password_reset(&p, "ada@example.com", None)
         .await
         .unwrap();
     let token = mailed_token(&p, "ada@example.com", "/reset?token=").await;
     let new_password = NewPassword::parse("a brand new passphrase").unwrap();
-    accounts::reset_password(&p, &token, &new_password, None)
+    tokens::reset_password(&p, &token, &new_password, None)
         .await
         .unwrap();
     assert!(
-        accounts::session(&p, &session).await.unwrap().is_none(),
+        sessions::session(&p, &session).await.unwrap().is_none(),
         "signed out"
     );
     assert!(
-        accounts::sign_in(&p, "ada@example.com", "a brand new passphrase", None)
+        sessions::sign_in(&p, "ada@example.com", "a brand new passphrase", None)
             .await
             .is_ok()
     );
     assert!(
-        accounts::sign_in(&p, "ada@example.com", PASSWORD, None)
+        sessions::sign_in(&p, "ada@example.com", PASSWORD, None)
             .await
             .is_err()
     );
     assert!(matches!(
-        accounts::reset_password(&p, &token, &new_password, None).await,
+        tokens::reset_password(&p, &token, &new_password, None).await,
         Err(Error::TokenUsed)
     ));
 
-    accounts::request_password_reset(&p, "ada@example.com", None)
+    tokens::request_password_reset(&p, "ada@example.com", None)
         .await
         .unwrap();
     let late = mailed_token(&p, "ada@example.com", "/reset?token=").await;
@@ -325,7 +331,7 @@ async fn password_reset_is_single_use_expiring_and_signs_out(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let error = accounts::reset_password(&p, &late, &new_password, None)
+    let error = tokens::reset_password(&p, &late, &new_password, None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::TokenExpired));

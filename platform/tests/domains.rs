@@ -11,18 +11,17 @@ use hickory_server::proto::rr::rdata::{SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
-use platform::domains::{self, DnsSettings};
-use platform::orgs::{Membership, Role};
-use platform::plans::{Catalog as Plans, default_plans};
-use platform::routes::RouteTable;
-use platform::secrets::MasterKey;
+use platform::catalog::plans::{Catalog as Plans, default_plans};
+use platform::infra::dns::DnsSettings;
+use platform::kernel::secrets::MasterKey;
+use platform::sites::domains;
 use platform::sites::{self, NewSite};
-use platform::usage::Meters;
+use platform::tenancy::{Membership, Role};
+use platform::traffic::routes::RouteTable;
+use platform::traffic::usage::Meters;
 use platform::{Error, Platform};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-mod support;
 
 /// An authoritative DNS server for `example.com.` on a loopback UDP port.
 struct Dns {
@@ -134,7 +133,7 @@ async fn routes(platform: &Platform) -> RouteTable {
 async fn a_domain_routes_only_after_its_txt_record_proves_control(pool: PgPool) {
     let dns = Dns::start().await;
     let platform = platform(pool, &dns);
-    let owner = support::owner_on_plan(&platform, "pro").await;
+    let owner = test_support::owner_on_plan(&platform, "pro").await;
     let site_id = site(&platform, &owner, "shop").await;
 
     let added = domains::add(&platform, &owner, site_id, " Shop.Example.COM. ")
@@ -205,14 +204,14 @@ async fn a_domain_routes_only_after_its_txt_record_proves_control(pool: PgPool) 
 async fn domains_are_unique_scoped_and_need_the_plan_and_the_role(pool: PgPool) {
     let dns = Dns::start().await;
     let platform = platform(pool, &dns);
-    let owner = support::owner_on_plan(&platform, "pro").await;
+    let owner = test_support::owner_on_plan(&platform, "pro").await;
     let site_id = site(&platform, &owner, "first").await;
     let added = domains::add(&platform, &owner, site_id, "www.example.com")
         .await
         .unwrap();
 
     // Another organization cannot claim it, see it, verify it or remove it.
-    let other = support::owner_on_plan(&platform, "business").await;
+    let other = test_support::owner_on_plan(&platform, "business").await;
     let other_site = site(&platform, &other, "second").await;
     match domains::add(&platform, &other, other_site, "WWW.example.com").await {
         Err(Error::Invalid {
@@ -276,7 +275,7 @@ async fn domains_are_unique_scoped_and_need_the_plan_and_the_role(pool: PgPool) 
     ));
 
     // A plan without custom domains says which plans have them.
-    let starter = support::owner_on_plan(&platform, "starter").await;
+    let starter = test_support::owner_on_plan(&platform, "starter").await;
     let starter_site = site(&platform, &starter, "small").await;
     match domains::add(&platform, &starter, starter_site, "small.example.com").await {
         Err(Error::LimitReached(message)) => {

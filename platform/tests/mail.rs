@@ -1,13 +1,13 @@
-//! Mail delivery through a real SMTP conversation with a sink server on loopback.
+//! Mail delivery through a real SMTP conversation with a sink server on loopback: each
+//! message is a `mail` job, retried by the queue while the server is unreachable.
 
 use std::sync::{Arc, Mutex};
 
-use platform::Platform;
-use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+use chrono::Utc;
 use platform::config::MailConfig;
-use platform::mail::{Smtp, deliver_pending};
-use platform::orgs::OrganizationName;
-use platform::plans::{Catalog, default_plans};
+use platform::infra::jobs::Clock;
+use platform::infra::mail::{Mailer, Smtp};
+use platform::workers;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -70,7 +70,7 @@ fn smtp_to(port: u16) -> Smtp {
     let config = MailConfig {
         smtp_url: Some(SecretString::from(format!("smtp://127.0.0.1:{port}"))),
         from: "Slipway <no-reply@hosting.test>".into(),
-        poll_interval_secs: 1,
+        ..MailConfig::default()
     };
     Smtp::from_config(&config)
         .expect("valid")
@@ -85,52 +85,36 @@ async fn unsent(pool: &PgPool) -> i64 {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn queued_mail_is_sent_over_smtp_once(pool: PgPool) {
-    let p = Platform::new(
-        pool.clone(),
-        Catalog::new(default_plans()).expect("valid"),
-        "https://hosting.test/".parse().expect("URL"),
-    );
-    accounts::sign_up(
-        &p,
-        SignUp {
-            email: Email::parse("ada@example.com").expect("email"),
-            name: PersonName::parse("Ada").expect("name"),
-            password: NewPassword::parse("correct horse battery").expect("password"),
-            organization: OrganizationName::parse("Engines").expect("name"),
-        },
-        None,
-    )
-    .await
-    .expect("sign-up");
+async fn queued_mail_is_sent_over_smtp_once_and_retried_while_the_server_is_down(pool: PgPool) {
+    let clock = Clock::manual(Utc::now() + chrono::Duration::seconds(1));
+    let p = test_support::test_platform(pool.clone()).with_clock(clock.clone());
+    test_support::owner_with_email(&p, "ada@example.com").await;
     assert_eq!(unsent(&pool).await, 1);
 
-    // An unreachable server: nothing is lost, the message stays queued.
+    // An unreachable server: nothing is lost, the message's job waits for its retry.
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let closed_port = closed.local_addr().expect("addr").port();
     drop(closed);
-    assert_eq!(
-        deliver_pending(&pool, &smtp_to(closed_port), 20)
-            .await
-            .expect("no error"),
-        0
-    );
+    let down = p
+        .clone()
+        .with_mailer(Mailer::Smtp(Box::new(smtp_to(closed_port))));
+    assert_eq!(workers::run_due(&down).await.expect("ran"), 1);
     assert_eq!(unsent(&pool).await, 1);
+    let (error,): (String,) =
+        sqlx::query_as("SELECT last_error FROM jobs WHERE kind = 'mail' AND state = 'queued'")
+            .fetch_one(&pool)
+            .await
+            .expect("queued for a retry");
+    assert!(error.starts_with("SMTP:"), "{error}");
 
     let (port, received) = smtp_sink().await;
-    assert_eq!(
-        deliver_pending(&pool, &smtp_to(port), 20)
-            .await
-            .expect("sent"),
-        1
-    );
+    let up = p.clone().with_mailer(Mailer::Smtp(Box::new(smtp_to(port))));
+    assert_eq!(workers::run_due(&up).await.expect("ran"), 0, "not due yet");
+    clock.set(p.jobs.next_due().await.expect("next").expect("queued"));
+    assert_eq!(workers::run_due(&up).await.expect("sent"), 1);
     assert_eq!(unsent(&pool).await, 0);
-    assert_eq!(
-        deliver_pending(&pool, &smtp_to(port), 20)
-            .await
-            .expect("nothing left"),
-        0
-    );
+    clock.set(Utc::now() + chrono::Duration::days(2));
+    assert_eq!(workers::run_due(&up).await.expect("nothing left"), 0);
 
     let messages = received.lock().expect("lock").clone();
     assert_eq!(messages.len(), 1, "sent exactly once");

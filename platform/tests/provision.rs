@@ -11,19 +11,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::catalog::plans::{Catalog, default_plans};
 use platform::config::ProvisionConfig;
-use platform::orgs::{Membership, Role};
-use platform::plans::{Catalog, default_plans};
+use platform::infra::docker::{LABEL_SITE, Runtime};
+use platform::infra::tenant_db::TenantIdent;
+use platform::kernel::secrets::MasterKey;
 use platform::provision::{Outcome, Reconciler, Step};
-use platform::runtime::{LABEL_SITE, Runtime};
-use platform::secrets::MasterKey;
 use platform::sites::{self, NewSite, SiteAction};
-use platform::tenant_db::TenantIdent;
+use platform::tenancy::{Membership, Role};
 use platform::{Error, Platform};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-mod support;
 
 const NETWORK: &str = "slipway-test";
 const TENANT_DB: &str = "slipway_test_tenants";
@@ -57,7 +55,7 @@ async fn env_with(pool: PgPool, plan: &str, config: ProvisionConfig, runtime: Ru
         "https://hosting.test/".parse().unwrap(),
     )
     .with_master_key(MasterKey::parse(&MasterKey::generate()).unwrap());
-    let owner = support::owner_on_plan(&platform, plan).await;
+    let owner = test_support::owner_on_plan(&platform, plan).await;
     assert!(
         site_binary().exists(),
         "the static site binary is missing: run `make site-image` first"
@@ -163,7 +161,11 @@ async fn http(
 }
 
 async fn delete_and_check_nothing_is_left(e: &Env, site_id: Uuid) {
-    sites::request(&e.platform, &e.owner, site_id, SiteAction::Delete)
+    let slug = sites::get(&e.platform, &e.owner, site_id)
+        .await
+        .unwrap()
+        .slug;
+    sites::delete(&e.platform, &e.owner, site_id, &slug)
         .await
         .unwrap();
     e.reconciler.run_until_idle(10).await.unwrap();
@@ -191,7 +193,7 @@ async fn a_created_site_becomes_active_serves_posts_and_deleting_leaves_nothing(
     let site = sites::create(&e.platform, &e.owner, &form(&unique("blog")))
         .await
         .unwrap();
-    assert_eq!(site.status, "pending");
+    assert_eq!(site.status.as_str(), "pending");
     let outcomes = e.reconciler.run_until_idle(10).await.unwrap();
     assert_eq!(outcomes, vec![(site.id, Outcome::Done)]);
     assert_eq!(
@@ -204,7 +206,7 @@ async fn a_created_site_becomes_active_serves_posts_and_deleting_leaves_nothing(
         .await
         .unwrap();
     assert_eq!(deployments.len(), 1);
-    assert_eq!(deployments[0].status, "succeeded");
+    assert_eq!(deployments[0].status.as_str(), "succeeded");
     let steps: Vec<&str> = deployments[0]
         .steps
         .iter()
@@ -215,7 +217,7 @@ async fn a_created_site_becomes_active_serves_posts_and_deleting_leaves_nothing(
         deployments[0]
             .steps
             .iter()
-            .all(|s| s.status == "succeeded" && s.duration_ms.is_some())
+            .all(|s| s.status.as_str() == "succeeded" && s.duration_ms.is_some())
     );
 
     let address = container_address(&e, site.id).await;
@@ -445,14 +447,14 @@ async fn a_reconciler_cut_off_after_any_step_converges_to_exactly_one_of_everyth
     }
 
     // Deletion cut off after each of its steps also finishes with nothing left.
-    let remaining: Vec<Uuid> = sites::list(&e.platform, &e.owner)
+    let remaining: Vec<(Uuid, String)> = sites::list(&e.platform, &e.owner)
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.id)
+        .map(|s| (s.id, s.slug))
         .collect();
-    for (site_id, step) in remaining.iter().zip(Step::DELETE.iter().cycle()) {
-        sites::request(&e.platform, &e.owner, *site_id, SiteAction::Delete)
+    for ((site_id, slug), step) in remaining.iter().zip(Step::DELETE.iter().cycle()) {
+        sites::delete(&e.platform, &e.owner, *site_id, slug)
             .await
             .unwrap();
         e.reconciler.halt_after(Some(*step));
@@ -537,7 +539,7 @@ async fn sites_are_isolated_from_each_other_the_host_and_the_control_plane(pool:
     // mounts, not privileged, no published ports.
     let runtime = e.reconciler.runtime();
     let inspect = runtime
-        .inspect(&platform::runtime::container_name(a.id))
+        .inspect(&platform::infra::docker::container_name(a.id))
         .await
         .unwrap();
     let host = inspect.host_config.clone().unwrap();
@@ -562,7 +564,7 @@ async fn sites_are_isolated_from_each_other_the_host_and_the_control_plane(pool:
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     assert_eq!(
         mounts[0].name.as_deref(),
-        Some(platform::runtime::volume_name(a.id).as_str())
+        Some(platform::infra::docker::volume_name(a.id).as_str())
     );
     assert!(
         mounts
@@ -572,9 +574,9 @@ async fn sites_are_isolated_from_each_other_the_host_and_the_control_plane(pool:
 
     // From inside A: B's container, the Docker API and the control plane's role are out
     // of reach; A's own database is not (the probe works).
-    let container_a = platform::runtime::container_name(a.id);
+    let container_a = platform::infra::docker::container_name(a.id);
     let b_address = container_address(&e, b.id).await;
-    let gateway = runtime.ensure_network(NETWORK).await.unwrap();
+    let gateway = runtime.ensure_network(NETWORK).await.unwrap().gateway;
     let probe = |args: Vec<String>| {
         let container_a = container_a.clone();
         async move {
@@ -730,7 +732,7 @@ async fn bad_input_is_refused_or_stored_verbatim_never_interpreted(pool: PgPool)
     let inspect = e
         .reconciler
         .runtime()
-        .inspect(&platform::runtime::container_name(site.id))
+        .inspect(&platform::infra::docker::container_name(site.id))
         .await
         .unwrap();
     let env = inspect.config.unwrap().env.unwrap();
@@ -766,7 +768,7 @@ async fn bad_input_is_refused_or_stored_verbatim_never_interpreted(pool: PgPool)
         Err(Error::NotFound)
     ));
     assert!(matches!(
-        sites::request(&other.platform, &other.owner, site.id, SiteAction::Delete).await,
+        sites::delete(&other.platform, &other.owner, site.id, &site.slug).await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
@@ -785,7 +787,7 @@ async fn bad_input_is_refused_or_stored_verbatim_never_interpreted(pool: PgPool)
     let again = sites::create(&other.platform, &other.owner, &form(&slug))
         .await
         .unwrap();
-    sites::request(&other.platform, &other.owner, again.id, SiteAction::Delete)
+    sites::delete(&other.platform, &other.owner, again.id, &again.slug)
         .await
         .unwrap();
     other.reconciler.run_until_idle(10).await.unwrap();
@@ -885,13 +887,14 @@ async fn lifecycle_stop_start_restart_and_plan_change_in_place(pool: PgPool) {
         sites::deployments(&e.platform, &e.owner, site.id, 1)
             .await
             .unwrap()[0]
-            .reason,
+            .reason
+            .as_str(),
         "repair"
     );
 
     // An orphan: a labelled container of a site that does not exist goes away.
     let ghost = Uuid::new_v4();
-    let spec = platform::runtime::ContainerSpec {
+    let spec = platform::infra::docker::ContainerSpec {
         instance: e.reconciler.instance(),
         site_id: ghost,
         generation: 1,
@@ -899,7 +902,7 @@ async fn lifecycle_stop_start_restart_and_plan_change_in_place(pool: PgPool) {
         env: vec![],
         port: 8000,
         data_path: "/data".to_owned(),
-        limits: platform::runtime::ResourceLimits {
+        limits: platform::infra::docker::ResourceLimits {
             memory_bytes: 64 << 20,
             nano_cpus: 100_000_000,
             pids: 16,
@@ -946,7 +949,7 @@ async fn a_site_waits_for_docker_and_converges_when_it_returns(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(steps.len(), 1);
-    assert_eq!(steps[0].steps[0].status, "succeeded");
+    assert_eq!(steps[0].steps[0].status.as_str(), "succeeded");
 
     // The engine is back (a reconciler with the right socket, same database and key).
     let up = Reconciler::new(
@@ -970,7 +973,7 @@ async fn a_site_waits_for_docker_and_converges_when_it_returns(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(history.len(), 1, "the same deployment resumed");
-    assert_eq!(history[0].status, "succeeded");
+    assert_eq!(history[0].status.as_str(), "succeeded");
     let e = Env {
         reconciler: Arc::new(up),
         ..down
@@ -980,7 +983,7 @@ async fn a_site_waits_for_docker_and_converges_when_it_returns(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_site_that_never_gets_healthy_fails_with_its_logs_and_is_retried_later(pool: PgPool) {
-    let mut template = platform::templates::Template::builtin();
+    let mut template = platform::catalog::templates::Template::builtin();
     template.name = "broken".to_owned();
     template.health_path = "/no-such-health".to_owned();
     let config = ProvisionConfig {
@@ -1032,8 +1035,8 @@ async fn a_site_that_never_gets_healthy_fails_with_its_logs_and_is_retried_later
     let history = sites::deployments(&e.platform, &e.owner, site.id, 5)
         .await
         .unwrap();
-    assert_eq!(history[0].status, "failed");
-    assert_eq!(history[0].steps.last().unwrap().step, "health");
+    assert_eq!(history[0].status.as_str(), "failed");
+    assert_eq!(history[0].steps.last().unwrap().step.as_str(), "health");
 
     // After the backoff the retry is a new deployment; still failing, the backoff grows.
     sqlx::query("UPDATE sites SET next_attempt_at = now() WHERE id = $1")
@@ -1046,7 +1049,7 @@ async fn a_site_that_never_gets_healthy_fails_with_its_logs_and_is_retried_later
         .await
         .unwrap();
     assert_eq!(history.len(), 2);
-    assert_eq!(history[0].reason, "retry");
+    assert_eq!(history[0].reason.as_str(), "retry");
     let failures: i32 = sqlx::query_scalar("SELECT failures FROM sites WHERE id = $1")
         .bind(site.id)
         .fetch_one(&pool)
@@ -1111,7 +1114,7 @@ async fn two_reconcilers_at_once_make_one_container_per_site(pool: PgPool) {
 /// tenant database; every one of them must come up, whoever wins.
 #[sqlx::test]
 async fn opening_the_tenant_database_from_many_processes_at_once_succeeds(pool: PgPool) {
-    use platform::tenant_db::TenantDb;
+    use platform::infra::tenant_db::TenantDb;
     let database = format!("slipway_race_{}", Uuid::new_v4().simple());
     let opens: Vec<_> = (0..6)
         .map(|_| {

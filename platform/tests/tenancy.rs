@@ -1,11 +1,20 @@
 //! Organizations, roles, invitations and API keys against the real database: the
 //! permission matrix, tenant isolation and the rules on owners and limits.
 
-use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-use platform::api_keys::{self, AuthFailure, KeyError, Scope};
-use platform::orgs::{self, Action, Membership, OrganizationName, Role, authorize};
-use platform::plans::{Catalog, default_plans};
-use platform::{Error, Platform, audit, mail};
+use platform::catalog::plans::{Catalog, default_plans};
+use platform::identity::sessions;
+use platform::identity::signup;
+use platform::identity::signup::SignUp;
+use platform::identity::users::{NewPassword, PersonName};
+use platform::infra::mail;
+use platform::kernel::Email;
+use platform::tenancy;
+use platform::tenancy::api_keys::{self, AuthFailure, KeyError, Scope};
+use platform::tenancy::audit;
+use platform::tenancy::members;
+use platform::tenancy::organizations::OrganizationName;
+use platform::tenancy::{Action, Membership, Role, authorize};
+use platform::{Error, Platform};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -18,7 +27,7 @@ fn platform(pool: PgPool) -> Platform {
 }
 
 async fn user(p: &Platform, email: &str, organization: &str) -> (Uuid, Uuid) {
-    let signed_up = accounts::sign_up(
+    let signed_up = signup::sign_up(
         p,
         SignUp {
             email: Email::parse(email).unwrap(),
@@ -77,15 +86,20 @@ async fn permission_matrix_against_the_database(pool: PgPool) {
         let actor = if role == Role::Owner { owner } else { actor };
         let (target, _) = user(&p, &format!("target-{role}@example.com"), "Other").await;
         add_member(&pool, organization_id, target, Role::Viewer).await;
-        let me = orgs::membership(&p, organization_id, actor).await.unwrap();
+        let me = tenancy::membership(&p, organization_id, actor)
+            .await
+            .unwrap();
         assert_eq!(me.role, role);
 
         let checks: Vec<(Action, bool)> = vec![
-            (Action::ViewMembers, allowed(&orgs::members(&p, &me).await)),
+            (
+                Action::ViewMembers,
+                allowed(&members::members(&p, &me).await),
+            ),
             (
                 Action::InviteMember,
                 allowed(
-                    &orgs::invite(
+                    &members::invite(
                         &p,
                         &me,
                         &Email::parse(&format!("new-{role}@example.com")).unwrap(),
@@ -97,7 +111,7 @@ async fn permission_matrix_against_the_database(pool: PgPool) {
             ),
             (
                 Action::ChangeRole,
-                allowed(&orgs::change_role(&p, &me, target, Role::Editor, None).await),
+                allowed(&members::change_role(&p, &me, target, Role::Editor, None).await),
             ),
             (
                 Action::ManageApiKeys,
@@ -109,7 +123,7 @@ async fn permission_matrix_against_the_database(pool: PgPool) {
             ),
             (
                 Action::RemoveMember,
-                allowed(&orgs::remove_member(&p, &me, target, None).await),
+                allowed(&members::remove_member(&p, &me, target, None).await),
             ),
         ];
         for (action, was_allowed) in checks {
@@ -125,11 +139,11 @@ async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
     let (alice, org_a) = user(&p, "alice@example.com", "Alpha").await;
     let (bob, org_b) = user(&p, "bob@example.com", "Beta").await;
     set_plan(&pool, org_b, "pro").await;
-    let bob_in_b = orgs::membership(&p, org_b, bob).await.unwrap();
+    let bob_in_b = tenancy::membership(&p, org_b, bob).await.unwrap();
     let (b_key, _) = api_keys::create(&p, &bob_in_b, "deploy", &[Scope::Write], None)
         .await
         .unwrap();
-    orgs::invite(
+    members::invite(
         &p,
         &bob_in_b,
         &Email::parse("carol@example.com").unwrap(),
@@ -141,18 +155,18 @@ async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
 
     // Alice is not a member of B: no membership, hence no way to call anything on B.
     assert!(matches!(
-        orgs::membership(&p, org_b, alice).await,
+        tenancy::membership(&p, org_b, alice).await,
         Err(Error::NotFound)
     ));
 
     // With her A membership she cannot touch B's members or keys by id either.
-    let alice_in_a = orgs::membership(&p, org_a, alice).await.unwrap();
+    let alice_in_a = tenancy::membership(&p, org_a, alice).await.unwrap();
     assert!(matches!(
-        orgs::change_role(&p, &alice_in_a, bob, Role::Viewer, None).await,
+        members::change_role(&p, &alice_in_a, bob, Role::Viewer, None).await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
-        orgs::remove_member(&p, &alice_in_a, bob, None).await,
+        members::remove_member(&p, &alice_in_a, bob, None).await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
@@ -161,14 +175,14 @@ async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
     ));
     // A forged membership (the type is public) is what the server never builds; lists are
     // scoped by the membership's organization, so A's lists show only A.
-    let members = orgs::members(&p, &alice_in_a).await.unwrap();
+    let members = members::members(&p, &alice_in_a).await.unwrap();
     assert_eq!(
         members.iter().map(|m| m.user_id).collect::<Vec<_>>(),
         [alice]
     );
     assert!(api_keys::list(&p, &alice_in_a).await.unwrap().is_empty());
     assert!(
-        orgs::pending_invitations(&p, &alice_in_a)
+        members::pending_invitations(&p, &alice_in_a)
             .await
             .unwrap()
             .is_empty()
@@ -182,7 +196,7 @@ async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
     );
 
     // B is unchanged.
-    let b_members = orgs::members(&p, &bob_in_b).await.unwrap();
+    let b_members = members::members(&p, &bob_in_b).await.unwrap();
     assert_eq!(b_members.len(), 1);
     assert_eq!(b_members[0].role, Role::Owner);
     assert!(
@@ -191,7 +205,7 @@ async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
             .is_none()
     );
     assert_eq!(
-        orgs::pending_invitations(&p, &bob_in_b)
+        members::pending_invitations(&p, &bob_in_b)
             .await
             .unwrap()
             .len(),
@@ -203,33 +217,38 @@ async fn nothing_crosses_from_one_organization_to_another(pool: PgPool) {
 async fn invitations_respect_the_member_limit_and_the_invited_address(pool: PgPool) {
     let p = platform(pool.clone());
     let (owner, organization_id) = user(&p, "owner@example.com", "Limits").await;
-    let me = orgs::membership(&p, organization_id, owner).await.unwrap();
+    let me = tenancy::membership(&p, organization_id, owner)
+        .await
+        .unwrap();
     let email = |s: &str| Email::parse(s).unwrap();
 
     // Free allows one member: the owner.
-    let error = orgs::invite(&p, &me, &email("a@example.com"), Role::Viewer, None)
+    let error = members::invite(&p, &me, &email("a@example.com"), Role::Viewer, None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::LimitReached(_)), "{error:?}");
     assert!(error.to_string().contains("Upgrade your plan"), "{error}");
     assert!(
-        orgs::pending_invitations(&p, &me).await.unwrap().is_empty(),
+        members::pending_invitations(&p, &me)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing changed"
     );
 
     // Pro allows three, pending invitations included.
     set_plan(&pool, organization_id, "pro").await;
-    let (_, token_a) = orgs::invite(&p, &me, &email("a@example.com"), Role::Viewer, None)
+    let (_, token_a) = members::invite(&p, &me, &email("a@example.com"), Role::Viewer, None)
         .await
         .unwrap();
-    orgs::invite(&p, &me, &email("b@example.com"), Role::Editor, None)
+    members::invite(&p, &me, &email("b@example.com"), Role::Editor, None)
         .await
         .unwrap();
-    let error = orgs::invite(&p, &me, &email("c@example.com"), Role::Viewer, None)
+    let error = members::invite(&p, &me, &email("c@example.com"), Role::Viewer, None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::LimitReached(_)));
-    let error = orgs::invite(&p, &me, &email("b@example.com"), Role::Viewer, None)
+    let error = members::invite(&p, &me, &email("b@example.com"), Role::Viewer, None)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -249,23 +268,26 @@ async fn invitations_respect_the_member_limit_and_the_invited_address(pool: PgPo
 
     // Accepting needs the invited address.
     let (stranger, _) = user(&p, "stranger@example.com", "Elsewhere").await;
-    let error = orgs::accept_invitation(&p, &token_a, stranger, None)
+    let error = members::accept_invitation(&p, &token_a, stranger, None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Conflict(_)));
     let (a, _) = user(&p, "a@example.com", "A's own").await;
     assert_eq!(
-        orgs::accept_invitation(&p, &token_a, a, None)
+        members::accept_invitation(&p, &token_a, a, None)
             .await
             .unwrap(),
         organization_id
     );
     assert_eq!(
-        orgs::membership(&p, organization_id, a).await.unwrap().role,
+        tenancy::membership(&p, organization_id, a)
+            .await
+            .unwrap()
+            .role,
         Role::Viewer
     );
     assert!(matches!(
-        orgs::accept_invitation(&p, &token_a, a, None).await,
+        members::accept_invitation(&p, &token_a, a, None).await,
         Err(Error::TokenUsed)
     ));
 
@@ -300,7 +322,7 @@ async fn invitations_respect_the_member_limit_and_the_invited_address(pool: PgPo
             .to_owned()
     };
     assert!(matches!(
-        orgs::accept_invitation(&p, &token_b, b, None).await,
+        members::accept_invitation(&p, &token_b, b, None).await,
         Err(Error::TokenExpired)
     ));
 }
@@ -312,26 +334,30 @@ async fn owners_are_protected(pool: PgPool) {
     set_plan(&pool, organization_id, "business").await;
     let (admin, _) = user(&p, "admin@example.com", "Admin's").await;
     add_member(&pool, organization_id, admin, Role::Admin).await;
-    let as_owner = orgs::membership(&p, organization_id, owner).await.unwrap();
-    let as_admin = orgs::membership(&p, organization_id, admin).await.unwrap();
+    let as_owner = tenancy::membership(&p, organization_id, owner)
+        .await
+        .unwrap();
+    let as_admin = tenancy::membership(&p, organization_id, admin)
+        .await
+        .unwrap();
 
     // The last owner can neither leave nor be demoted.
-    let error = orgs::remove_member(&p, &as_owner, owner, None)
+    let error = members::remove_member(&p, &as_owner, owner, None)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Conflict(_)));
     assert!(error.to_string().contains("at least one owner"));
     assert!(matches!(
-        orgs::change_role(&p, &as_owner, owner, Role::Admin, None).await,
+        members::change_role(&p, &as_owner, owner, Role::Admin, None).await,
         Err(Error::Conflict(_))
     ));
     // An admin cannot make owners, nor act on an owner.
     assert!(matches!(
-        orgs::change_role(&p, &as_admin, admin, Role::Owner, None).await,
+        members::change_role(&p, &as_admin, admin, Role::Owner, None).await,
         Err(Error::Forbidden)
     ));
     assert!(matches!(
-        orgs::invite(
+        members::invite(
             &p,
             &as_admin,
             &Email::parse("x@example.com").unwrap(),
@@ -342,22 +368,24 @@ async fn owners_are_protected(pool: PgPool) {
         Err(Error::Forbidden)
     ));
     assert!(matches!(
-        orgs::remove_member(&p, &as_admin, owner, None).await,
+        members::remove_member(&p, &as_admin, owner, None).await,
         Err(Error::Forbidden)
     ));
     // With a second owner, the first may step down; anyone may leave.
-    orgs::change_role(&p, &as_owner, admin, Role::Owner, None)
+    members::change_role(&p, &as_owner, admin, Role::Owner, None)
         .await
         .unwrap();
-    orgs::change_role(&p, &as_owner, owner, Role::Viewer, None)
+    members::change_role(&p, &as_owner, owner, Role::Viewer, None)
         .await
         .unwrap();
-    let as_viewer = orgs::membership(&p, organization_id, owner).await.unwrap();
-    orgs::remove_member(&p, &as_viewer, owner, None)
+    let as_viewer = tenancy::membership(&p, organization_id, owner)
+        .await
+        .unwrap();
+    members::remove_member(&p, &as_viewer, owner, None)
         .await
         .unwrap();
     assert!(matches!(
-        orgs::membership(&p, organization_id, owner).await,
+        tenancy::membership(&p, organization_id, owner).await,
         Err(Error::NotFound)
     ));
     let actions: Vec<String> =
@@ -380,7 +408,9 @@ async fn owners_are_protected(pool: PgPool) {
 async fn api_keys_authenticate_until_revoked(pool: PgPool) {
     let p = platform(pool.clone());
     let (owner, organization_id) = user(&p, "owner@example.com", "Keys").await;
-    let me: Membership = orgs::membership(&p, organization_id, owner).await.unwrap();
+    let me: Membership = tenancy::membership(&p, organization_id, owner)
+        .await
+        .unwrap();
     let (key, secret) = api_keys::create(&p, &me, "  CI deploys ", &[Scope::Read], None)
         .await
         .unwrap();
@@ -445,16 +475,16 @@ async fn the_audit_log_shows_members_sign_ins_to_their_organizations_only(pool: 
     let (alice, org_a) = user(&p, "alice@example.com", "Alpha").await;
     let (bob, org_b) = user(&p, "bob@example.com", "Beta").await;
     let ip = Some("198.51.100.7".parse().unwrap());
-    accounts::sign_in(&p, "alice@example.com", "correct horse battery", ip)
+    sessions::sign_in(&p, "alice@example.com", "correct horse battery", ip)
         .await
         .unwrap();
     assert!(
-        accounts::sign_in(&p, "alice@example.com", "wrong password", ip)
+        sessions::sign_in(&p, "alice@example.com", "wrong password", ip)
             .await
             .is_err()
     );
 
-    let as_alice = orgs::membership(&p, org_a, alice).await.unwrap();
+    let as_alice = tenancy::membership(&p, org_a, alice).await.unwrap();
     let log = audit::recent(&p, &as_alice, 10).await.unwrap();
     let entries: Vec<(&str, Option<&str>)> = log
         .iter()
@@ -468,7 +498,7 @@ async fn the_audit_log_shows_members_sign_ins_to_their_organizations_only(pool: 
             ("user.signed_in", Some("198.51.100.7"))
         ]
     );
-    let as_bob = orgs::membership(&p, org_b, bob).await.unwrap();
+    let as_bob = tenancy::membership(&p, org_b, bob).await.unwrap();
     let bobs: Vec<String> = audit::recent(&p, &as_bob, 10)
         .await
         .unwrap()

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::config::ProvisionConfig;
-use platform::orgs::{Membership, Role};
+use platform::infra::docker::Runtime;
+use platform::infra::tasks::Background;
+use platform::kernel::secrets::MasterKey;
 use platform::provision::Reconciler;
-use platform::runtime::Runtime;
-use platform::secrets::MasterKey;
-use platform::sites::{self, NewSite, SiteAction};
-use platform::usage::Meters;
+use platform::sites::{self, NewSite};
+use platform::tenancy::{Membership, Role};
+use platform::traffic::usage::Meters;
 
 #[path = "../../platform/benches/support/mod.rs"]
 mod support;
@@ -180,7 +181,8 @@ async fn lookup_cost(db: &BenchDb, organization: uuid::Uuid, routes: usize) -> B
     .bind(i32::try_from(routes)?)
     .execute(&db.pool)
     .await?;
-    let table = platform::routes::RouteTable::new("localhost", Arc::new(Meters::default()));
+    let table =
+        platform::traffic::routes::RouteTable::new("localhost", Arc::new(Meters::default()));
     table.reload(&db.platform).await?;
     let hosts: Vec<String> = (0..1000)
         .map(|i| format!("r-{}.localhost", 1 + (i * 7919) % routes))
@@ -249,8 +251,8 @@ async fn main() -> BenchResult<()> {
 
     let mut settings = platform::Config::default();
     settings.proxy.listen = "127.0.0.1:0".parse()?;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let proxy = server::start_proxy(&settings, platform.clone(), stopping).await?;
+    let background = Background::new();
+    let proxy = server::start_proxy(&settings, platform.clone(), &background).await?;
     let nginx = Nginx::start(upstream).await?;
 
     let targets = [
@@ -320,9 +322,10 @@ async fn main() -> BenchResult<()> {
     );
 
     drop(nginx.child);
-    let _ = stop.send(true);
-    proxy.stopped().await;
-    sites::request(&platform, &owner, site.id, SiteAction::Delete).await?;
+    background
+        .shutdown(std::time::Duration::from_secs(15))
+        .await;
+    sites::delete(&platform, &owner, site.id, &site.slug).await?;
     reconciler.run_until_idle(5).await?;
     db.finish().await
 }

@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use platform::api_keys::{self, AuthFailure, KeyAuth, Scope};
-use platform::orgs;
+use platform::tenancy::api_keys::{self, AuthFailure, KeyAuth, Scope};
+use platform::tenancy::organizations;
 use serde_json::json;
 
 pub fn router() -> Router<AppState> {
@@ -19,10 +19,10 @@ pub fn router() -> Router<AppState> {
 async fn organization(
     State(state): State<AppState>,
     ApiKey(auth): ApiKey,
-) -> Result<Json<orgs::Overview>, ApiError> {
+) -> Result<Json<organizations::Overview>, ApiError> {
     auth.require(Scope::Read)?;
     Ok(Json(
-        orgs::overview(&state.platform, auth.organization_id).await?,
+        organizations::overview(&state.platform, auth.organization_id).await?,
     ))
 }
 

@@ -4,7 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use platform::{Config, Platform, db};
+use std::sync::Arc;
+
+use platform::infra::db;
+use platform::infra::docker::Runtime;
+use platform::infra::tasks::Background;
+use platform::{Config, Platform};
 
 #[derive(Debug, Parser)]
 #[command(name = "slipway", version, about = "Run a managed-hosting business")]
@@ -50,6 +55,18 @@ pub enum AdminCommand {
         #[arg(long, default_value = "Operator")]
         name: String,
     },
+    /// Background jobs: lists those queued, retrying, running or dead (with their last
+    /// error); `retry ID` queues a dead one again.
+    Jobs {
+        #[command(subcommand)]
+        action: Option<JobsAction>,
+        /// Which to list: queued, running, dead, succeeded or all (default: all but succeeded).
+        #[arg(long)]
+        state: Option<String>,
+        /// How many to list, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Local billing mode: put an organization on a plan (limits apply at once).
     SetPlan {
         /// The organization's slug.
@@ -59,6 +76,12 @@ pub enum AdminCommand {
         #[arg(long)]
         plan: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Queue a dead job again, now, with a fresh retry window.
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,9 +103,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             create_operator(&config, &email, &name).await
         }
         Command::Admin(AdminCommand::SetPlan { org, plan }) => set_plan(&config, &org, &plan).await,
+        Command::Admin(AdminCommand::Jobs {
+            action: Some(JobsAction::Retry { id }),
+            ..
+        }) => retry_job(&config, id).await,
+        Command::Admin(AdminCommand::Jobs {
+            action: None,
+            state,
+            limit,
+        }) => list_jobs(&config, state.as_deref(), limit).await,
         Command::Stripe(StripeCommand::Sync) => stripe_sync(&config).await,
         Command::Keygen => {
-            println!("{}", platform::secrets::MasterKey::generate());
+            println!("{}", platform::kernel::secrets::MasterKey::generate());
             Ok(())
         }
         Command::SiteImage { binary } => build_site_image(&config, binary).await,
@@ -96,7 +128,7 @@ async fn build_site_image(config: &Config, binary: Option<PathBuf>) -> anyhow::R
         .iter()
         .find(|t| t.builtin)
         .ok_or_else(|| anyhow::anyhow!("no built-in template is configured (`templates`)"))?;
-    let runtime = platform::runtime::Runtime::new(&config.provision.docker_socket);
+    let runtime = platform::infra::docker::Runtime::new(&config.provision.docker_socket);
     let started = std::time::Instant::now();
     runtime
         .build_site_image(&binary, &template.image)
@@ -112,7 +144,9 @@ async fn build_site_image(config: &Config, binary: Option<PathBuf>) -> anyhow::R
 }
 
 async fn create_operator(config: &Config, email: &str, name: &str) -> anyhow::Result<()> {
-    use platform::accounts::{self, Email, NewPassword, OperatorCreated, PersonName};
+    use platform::identity::users;
+    use platform::identity::users::{NewPassword, OperatorCreated, PersonName};
+    use platform::kernel::Email;
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let name = PersonName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     let password = read_password().context("reading the password")?;
@@ -120,7 +154,7 @@ async fn create_operator(config: &Config, email: &str, name: &str) -> anyhow::Re
     let pool = db::connect(&config.database).await?;
     db::migrate(&pool).await?;
     let platform = Platform::new(pool.clone(), config.catalog()?, config.public_url()?);
-    match accounts::create_operator(&platform, &email, &name, &password).await? {
+    match users::create_operator(&platform, &email, &name, &password).await? {
         OperatorCreated::NewUser(_) => println!("created operator {email}"),
         OperatorCreated::Promoted(_) => {
             println!("{email} already had an account: it is now an operator (password unchanged)")
@@ -143,110 +177,188 @@ fn read_password() -> std::io::Result<String> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    config.check_production()?;
+    for setting in config.ignored_settings() {
+        tracing::warn!(
+            setting,
+            "this setting no longer does anything (background work is a job now); remove it"
+        );
+    }
     let pool = db::connect(&config.database).await?;
     db::migrate(&pool).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("setting `listen`: cannot listen on {}", config.listen))?;
     let platform = Platform::from_config(pool.clone(), &config)?;
-    let runtime = if config.provision.enabled {
-        Some(std::sync::Arc::new(platform::runtime::Runtime::new(
-            &config.provision.docker_socket,
-        )))
-    } else {
-        None
-    };
-    let (stop_reconciler, reconciler_stopped) = tokio::sync::oneshot::channel::<()>();
-    let reconciler = match (&runtime, &platform.master_key) {
-        (Some(runtime), Some(_)) => {
-            let reconciler = platform::provision::Reconciler::new(
-                platform.clone(),
-                runtime.clone(),
-                config.provision.clone(),
+    let background = Background::new();
+    // First: every loop below subscribes to it.
+    platform.notifications.start(&background);
+    let runtime = start_provisioning(&config, &platform, &background).await?;
+    platform::workers::start(&platform, &background, config.jobs.workers);
+    match &*platform.mailer {
+        platform::infra::mail::Mailer::Smtp(_) => tracing::info!("mail: delivered through SMTP"),
+        platform::infra::mail::Mailer::Local => {
+            tracing::info!(
+                "mail.smtp_url is not set: mail stays in the outbox (the local mail page in development)"
             )
-            .await
-            .context("starting the reconciler")?;
-            tracing::info!(network = %config.provision.network, "reconciler running");
-            let reconciler = std::sync::Arc::new(reconciler);
-            tokio::spawn(sample_storage(
-                reconciler.clone(),
-                std::time::Duration::from_secs(config.usage.storage_interval_secs.max(10)),
-            ));
-            Some(tokio::spawn(reconciler.run(async {
-                let _ = reconciler_stopped.await;
-            })))
         }
-        (Some(_), None) => {
-            tracing::warn!(
-                "provision.master_key is not set: sites cannot be created (generate one with `slipway keygen`)"
-            );
-            None
-        }
-        (None, _) => {
-            tracing::info!("provision.enabled is false: this process does not manage sites");
-            None
-        }
-    };
-    match platform::mail::Smtp::from_config(&config.mail)? {
-        Some(smtp) => {
-            let every = std::time::Duration::from_secs(config.mail.poll_interval_secs.max(1));
-            tokio::spawn(crate::deliver_mail(pool.clone(), smtp, every));
-        }
-        None => tracing::info!("mail.smtp_url is not set: mail stays in the mail_outbox table"),
     }
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    if platform.billing.stripe.is_some() {
-        let mut stopped = stopping.clone();
-        tokio::spawn(platform::billing::run_worker(
-            platform.clone(),
-            std::time::Duration::from_secs(config.billing.worker_interval_secs.max(1)),
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        ));
-        tracing::info!("billing: Stripe webhooks at /api/webhooks/stripe");
-    } else {
+    if platform.billing.is_local() {
         tracing::info!(
             "billing: local mode (no billing.stripe_secret_key); plans are set with `slipway admin set-plan`"
         );
+    } else {
+        tracing::info!("billing: Stripe webhooks at /api/webhooks/stripe");
     }
     let proxy = if config.proxy.enabled {
-        Some(crate::start_proxy(&config, platform.clone(), stopping.clone()).await?)
+        Some(crate::start_proxy(&config, platform.clone(), &background).await?)
     } else {
         tracing::info!("proxy.enabled is false: this process does not serve sites' visitors");
         None
     };
-    crate::serve(&config, platform, runtime, listener, async move {
-        crate::shutdown_signal().await;
-        let _ = stop.send(true);
-    })
-    .await?;
-    if let Some(proxy) = proxy {
-        proxy.stopped().await;
+    let welcome = match config.mode {
+        platform::config::Mode::Development => {
+            Some(crate::dev::prepare(&platform, &config, proxy.as_ref()).await?)
+        }
+        platform::config::Mode::Production => None,
+    };
+    let token = background.token();
+    tokio::spawn({
+        let token = token.clone();
+        async move {
+            crate::shutdown_signal().await;
+            token.cancel();
+        }
+    });
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    if let Some(welcome) = welcome {
+        // After everything else, so it is the last thing `make dev` prints.
+        welcome.print(address);
     }
-    let _ = stop_reconciler.send(());
-    if let Some(task) = reconciler {
-        // A pass in progress is cut off here; the next start resumes it (steps are idempotent).
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    crate::serve(
+        &config,
+        platform,
+        runtime,
+        listener,
+        token.cancelled_owned(),
+    )
+    .await?;
+    let within = std::time::Duration::from_secs(config.shutdown_timeout_secs);
+    let late = background.shutdown(within).await;
+    if late.is_empty() {
+        tracing::info!("every background task stopped");
+    } else {
+        tracing::warn!(?late, "stopping without waiting longer for these");
+    }
+    // Connections a late task still holds are not waited for forever either.
+    if tokio::time::timeout(within, pool.close()).await.is_err() {
+        tracing::warn!("closing the database pool timed out");
+    }
+    Ok(())
+}
+
+/// The reconciler and the storage sampler, when this process manages sites.
+async fn start_provisioning(
+    config: &Config,
+    platform: &Platform,
+    background: &Background,
+) -> anyhow::Result<Option<Arc<Runtime>>> {
+    if !config.provision.enabled {
+        tracing::info!("provision.enabled is false: this process does not manage sites");
+        return Ok(None);
+    }
+    let runtime = Arc::new(Runtime::new(&config.provision.docker_socket));
+    if platform.master_key.is_none() {
+        tracing::warn!(
+            "provision.master_key is not set: sites cannot be created (generate one with `slipway keygen`)"
+        );
+        return Ok(Some(runtime));
+    }
+    let reconciler = platform::provision::Reconciler::new(
+        platform.clone(),
+        runtime.clone(),
+        config.provision.clone(),
+    )
+    .await
+    .context("starting the reconciler")?;
+    tracing::info!(network = %config.provision.network, "reconciler running");
+    let reconciler = Arc::new(reconciler);
+    background.spawn(
+        "reconciler",
+        reconciler.clone().run(background.token().cancelled_owned()),
+    );
+    let every = std::time::Duration::from_secs(config.usage.storage_interval_secs.max(10));
+    background.spawn_every("storage sampling", every, move || {
+        let reconciler = reconciler.clone();
+        async move {
+            match reconciler.sample_storage().await {
+                Ok(sites) => tracing::debug!(sites, "storage sampled"),
+                Err(error) => tracing::warn!(%error, "storage sampling failed"),
+            }
+        }
+    });
+    Ok(Some(runtime))
+}
+
+async fn list_jobs(config: &Config, state: Option<&str>, limit: i64) -> anyhow::Result<()> {
+    use platform::infra::jobs::JobState;
+    let states = match state {
+        None => vec![JobState::Queued, JobState::Running, JobState::Dead],
+        Some("all") => Vec::new(),
+        Some(raw) => vec![JobState::parse(raw).ok_or_else(|| {
+            anyhow::anyhow!("--state: use queued, running, dead, succeeded or all (got {raw:?})")
+        })?],
+    };
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    let jobs = platform.jobs.list(&states, limit.clamp(1, 1000)).await?;
+    if jobs.is_empty() {
+        println!("no jobs to show");
+    } else {
+        println!(
+            "{:>8}  {:<30} {:<9} {:>8}  {:<20}  LAST ERROR",
+            "ID", "KIND", "STATE", "ATTEMPTS", "NEXT RUN (UTC)"
+        );
+    }
+    for job in jobs {
+        let state = match job.state {
+            JobState::Queued if job.attempts > 0 => "retrying",
+            other => other.as_str(),
+        };
+        let next = match job.state {
+            JobState::Queued => job.run_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            _ => "-".to_owned(),
+        };
+        let error: String = job
+            .last_error
+            .unwrap_or_default()
+            .replace('\n', " ")
+            .chars()
+            .take(120)
+            .collect();
+        println!(
+            "{:>8}  {:<30} {:<9} {:>8}  {:<20}  {error}",
+            job.id, job.kind, state, job.attempts, next
+        );
     }
     pool.close().await;
     Ok(())
 }
 
-/// Measures every site's storage every `every` (for as long as the process runs).
-async fn sample_storage(
-    reconciler: std::sync::Arc<platform::provision::Reconciler>,
-    every: std::time::Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match reconciler.sample_storage().await {
-            Ok(sites) => tracing::debug!(sites, "storage sampled"),
-            Err(error) => tracing::warn!(%error, "storage sampling failed"),
-        }
+async fn retry_job(config: &Config, id: i64) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    match platform.jobs.retry(id).await {
+        Ok(()) => println!("job {id} is queued again"),
+        Err(platform::Error::NotFound) => anyhow::bail!("there is no job {id}"),
+        Err(error) => anyhow::bail!("{error}"),
     }
+    pool.close().await;
+    Ok(())
 }
 
 async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> {
@@ -276,7 +388,7 @@ async fn stripe_sync(config: &Config) -> anyhow::Result<()> {
     }
     let pool = db::connect(&config.database).await?;
     let platform = Platform::from_config(pool.clone(), config)?;
-    for change in platform::billing::catalog::sync(&platform).await? {
+    for change in platform::billing::catalog_sync::sync(&platform).await? {
         println!("{change}");
     }
     pool.close().await;
@@ -295,7 +407,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 fn print_plans(config: &Config) -> anyhow::Result<()> {
     let catalog = config.catalog()?;
     let dollars =
-        |cents: platform::plans::Cents| format!("${}.{:02}", cents.0 / 100, cents.0 % 100);
+        |cents: platform::catalog::plans::Cents| format!("${}.{:02}", cents.0 / 100, cents.0 % 100);
     println!(
         "{:<12} {:>10} {:>10}  LIMITS AND FEATURES",
         "PLAN", "MONTHLY", "YEARLY"

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use platform::db::{self, Health};
+use platform::infra::db::{self, Health};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 

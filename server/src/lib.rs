@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod dev;
 pub mod http;
 pub mod proxy;
 pub mod site_events;
@@ -13,6 +14,7 @@ use std::future::Future;
 use anyhow::Context as _;
 use app::state::AppState;
 use leptos::prelude::LeptosOptions;
+use platform::infra::tasks::Background;
 use platform::{Config, Platform};
 use tokio::net::TcpListener;
 
@@ -38,7 +40,7 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 pub async fn serve(
     config: &Config,
     platform: Platform,
-    runtime: Option<std::sync::Arc<platform::runtime::Runtime>>,
+    runtime: Option<std::sync::Arc<platform::infra::docker::Runtime>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -68,45 +70,91 @@ pub async fn serve(
     Ok(())
 }
 
-/// The running tenant proxy and what it keeps current.
+/// The HTTPS listener: certificates by SNI (`*.<base_domain>` and per-domain ones, rescanned
+/// every minute), served by `proxy`'s threads.
+fn start_tls(
+    settings: &platform::config::ProxyConfig,
+    proxy: &proxy::Proxy,
+    threads: usize,
+    background: &Background,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    std::sync::Arc<proxy::tls::CertificateStore>,
+)> {
+    use std::sync::Arc;
+    let store = Arc::new(proxy::tls::CertificateStore::new(&settings.base_domain));
+    if let (Some(chain), Some(key)) = (&settings.tls.certificate, &settings.tls.key) {
+        let certified = store
+            .load(chain, key)
+            .context("setting `proxy.tls.certificate`")?;
+        store.set_wildcard(certified);
+    }
+    if let Some(dir) = settings.tls.certificates_dir.clone() {
+        store
+            .load_dir(&dir)
+            .context("setting `proxy.tls.certificates_dir`")?;
+        let rescan = store.clone();
+        background.spawn_every(
+            "certificates",
+            std::time::Duration::from_secs(60),
+            move || {
+                let result = rescan.load_dir(&dir);
+                async move {
+                    if let Err(error) = result {
+                        tracing::warn!(error = %format!("{error:#}"), "rescanning certificates failed");
+                    }
+                }
+            },
+        );
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(store.server_config()?));
+    let tls_listener = std::net::TcpListener::bind(settings.tls.listen).with_context(|| {
+        format!(
+            "setting `proxy.tls.listen`: cannot listen on {}",
+            settings.tls.listen
+        )
+    })?;
+    let https = tls_listener
+        .local_addr()
+        .context("reading the proxy's TLS address")?;
+    tracing::info!(address = %https, "tenant proxy (HTTPS) listening");
+    let served = proxy::serve_on_threads(
+        proxy.clone(),
+        tls_listener,
+        Some(acceptor),
+        threads,
+        background.token(),
+    )?;
+    background.spawn("proxy (HTTPS)", async move {
+        let _ = served.await;
+    });
+    Ok((https, store))
+}
+
+/// The running tenant proxy and what it keeps current. Its listeners and loops run under
+/// the process's [`Background`] and stop with it.
 pub struct RunningProxy {
     /// Where plain HTTP is served (redirects only, when TLS is on).
     pub http: std::net::SocketAddr,
     pub https: Option<std::net::SocketAddr>,
-    pub routes: std::sync::Arc<platform::routes::RouteTable>,
-    pub meters: std::sync::Arc<platform::usage::Meters>,
+    pub routes: std::sync::Arc<platform::traffic::routes::RouteTable>,
+    pub meters: std::sync::Arc<platform::traffic::usage::Meters>,
     pub certificates: Option<std::sync::Arc<proxy::tls::CertificateStore>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl RunningProxy {
-    /// Waits for the listeners to drain and the last usage flush after shutdown.
-    pub async fn stopped(self) {
-        for task in self.tasks {
-            let _ = task.await;
-        }
-    }
 }
 
 /// Starts the tenant proxy (`[proxy]`): its listeners, the route table and its updates,
-/// and the usage flusher. Everything stops when `stop` turns true; the flusher writes what
+/// and the usage flusher, all under `background`. When it stops, the flusher writes what
 /// was counted last.
 pub async fn start_proxy(
     config: &Config,
     platform: Platform,
-    stop: tokio::sync::watch::Receiver<bool>,
+    background: &Background,
 ) -> anyhow::Result<RunningProxy> {
     use std::sync::Arc;
     use std::time::Duration;
-    let stopped = || {
-        let mut stop = stop.clone();
-        async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        }
-    };
     let settings = &config.proxy;
-    let meters = Arc::new(platform::usage::Meters::default());
-    let routes = Arc::new(platform::routes::RouteTable::new(
+    let meters = Arc::new(platform::traffic::usage::Meters::default());
+    let routes = Arc::new(platform::traffic::routes::RouteTable::new(
         &settings.base_domain,
         meters.clone(),
     ));
@@ -115,18 +163,23 @@ pub async fn start_proxy(
         .reload(&platform)
         .await
         .context("loading the route table")?;
-    let mut tasks = vec![
-        tokio::spawn(routes.clone().run(
+    let token = background.token();
+    background.spawn(
+        "route table",
+        routes.clone().run(
             platform.clone(),
             Duration::from_secs(settings.resync_interval_secs.max(1)),
-            stopped(),
-        )),
-        tokio::spawn(meters.clone().run_flusher(
+            token.clone().cancelled_owned(),
+        ),
+    );
+    background.spawn(
+        "usage flush",
+        meters.clone().run_flusher(
             platform.db.clone(),
             Duration::from_secs(config.usage.flush_interval_secs.clamp(1, 10)),
-            stopped(),
-        )),
-    ];
+            token.clone().cancelled_owned(),
+        ),
+    );
     let proxy = proxy::Proxy::new(routes.clone(), proxy::Settings::from_config(settings));
     let threads = settings.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -141,50 +194,7 @@ pub async fn start_proxy(
         .local_addr()
         .context("reading the proxy's address")?;
     let (https, certificates) = if settings.tls.enabled {
-        let store = Arc::new(proxy::tls::CertificateStore::new(&settings.base_domain));
-        if let (Some(chain), Some(key)) = (&settings.tls.certificate, &settings.tls.key) {
-            let certified = store
-                .load(chain, key)
-                .context("setting `proxy.tls.certificate`")?;
-            store.set_wildcard(certified);
-        }
-        if let Some(dir) = settings.tls.certificates_dir.clone() {
-            store
-                .load_dir(&dir)
-                .context("setting `proxy.tls.certificates_dir`")?;
-            let rescan = store.clone();
-            let stop = stopped();
-            tasks.push(tokio::spawn(async move {
-                let mut stop = std::pin::pin!(stop);
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(60)) => {}
-                        () = &mut stop => break,
-                    }
-                    if let Err(error) = rescan.load_dir(&dir) {
-                        tracing::warn!(error = %format!("{error:#}"), "rescanning certificates failed");
-                    }
-                }
-            }));
-        }
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(store.server_config()?));
-        let tls_listener = std::net::TcpListener::bind(settings.tls.listen).with_context(|| {
-            format!(
-                "setting `proxy.tls.listen`: cannot listen on {}",
-                settings.tls.listen
-            )
-        })?;
-        let https = tls_listener
-            .local_addr()
-            .context("reading the proxy's TLS address")?;
-        tracing::info!(address = %https, "tenant proxy (HTTPS) listening");
-        tasks.push(proxy::serve_on_threads(
-            proxy.clone(),
-            tls_listener,
-            Some(acceptor),
-            threads,
-            stop.clone(),
-        )?);
+        let (https, store) = start_tls(settings, &proxy, threads, background)?;
         (Some(https), Some(store))
     } else {
         (None, None)
@@ -197,39 +207,17 @@ pub async fn start_proxy(
         plain = proxy::Proxy::new(routes.clone(), settings);
     }
     tracing::info!(address = %http, base_domain = %settings.base_domain, "tenant proxy listening");
-    tasks.push(proxy::serve_on_threads(
-        plain,
-        listener,
-        None,
-        threads,
-        stop.clone(),
-    )?);
+    let threads = proxy::serve_on_threads(plain, listener, None, threads, token)?;
+    background.spawn("proxy", async move {
+        let _ = threads.await;
+    });
     Ok(RunningProxy {
         http,
         https,
         routes,
         meters,
         certificates,
-        tasks,
     })
-}
-
-/// Sends queued mail every `every`, for as long as the process runs. A failed round is
-/// logged and retried at the next tick; nothing is lost (the outbox keeps the message).
-pub async fn deliver_mail(
-    db: sqlx::PgPool,
-    smtp: platform::mail::Smtp,
-    every: std::time::Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        match platform::mail::deliver_pending(&db, &smtp, 50).await {
-            Ok(0) => {}
-            Ok(sent) => tracing::info!(sent, "mail delivered"),
-            Err(error) => tracing::warn!(%error, "mail delivery round failed"),
-        }
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C, whichever comes first.

@@ -1,12 +1,14 @@
 //! `GET /api/sites/{id}/events`: server-sent events for one site's page. An event is sent
 //! each time the reconciler records a step for the site (PostgreSQL `NOTIFY` on
-//! `slipway_site_progress`, so it works whichever replica does the work), and every few
+//! `slipway_site_progress`, so it works whichever replica does the work, heard through the
+//! process's one shared listener, so an open page holds no database connection), and every few
 //! seconds so the page's log view follows the container. Each event says only "look
 //! again": the page re-reads the site through its normal, authorised server function.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use app::error::AppError;
 use app::state::AppState;
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -14,8 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use platform::provision::CHANNEL_PROGRESS;
-use sqlx::postgres::PgListener;
+use platform::infra::notify::{CHANNEL_PROGRESS, Notice, Subscription};
 use uuid::Uuid;
 
 /// How often an event is sent without a recorded step (the log view's refresh).
@@ -35,57 +36,36 @@ pub async fn site_events(
     let Ok(site_id) = id.parse::<Uuid>() else {
         return refuse(StatusCode::NOT_FOUND, "no such site");
     };
-    let platform = &state.platform;
-    let session = match app::session::cookie_in(&headers, app::session::COOKIE) {
-        Some(token) => platform::accounts::session(platform, &token).await,
-        None => Ok(None),
-    };
-    let session = match session {
-        Ok(Some(session)) => session,
-        Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "sign in to follow this site"),
-        Err(error) => {
-            tracing::error!(%error, "site events: reading the session");
+    // The same sign-in check as every server function, and scoped like every other read:
+    // a site of another organization does not exist here.
+    let cookie = app::session::cookie_in(&headers, app::session::COOKIE);
+    let membership = match app::session::membership_of(&state, cookie.as_deref()).await {
+        Ok((_, membership)) => membership,
+        Err(AppError::SignInRequired) => {
+            return refuse(StatusCode::UNAUTHORIZED, "sign in to follow this site");
+        }
+        Err(AppError::Internal) => {
             return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
+        Err(_) => return refuse(StatusCode::NOT_FOUND, "no such site"),
     };
-    let Some(organization_id) = session.active_organization_id else {
-        return refuse(StatusCode::NOT_FOUND, "no such site");
-    };
-    // Scoped like every other read: a site of another organization does not exist here.
-    let membership = platform::orgs::membership(platform, organization_id, session.user_id).await;
-    let allowed = match membership {
-        Ok(me) => platform::sites::get(platform, &me, site_id).await.is_ok(),
-        Err(_) => false,
-    };
-    if !allowed {
+    let platform = &state.platform;
+    if platform::sites::get(platform, &membership, site_id)
+        .await
+        .is_err()
+    {
         return refuse(StatusCode::NOT_FOUND, "no such site");
     }
-    let mut listener = match PgListener::connect_with(&platform.db).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::warn!(%error, "site events: cannot listen");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "live updates are unavailable",
-            );
-        }
-    };
-    if let Err(error) = listener.listen(CHANNEL_PROGRESS).await {
-        tracing::warn!(%error, "site events: LISTEN failed");
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "live updates are unavailable",
-        );
-    }
+    let changes = platform.notifications.subscribe();
     let shutdown = shutdown.map(|Extension(flag)| flag);
-    Sse::new(events(listener, site_id, shutdown))
+    Sse::new(events(changes, site_id, shutdown))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
 /// Unnamed events (`message` in the browser), data `step` or `tick`.
 fn events(
-    mut listener: PgListener,
+    mut changes: Subscription,
     site_id: Uuid,
     shutdown: Option<ShutdownFlag>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -105,11 +85,12 @@ fn events(
         tokio::pin!(stopping);
         loop {
             tokio::select! {
-                notification = listener.recv() => match notification {
-                    Ok(n) if n.payload() == wanted => yield Ok(Event::default().data("step")),
-                    Ok(_) => {}
-                    // The page falls back to a refresh; the stream ends.
-                    Err(_) => break,
+                notice = changes.next() => match notice {
+                    Notice::Message { channel: CHANNEL_PROGRESS, payload } if *payload == *wanted => {
+                        yield Ok(Event::default().data("step"));
+                    }
+                    Notice::Missed => yield Ok(Event::default().data("step")),
+                    Notice::Message { .. } => {}
                 },
                 _ = tick.tick() => yield Ok(Event::default().data("tick")),
                 _ = &mut stopping => break,

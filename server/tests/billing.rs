@@ -1,43 +1,32 @@
 //! Billing end to end below the browser: Slipway's real router and async-stripe client
 //! against the Stripe-shaped test server, webhooks signed as Stripe signs them, a fresh
-//! database per test. Events are handled by calling the worker's `process_pending` (the
-//! worker itself only adds a timer), so each step is deterministic.
+//! database per test. Webhook events become jobs; a test runs the due jobs itself
+//! (`settle`, what the worker does when woken), so each step is deterministic, and moves
+//! the queue's clock by hand where hours pass.
 
 use std::time::Duration;
 
-use platform::billing::stripe_api::StripeApi;
+use chrono::{DateTime, Utc};
 use platform::billing::{self, BillingSettings, CheckoutOutcome, Interval};
-use platform::orgs::Membership;
-use platform::plans::{Catalog, default_plans};
+use platform::infra::jobs::{Clock, JobKind};
+use platform::infra::stripe::{StripeApi, SubscriptionStatus};
 use platform::sites::{self, NewSite};
-use platform::{Config, Platform};
+use platform::tenancy::Membership;
+use platform::{Platform, workers};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use stripe_test_server::StripeTestServer;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-#[path = "../../platform/tests/support/mod.rs"]
-mod owners;
+use test_support::TestApp;
 
 const SECRET: &str = "whsec_slipway_test";
 
 struct Env {
     stripe: StripeTestServer,
     platform: Platform,
-    base: String,
+    app: TestApp,
     webhook: String,
     client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 impl Env {
@@ -47,59 +36,39 @@ impl Env {
 
     async fn with_grace(pool: PgPool, grace: Duration) -> Self {
         let stripe = StripeTestServer::start_default().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (listener, base) = test_support::listen().await;
         let api =
             StripeApi::new("sk_test_slipway", &stripe.url().parse().expect("url")).expect("client");
-        let platform = Platform::new(
-            pool,
-            Catalog::new(default_plans()).expect("valid"),
-            base.parse().expect("valid URL"),
-        )
-        .with_master_key(
-            platform::secrets::MasterKey::parse(&platform::secrets::MasterKey::generate())
-                .expect("key"),
-        )
-        .with_billing(BillingSettings {
+        let platform = test_support::platform_at(pool, &base).with_billing(BillingSettings {
             stripe: Some(api),
             webhook_secrets: vec![SecretString::from(SECRET)],
             grace_period: grace,
             ..BillingSettings::default()
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = platform.clone();
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            server::serve(&Config::default(), served, None, listener, shutdown)
-                .await
-                .expect("server runs");
-        });
+        let app = test_support::spawn_app_on(listener, base.clone(), platform.clone());
         let webhook = format!("{base}/api/webhooks/stripe");
         stripe.set_webhook(&webhook, &[SECRET]);
-        billing::catalog::sync(&platform)
+        billing::catalog_sync::sync(&platform)
             .await
             .expect("stripe sync");
         Self {
             stripe,
             platform,
-            base,
+            app,
             webhook,
             client: reqwest::Client::new(),
-            stop: Some(stop),
         }
     }
 
-    /// What the billing worker does when an event arrives.
-    async fn settle(&self) {
-        billing::process_pending(&self.platform)
+    /// What the job worker does when woken: runs every due job. Returns how many ran.
+    async fn settle(&self) -> usize {
+        workers::run_due(&self.platform)
             .await
-            .expect("events handled");
+            .expect("jobs handled")
     }
 
     async fn owner(&self) -> Membership {
-        owners::owner_on_plan(&self.platform, "free").await
+        test_support::owner_on_plan(&self.platform, "free").await
     }
 
     /// Checkout, then the test server's "Pay": returns the subscription id.
@@ -180,19 +149,7 @@ impl Env {
 
     /// A dashboard page as `owner` sees it in a browser.
     async fn page_as(&self, owner: &Membership, path: &str) -> String {
-        let token = platform::accounts::create_session(&self.platform, owner.user_id, None, None)
-            .await
-            .expect("session");
-        self.client
-            .get(format!("{}{path}", self.base))
-            .header("accept", "text/html")
-            .header("cookie", format!("slipway_session={token}"))
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("html")
+        self.app.page_as(owner, path).await.1
     }
 
     /// The desired state of the organization's one site.
@@ -245,7 +202,7 @@ impl Env {
     }
 
     async fn stored_events(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM stripe_events")
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'stripe_event'")
             .fetch_one(&self.platform.db)
             .await
             .expect("events")
@@ -260,11 +217,13 @@ fn now() -> i64 {
 async fn stripe_sync_publishes_the_catalog_once(pool: PgPool) {
     let env = Env::start(pool).await;
     // `Env::start` synced once; a second run changes nothing.
-    let again = billing::catalog::sync(&env.platform).await.expect("sync");
+    let again = billing::catalog_sync::sync(&env.platform)
+        .await
+        .expect("sync");
     assert!(
         again
             .iter()
-            .all(|c| matches!(c, billing::catalog::Change::Unchanged(_))),
+            .all(|c| matches!(c, billing::catalog_sync::Change::Unchanged(_))),
         "{again:?}"
     );
     assert_eq!(
@@ -328,7 +287,7 @@ async fn checkout_pays_activates_the_plan_and_a_double_click_opens_one_session(p
     let overview = billing::overview(&env.platform, &owner)
         .await
         .expect("overview");
-    assert_eq!(overview.status.as_deref(), Some("active"));
+    assert_eq!(overview.status, Some(SubscriptionStatus::Active));
     assert_eq!(overview.interval, Some(Interval::Monthly));
     assert!(overview.current_period_end.is_some());
     assert_eq!(overview.upcoming_invoice_cents, Some(1500));
@@ -374,7 +333,7 @@ async fn only_owners_start_checkouts_and_local_mode_never_calls_stripe(pool: PgP
     let env = Env::start(pool.clone()).await;
     let owner = env.owner().await;
     let admin = Membership {
-        role: platform::orgs::Role::Admin,
+        role: platform::tenancy::Role::Admin,
         ..owner
     };
     assert!(matches!(
@@ -405,11 +364,7 @@ async fn only_owners_start_checkouts_and_local_mode_never_calls_stripe(pool: PgP
         Err(platform::Error::Conflict(_))
     ));
 
-    let local = Platform::new(
-        pool,
-        Catalog::new(default_plans()).expect("valid"),
-        "http://127.0.0.1:3000".parse().expect("url"),
-    );
+    let local = test_support::platform_at(pool, "http://127.0.0.1:3000");
     let calls_before = env.stripe.calls("POST /v1/checkout/sessions");
     let refused = billing::checkout(&local, &owner, "starter", Interval::Monthly).await;
     assert!(
@@ -501,8 +456,8 @@ async fn duplicate_events_are_handled_once_and_unknown_types_are_ignored(pool: P
     .fetch_one(&env.platform.db)
     .await
     .expect("subscription");
-    let payload: Value = sqlx::query_scalar("SELECT payload FROM stripe_events WHERE id = $1")
-        .bind(&created.event_id)
+    let payload: Value = sqlx::query_scalar("SELECT payload FROM jobs WHERE unique_key = $1")
+        .bind(format!("stripe_event:{}", created.event_id))
         .fetch_one(&env.platform.db)
         .await
         .expect("stored");
@@ -511,10 +466,7 @@ async fn duplicate_events_are_handled_once_and_unknown_types_are_ignored(pool: P
         200,
         "a duplicate still gets a 2xx"
     );
-    let processed = billing::process_pending(&env.platform)
-        .await
-        .expect("pending");
-    assert_eq!(processed, 0, "the duplicate was not queued again");
+    assert_eq!(env.settle().await, 0, "the duplicate was not queued again");
     assert_eq!(
         env.audit_count(&owner, "billing.plan_changed").await,
         changes
@@ -533,12 +485,7 @@ async fn duplicate_events_are_handled_once_and_unknown_types_are_ignored(pool: P
         200
     );
     assert_eq!(env.stored_events().await, before + 1);
-    assert_eq!(
-        billing::process_pending(&env.platform)
-            .await
-            .expect("pending"),
-        1
-    );
+    assert_eq!(env.settle().await, 1);
     assert_eq!(env.plan_of(&owner).await, "starter");
     assert!(!subscription_id.is_empty());
 }
@@ -591,7 +538,7 @@ async fn subscription_updated_before_created_ends_in_the_latest_state(pool: PgPo
     let overview = billing::overview(&env.platform, &owner)
         .await
         .expect("overview");
-    assert_eq!(overview.status.as_deref(), Some("active"));
+    assert_eq!(overview.status, Some(SubscriptionStatus::Active));
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -785,33 +732,19 @@ async fn cancellation_keeps_sites_for_the_grace_period_then_deletes_them(pool: P
         .await
         .expect("overview");
     assert!(overview.grace_ends_at.is_some());
-    assert_eq!(
-        billing::expire_grace_periods(&env.platform)
-            .await
-            .expect("expire"),
-        0,
-        "not yet"
-    );
+    env.settle().await;
+    assert_eq!(env.desired_state(&owner).await, "running", "not yet");
 
+    // The grace period ends with its job, queued for that moment.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(
-        billing::expire_grace_periods(&env.platform)
-            .await
-            .expect("expire"),
-        1
-    );
+    assert_eq!(env.settle().await, 1);
     let desired = env.desired_state(&owner).await;
     assert_eq!(desired, "deleted");
     assert_eq!(
         env.audit_count(&owner, "billing.grace_period_over").await,
         1
     );
-    assert_eq!(
-        billing::expire_grace_periods(&env.platform)
-            .await
-            .expect("again"),
-        0
-    );
+    assert_eq!(env.settle().await, 0, "once");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -834,14 +767,13 @@ async fn resubscribing_within_the_grace_period_keeps_the_sites(pool: PgPool) {
         [("comeback".to_owned(), None)]
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(
-        billing::expire_grace_periods(&env.platform)
-            .await
-            .expect("expire"),
-        0
-    );
+    env.settle().await;
     let desired = env.desired_state(&owner).await;
     assert_eq!(desired, "running");
+    assert_eq!(
+        env.audit_count(&owner, "billing.grace_period_over").await,
+        0
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -878,7 +810,7 @@ async fn overage_meter_events_are_never_double_reported_across_a_retry(pool: PgP
         .create_site(&owner, "heavy-traffic")
         .await
         .expect("site");
-    let period = billing::meter::previous_month(chrono::Utc::now().date_naive());
+    let period = billing::meters::previous_month(chrono::Utc::now().date_naive());
     // 1000 GiB are included per site; it used 1002.5 GiB -> 3 GiB over (a started GiB counts).
     let used: i64 = 1000 * (1 << 30) + 2 * (1 << 30) + (1 << 29);
     sqlx::query(
@@ -893,32 +825,41 @@ async fn overage_meter_events_are_never_double_reported_across_a_retry(pool: PgP
     .await
     .expect("usage");
 
-    // The first answer is lost after Stripe recorded the event.
-    env.stripe.lose_meter_answers(1);
+    // The month is measured and its report stored, with the job that sends it.
     assert_eq!(
-        billing::meter::report_overages(&env.platform, period)
+        billing::meters::report_overages(&env.platform, period)
             .await
             .expect("report"),
-        0
+        1
     );
+    // The first answer is lost after Stripe recorded the event.
+    env.stripe.lose_meter_answers(1);
+    let clock = Clock::manual(Utc::now() + chrono::Duration::seconds(1));
+    let later = env.platform.clone().with_clock(clock.clone());
+    assert_eq!(workers::run_due(&later).await.expect("run"), 1);
     assert_eq!(
         env.stripe.meter_events().len(),
         1,
         "Stripe has it, Slipway does not know"
     );
-    // The retry sends the same identifier; Stripe counts it once.
-    assert_eq!(
-        billing::meter::report_overages(&env.platform, period)
+    // The queue retries with the same identifier; Stripe counts it once.
+    clock.set(
+        later
+            .jobs
+            .next_due()
             .await
-            .expect("retry"),
-        1
+            .expect("next")
+            .expect("retry queued"),
     );
+    assert_eq!(workers::run_due(&later).await.expect("retry"), 1);
     assert_eq!(
-        billing::meter::report_overages(&env.platform, period)
+        billing::meters::report_overages(&env.platform, period)
             .await
             .expect("again"),
-        0
+        0,
+        "a month is measured once"
     );
+    assert_eq!(workers::run_due(&later).await.expect("nothing left"), 0);
     assert_eq!(
         env.stripe.calls("POST /v1/billing/meter_events"),
         2,
@@ -931,14 +872,14 @@ async fn overage_meter_events_are_never_double_reported_across_a_retry(pool: PgP
     assert_eq!(event["payload"]["value"], "3");
     assert_eq!(
         event["identifier"],
-        billing::meter::identifier(owner.organization_id, "bandwidth", period)
+        billing::meters::identifier(owner.organization_id, "bandwidth", period)
     );
 
     // Plans without overages report nothing.
     let starter = env.owner().await;
     env.subscribe(&starter, "starter", Interval::Monthly).await;
     assert_eq!(
-        billing::meter::report_overages(&env.platform, period)
+        billing::meters::report_overages(&env.platform, period)
             .await
             .expect("report"),
         0
@@ -950,4 +891,236 @@ async fn overage_meter_events_are_never_double_reported_across_a_retry(pool: PgP
         .await
         .expect("change");
     assert_eq!(keys(&subscription), ["slipway_pro_monthly"]);
+}
+
+/// The newest job's id (0 when there is none).
+async fn last_job(platform: &Platform) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM jobs")
+        .fetch_one(&platform.db)
+        .await
+        .expect("jobs")
+}
+
+/// (kind, [(started_at, outcome)]) of every Stripe event job after job `after`.
+async fn stripe_event_attempts(
+    platform: &Platform,
+    after: i64,
+) -> Vec<(String, Vec<(DateTime<Utc>, String)>)> {
+    let jobs: Vec<(i64, Value)> = sqlx::query_as(
+        "SELECT id, payload FROM jobs WHERE kind = 'stripe_event' AND id > $1 ORDER BY id",
+    )
+    .bind(after)
+    .fetch_all(&platform.db)
+    .await
+    .expect("jobs");
+    let mut all = Vec::new();
+    for (id, payload) in jobs {
+        let attempts: Vec<(DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT started_at, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&platform.db)
+        .await
+        .expect("attempts");
+        all.push((
+            payload["type"].as_str().unwrap_or_default().to_owned(),
+            attempts,
+        ));
+    }
+    all
+}
+
+/// Runs what is due at each moment the queue next wakes, until nothing is due before `until`.
+async fn run_until(
+    platform: &Platform,
+    clock: &Clock,
+    mut now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> DateTime<Utc> {
+    for _ in 0..1000 {
+        clock.set(now);
+        workers::run_due(platform).await.expect("jobs run");
+        match platform.jobs.next_due().await.expect("next") {
+            Some(due) if due <= until => now = now.max(due),
+            _ => return now,
+        }
+    }
+    panic!("the queue never settled");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_two_hour_stripe_outage_loses_no_event_and_retries_as_the_policy_says(pool: PgPool) {
+    let env = Env::start(pool).await;
+    let leaving = env.owner().await;
+    let leaving_subscription = env.subscribe(&leaving, "starter", Interval::Monthly).await;
+    env.create_site(&leaving, "leaving-soon")
+        .await
+        .expect("site");
+    let unpaid = env.owner().await;
+    let unpaid_subscription = env.subscribe(&unpaid, "pro", Interval::Monthly).await;
+
+    // Stripe's API goes down. From here the queue's clock is moved by hand: two hours pass
+    // in the database's eyes, none on the wall.
+    let before_outage = last_job(&env.platform).await;
+    let outage_starts = Utc::now();
+    let clock = Clock::manual(outage_starts);
+    let platform = env.platform.clone().with_clock(clock.clone());
+    env.stripe.set_outage(true);
+    // During the outage a cancellation and a failed payment arrive (webhooks still come).
+    env.stripe.cancel(&leaving_subscription).await;
+    env.stripe.fail_payment(&unpaid_subscription).await;
+    assert!(env.stripe.deliveries().iter().all(|d| d.status == 200));
+
+    let outage_ends = outage_starts + chrono::Duration::hours(2);
+    let now = run_until(&platform, &clock, outage_starts, outage_ends).await;
+    // Nothing applied yet: every attempt needed Stripe.
+    assert_eq!(env.plan_of(&leaving).await, "starter");
+    assert_eq!(env.plan_of(&unpaid).await, "pro");
+
+    env.stripe.set_outage(false);
+    let first_try_after = platform
+        .jobs
+        .next_due()
+        .await
+        .expect("next")
+        .expect("still queued");
+    assert!(first_try_after > outage_ends);
+    run_until(
+        &platform,
+        &clock,
+        now.max(first_try_after),
+        // Each job retries on its own jittered schedule: within the longest wait, all have.
+        first_try_after + chrono::Duration::minutes(72),
+    )
+    .await;
+
+    // Both applied once Stripe answered again.
+    assert_eq!(env.plan_of(&leaving).await, "free");
+    assert_eq!(
+        env.suspensions(&leaving).await,
+        [(
+            "leaving-soon".to_owned(),
+            Some(billing::SUSPENDED_ENDED.to_owned())
+        )]
+    );
+    assert_eq!(
+        env.mails_to_owner(&leaving, "Your subscription has ended")
+            .await,
+        1
+    );
+    let overview = billing::overview_without_invoice(&env.platform, &unpaid)
+        .await
+        .expect("overview");
+    assert_eq!(overview.failed_payments, 1);
+    assert_eq!(overview.status, Some(SubscriptionStatus::PastDue));
+    assert_eq!(env.mails_to_owner(&unpaid, "Your payment failed").await, 1);
+
+    // The attempts were spread as the policy says: each wait doubles from 10 s (+-20 %)
+    // up to an hour, counted from the previous attempt; the job kept trying through the
+    // whole outage (the old worker gave up after 20 tries, about 17 minutes in) and the
+    // first attempt after it succeeded.
+    let policy = JobKind::StripeEvent.policy();
+    let jobs = stripe_event_attempts(&env.platform, before_outage).await;
+    let kinds: Vec<&str> = jobs.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "customer.subscription.deleted",
+            "customer.subscription.updated",
+            "invoice.payment_failed"
+        ]
+    );
+    for (kind, attempts) in &jobs {
+        let (last, failed) = attempts.split_last().expect("attempted");
+        assert_eq!(last.1, "succeeded", "{kind}");
+        assert!(last.0 > outage_ends, "{kind}: succeeded during the outage?");
+        assert!(
+            failed
+                .iter()
+                .all(|(at, outcome)| outcome == "failed" && *at <= outage_ends),
+            "{kind}"
+        );
+        assert!(
+            failed.len() >= 9,
+            "{kind}: only {} tries in two hours",
+            failed.len()
+        );
+        assert!(
+            failed.last().expect("failed").0 > outage_starts + chrono::Duration::minutes(60),
+            "{kind}: stopped trying during the outage"
+        );
+        for (n, pair) in attempts.windows(2).enumerate() {
+            let waited = (pair[1].0 - pair[0].0).to_std().expect("in order");
+            let expected = policy.delay(n as u32 + 1);
+            assert!(
+                waited >= expected.mul_f64(0.79) && waited <= expected.mul_f64(1.21),
+                "{kind}, wait {n}: {waited:?}, policy {expected:?} +-20%"
+            );
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_nightly_reconciliation_repairs_what_lost_events_left_wrong(pool: PgPool) {
+    let env = Env::start(pool).await;
+    // A cancellation whose events never arrive.
+    let leaving = env.owner().await;
+    let subscription = env.subscribe(&leaving, "pro", Interval::Monthly).await;
+    env.create_site(&leaving, "left-behind")
+        .await
+        .expect("site");
+    // And a checkout whose events never arrive either.
+    let joining = env.owner().await;
+    let CheckoutOutcome::Redirect(url) =
+        billing::checkout(&env.platform, &joining, "starter", Interval::Yearly)
+            .await
+            .expect("checkout")
+    else {
+        panic!("to Stripe")
+    };
+    env.stripe.hold_deliveries(true);
+    env.stripe.cancel(&subscription).await;
+    env.stripe
+        .pay_checkout(url.rsplit('/').next().expect("session"))
+        .await
+        .expect("paid");
+    assert_eq!(
+        env.stripe.take_held().len(),
+        4,
+        "lost: deleted, completed, created, paid"
+    );
+    env.settle().await;
+    assert_eq!(env.plan_of(&leaving).await, "pro", "Slipway never heard");
+    assert_eq!(env.plan_of(&joining).await, "free", "Slipway never heard");
+
+    // The nightly job fans out: one reconciliation per organization with a customer.
+    let queued = billing::reconcile::reconcile_all(&env.platform, Utc::now().date_naive())
+        .await
+        .expect("fan out");
+    assert_eq!(queued, 2);
+    env.settle().await;
+
+    assert_eq!(env.plan_of(&leaving).await, "free");
+    assert_eq!(
+        env.suspensions(&leaving).await,
+        [(
+            "left-behind".to_owned(),
+            Some(billing::SUSPENDED_ENDED.to_owned())
+        )]
+    );
+    assert_eq!(env.plan_of(&joining).await, "starter");
+    assert_eq!(env.audit_count(&leaving, "billing.drift_repaired").await, 1);
+    assert_eq!(env.audit_count(&joining, "billing.drift_repaired").await, 1);
+
+    // A second run finds nothing to repair.
+    billing::reconcile::reconcile_organization(&env.platform, leaving.organization_id)
+        .await
+        .expect("again");
+    assert!(
+        billing::reconcile::reconcile_organization(&env.platform, joining.organization_id)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    assert_eq!(env.audit_count(&joining, "billing.drift_repaired").await, 1);
 }

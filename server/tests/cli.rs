@@ -1,6 +1,5 @@
 //! The `slipway` binary as an operator meets it: exit codes and one-line errors.
 
-use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,24 +32,61 @@ fn failure_line(output: &Output) -> String {
     lines[0].to_owned()
 }
 
-/// The URL of the database a `#[sqlx::test]` created.
-fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for tests");
-    let (server, _) = base.rsplit_once('/').expect("URL has a path");
-    let name = pool
-        .connect_options()
-        .get_database()
-        .expect("named database")
-        .to_owned();
-    format!("{server}/{name}")
+use test_support::{database_url, free_port};
+
+/// What production requires, set (the development cluster's URL is refused there, so tests
+/// always pass their own database's).
+fn production<'c>(command: &'c mut Command, pool: &PgPool) -> &'c mut Command {
+    command
+        .env("SLIPWAY_DATABASE__URL", database_url(pool))
+        .env(
+            "SLIPWAY_PROVISION__MASTER_KEY",
+            "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=",
+        )
+        .env("SLIPWAY_PROVISION__NETWORK", "slipway-test")
+        .env("SLIPWAY_PROVISION__TENANT_DATABASE", "slipway_test_tenants")
+        .env(
+            "SLIPWAY_MAIL__SMTP_URL",
+            format!("smtp://127.0.0.1:{}", free_port()),
+        )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// Waits until `/healthz` answers on `port`.
+async fn wait_until_up(port: u16, child: &mut std::process::Child) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            && response.status().is_success()
+        {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM, then the output once it exited.
+async fn terminate(child: std::process::Child) -> Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("waits")
+}
+
+fn json_messages(stderr: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .collect()
 }
 
 #[test]
@@ -97,6 +133,7 @@ fn unreachable_database_is_one_line_without_the_password() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let output = slipway(&dir)
+        .arg("migrate")
         .env(
             "SLIPWAY_DATABASE__URL",
             format!("postgres://slipway:s3cret@127.0.0.1:{port}/slipway"),
@@ -141,62 +178,323 @@ async fn migrate_applies_the_schema_once(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .expect("migrations table");
-    assert_eq!(applied as usize, platform::db::MIGRATOR.iter().count());
+    assert_eq!(
+        applied as usize,
+        platform::infra::db::MIGRATOR.iter().count()
+    );
 }
 
 #[sqlx::test(migrations = false)]
-async fn serve_migrates_answers_and_stops_gracefully_on_sigterm(pool: PgPool) {
+async fn serve_migrates_answers_and_stops_every_loop_gracefully_on_sigterm(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let child = slipway(&dir)
+    let mut child = production(&mut slipway(&dir), &pool)
         .arg("serve")
-        .env("SLIPWAY_DATABASE__URL", database_url(&pool))
         .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
         .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
         .env("SLIPWAY_LOG__FORMAT", "json")
+        .env("SLIPWAY_SHUTDOWN_TIMEOUT_SECS", "10")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let health = loop {
-        if let Ok(response) = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            break response;
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(health.status().as_u16(), 200);
-
+    wait_until_up(port, &mut child).await;
     let migrated: i64 = sqlx::query_scalar("SELECT count(*) FROM instance")
         .fetch_one(&pool)
         .await
         .expect("serve applied the migrations");
     assert_eq!(migrated, 1);
 
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("waits");
+    let asked = Instant::now();
+    let output = terminate(child).await;
+    let took = asked.elapsed();
     assert!(output.status.success(), "exit status {:?}", output.status);
-    let logs = String::from_utf8_lossy(&output.stderr);
-    let stopped = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .any(|event| event["message"] == "dashboard stopped");
-    assert!(stopped, "JSON logs record the graceful stop: {logs}");
-    let proxied = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .any(|event| event["message"] == "tenant proxy listening");
-    assert!(proxied, "serve also runs the tenant proxy: {logs}");
+    assert!(took < Duration::from_secs(12), "took {took:?} to stop");
+    let events = json_messages(&output.stderr);
+    let said = |message: &str| events.iter().any(|e| e["message"] == message);
+    assert!(
+        said("tenant proxy listening"),
+        "serve also runs the tenant proxy"
+    );
+    assert!(said("dashboard stopped"));
+    // Every background loop started the same way and stopped the same way.
+    let stopped: Vec<&str> = events
+        .iter()
+        .filter(|e| e["message"] == "stopped")
+        .filter_map(|e| e["task"].as_str())
+        .collect();
+    for task in [
+        "jobs",
+        "scheduler",
+        "reconciler",
+        "storage sampling",
+        "route table",
+        "usage flush",
+        "proxy",
+    ] {
+        assert!(
+            stopped.contains(&task),
+            "{task} did not report stopping: {stopped:?}"
+        );
+    }
+    assert!(said("every background task stopped"));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).trim().is_empty(),
+        "production prints no development welcome"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn production_refuses_to_serve_without_its_secrets_and_names_each(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = slipway(&dir)
+        .arg("serve")
+        .env(
+            "SLIPWAY_DATABASE__URL",
+            "postgres://slipway@127.0.0.1:55432/slipway",
+        )
+        .output()
+        .expect("runs");
+    let line = failure_line(&output);
+    assert!(line.starts_with("slipway: production mode: "), "{line}");
+    for setting in [
+        "provision.master_key",
+        "mail.smtp_url",
+        "database.url",
+        "mode = \"development\"",
+    ] {
+        assert!(line.contains(setting), "{setting} not named: {line}");
+    }
+    // Commands other than serve need none of it.
+    assert!(
+        slipway(&dir)
+            .arg("keygen")
+            .output()
+            .expect("runs")
+            .status
+            .success()
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(tables, 0, "nothing was migrated");
+}
+
+#[sqlx::test(migrations = false)]
+async fn development_mode_makes_a_demo_operator_once_and_shows_mail_locally(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = |port: u16| {
+        slipway(&dir)
+            .arg("serve")
+            .env("SLIPWAY_MODE", "development")
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLIPWAY_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
+            .env("SLIPWAY_PROVISION__ENABLED", "false")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts")
+    };
+    let port = free_port();
+    let mut child = start(port);
+    wait_until_up(port, &mut child).await;
+    // A sign-up mails a verification link; the local mail page shows it.
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let signed_up = client
+        .post(format!("{base}/api/account/sign-up"))
+        .header("Origin", &base)
+        .form(&[
+            ("name", "Newcomer"),
+            ("email", "new@example.com"),
+            ("password", "correct horse battery"),
+            ("organization", "Newco"),
+        ])
+        .send()
+        .await
+        .expect("sign-up");
+    assert!(signed_up.status().is_success() || signed_up.status().is_redirection());
+    let mail = client
+        .get(format!("{base}/dev/mail"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("mail page");
+    assert_eq!(mail.status().as_u16(), 200);
+    let page = mail.text().await.expect("html");
+    assert!(page.contains("Verify your email address"), "{page}");
+    assert!(
+        page.contains(&format!("href=\"{base}/verify?token=")),
+        "the link is clickable"
+    );
+    let output = terminate(child).await;
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains(&format!("{base}/verify?token=")),
+        "the mail's link is printed in the log too: {log}"
+    );
+    let welcome = String::from_utf8_lossy(&output.stdout);
+    assert!(welcome.contains(&format!("Open {base}/login")), "{welcome}");
+    let password = welcome
+        .split("with the password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the password is printed")
+        .to_owned();
+    assert!(welcome.contains("demo@slipway.localhost"));
+    assert!(welcome.contains("/dev/mail"));
+    let (operator, plan): (bool, String) = sqlx::query_as(
+        "SELECT u.is_operator, o.plan_id FROM users u
+           JOIN organization_members m ON m.user_id = u.id
+           JOIN organizations o ON o.id = m.organization_id
+          WHERE u.email = 'demo@slipway.localhost'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the demo account");
+    assert!(operator);
+    assert_eq!(plan, "business");
+    let p = platform::Platform::new(
+        pool.clone(),
+        platform::catalog::plans::Catalog::new(platform::catalog::plans::default_plans())
+            .expect("catalog"),
+        base.parse().expect("url"),
+    );
+    platform::identity::sessions::sign_in(&p, "demo@slipway.localhost", &password, None)
+        .await
+        .expect("the printed password signs in");
+
+    // A second start keeps the account and does not print a password again.
+    let port = free_port();
+    let mut child = start(port);
+    wait_until_up(port, &mut child).await;
+    let output = terminate(child).await;
+    let welcome = String::from_utf8_lossy(&output.stdout);
+    assert!(welcome.contains("demo@slipway.localhost"));
+    assert!(!welcome.contains(&password), "printed once only");
+    let demos: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'demo@slipway.localhost'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(demos, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn in_production_the_mail_page_and_the_demo_account_do_not_exist(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = production(&mut slipway(&dir), &pool)
+        .arg("serve")
+        .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
+        .env("SLIPWAY_PROVISION__ENABLED", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    wait_until_up(port, &mut child).await;
+    let mail = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/dev/mail"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(mail.status().as_u16(), 404);
+    let output = terminate(child).await;
+    assert!(String::from_utf8_lossy(&output.stdout).trim().is_empty());
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(users, 0, "no demo account in production");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_jobs_lists_what_is_retrying_or_dead_and_retries_a_dead_one(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, state, attempts, last_error, first_attempt_at, finished_at)
+         VALUES ('mail', 'dead', 57, 'SMTP: connection refused', now() - interval '1 day', now())
+         RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("dead job");
+    sqlx::query(
+        "INSERT INTO jobs (kind, attempts, last_error, run_at)
+         VALUES ('stripe_event', 3, 'Stripe could not be reached', now() + interval '80 seconds')",
+    )
+    .execute(&pool)
+    .await
+    .expect("retrying job");
+    sqlx::query(
+        "INSERT INTO jobs (kind, state, finished_at) VALUES ('housekeeping', 'succeeded', now())",
+    )
+    .execute(&pool)
+    .await
+    .expect("done job");
+    let run = |args: &[&str]| {
+        slipway(&dir)
+            .args(["admin", "jobs"])
+            .args(args)
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .output()
+            .expect("runs")
+    };
+    let listed = run(&[]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let table = String::from_utf8_lossy(&listed.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "a header and two jobs (not the succeeded one): {table}"
+    );
+    assert!(lines[0].contains("LAST ERROR"));
+    assert!(
+        lines[1].contains("stripe_event")
+            && lines[1].contains("retrying")
+            && lines[1].contains("Stripe could not be reached"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("mail")
+            && lines[2].contains("dead")
+            && lines[2].contains("SMTP: connection refused"),
+        "{table}"
+    );
+
+    let retried = run(&["retry", &dead.to_string()]);
+    assert!(retried.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&retried.stdout),
+        format!("job {dead} is queued again\n")
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(dead)
+        .fetch_one(&pool)
+        .await
+        .expect("state");
+    assert_eq!(state, "queued");
+    assert!(
+        failure_line(&run(&["retry", &dead.to_string()])).contains("only dead jobs are retried")
+    );
+    assert_eq!(
+        failure_line(&run(&["retry", "999999"])),
+        "slipway: there is no job 999999"
+    );
+    assert!(failure_line(&run(&["--state", "sleeping"])).contains("--state: use queued"));
 }
 
 #[test]

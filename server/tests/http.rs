@@ -2,93 +2,38 @@
 
 use std::time::{Duration, Instant};
 
-use platform::plans::{Catalog, Plan, default_plans};
-use platform::{Config, Platform};
+use platform::Platform;
+use platform::catalog::plans::{Catalog, Plan, default_plans};
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-mod support;
-use support::TcpRelay;
+use test_support::{TcpRelay, TestApp};
 
-struct TestServer {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
+async fn serve(pool: PgPool) -> TestApp {
+    test_support::spawn_app(pool).await
 }
 
-impl TestServer {
-    async fn start(pool: PgPool, catalog: Catalog) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
-        // The server's own address is its public URL, as a browser would see it.
-        let platform = Platform::new(pool, catalog, base.parse().expect("valid URL"));
-        Self::serve_on(listener, base, platform)
-    }
-
-    /// Serves `platform` (built by the test) on `listener`, whose address is `base`.
-    fn serve_on(listener: TcpListener, base: String, platform: Platform) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            server::serve(&Config::default(), platform, None, listener, shutdown)
-                .await
-                .expect("server runs");
-        });
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-        }
-    }
-
-    async fn default(pool: PgPool) -> Self {
-        Self::start(pool, Catalog::new(default_plans()).expect("valid")).await
-    }
-
-    /// A page as a browser asks for it (`Accept: text/html`), optionally with a cookie.
-    async fn get(&self, path: &str) -> (u16, String) {
-        self.get_as(path, None).await
-    }
-
-    async fn get_as(&self, path: &str, cookie: Option<&str>) -> (u16, String) {
-        let mut request = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("Accept", "text/html");
-        if let Some(cookie) = cookie {
-            request = request.header("Cookie", cookie);
-        }
-        let response = request.send().await.expect("request reaches the server");
-        let status = response.status().as_u16();
-        (status, response.text().await.expect("body"))
-    }
-
-    async fn healthz(&self) -> (u16, Value) {
-        let (status, body) = self.get("/healthz").await;
-        (
-            status,
-            serde_json::from_str(&body).expect("healthz answers JSON"),
-        )
-    }
+/// Serves a platform with `catalog` (its own address as its public URL).
+async fn serve_catalog(pool: PgPool, catalog: Catalog) -> TestApp {
+    let (listener, base) = test_support::listen().await;
+    let platform = Platform::new(pool, catalog, base.parse().expect("valid URL"));
+    test_support::spawn_app_on(listener, base, platform)
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+async fn healthz(server: &TestApp) -> (u16, Value) {
+    let (status, body) = server.page("/healthz", None).await;
+    (
+        status,
+        serde_json::from_str(&body).expect("healthz answers JSON"),
+    )
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn healthz_is_ok_when_the_database_answers(pool: PgPool) {
-    let server = TestServer::default(pool).await;
-    let (status, body) = server.healthz().await;
+    let server = serve(pool).await;
+    let (status, body) = healthz(&server).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"]["status"], "up");
@@ -107,12 +52,12 @@ async fn healthz_reports_an_outage_with_503_and_recovers(pool: PgPool) {
     let relayed_pool = PgPoolOptions::new()
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy_with(through_relay);
-    let server = TestServer::default(relayed_pool).await;
-    assert_eq!(server.healthz().await.0, 200);
+    let server = serve(relayed_pool).await;
+    assert_eq!(healthz(&server).await.0, 200);
 
     relay.cut().await;
     let asked = Instant::now();
-    let (status, body) = server.healthz().await;
+    let (status, body) = healthz(&server).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["database"]["status"], "down");
@@ -129,14 +74,14 @@ async fn healthz_reports_an_outage_with_503_and_recovers(pool: PgPool) {
     );
 
     relay.restore().await;
-    let (status, body) = server.healthz().await;
+    let (status, body) = healthz(&server).await;
     assert_eq!(status, 200, "recovers without a restart: {body}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn pricing_shows_every_plan_with_monthly_prices(pool: PgPool) {
-    let server = TestServer::default(pool).await;
-    let (status, html) = server.get("/pricing").await;
+    let server = serve(pool).await;
+    let (status, html) = server.page("/pricing", None).await;
     assert_eq!(status, 200);
     for name in ["Free", "Starter", "Pro", "Business"] {
         assert!(html.contains(name), "{name} missing");
@@ -168,8 +113,8 @@ async fn pricing_shows_every_plan_with_monthly_prices(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn pricing_shows_yearly_prices_without_javascript(pool: PgPool) {
-    let server = TestServer::default(pool).await;
-    let (status, html) = server.get("/pricing?billing=yearly").await;
+    let server = serve(pool).await;
+    let (status, html) = server.page("/pricing?billing=yearly", None).await;
     assert_eq!(status, 200);
     for note in [
         "$12.50/month, save $30",
@@ -188,16 +133,16 @@ async fn pricing_shows_yearly_prices_without_javascript(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn pricing_follows_the_operators_catalog(pool: PgPool) {
     let mut hobby: Plan = default_plans().remove(1);
-    hobby.id = platform::plans::PlanId::parse("hobby").expect("valid id");
+    hobby.id = platform::catalog::plans::PlanId::parse("hobby").expect("valid id");
     hobby.name = "Hobbyist".into();
-    hobby.monthly_cents = platform::plans::Cents(700);
-    hobby.yearly_cents = platform::plans::Cents(7000);
-    let server = TestServer::start(pool, Catalog::new(vec![hobby]).expect("valid")).await;
-    let (_, html) = server.get("/pricing").await;
+    hobby.monthly_cents = platform::catalog::plans::Cents(700);
+    hobby.yearly_cents = platform::catalog::plans::Cents(7000);
+    let server = serve_catalog(pool, Catalog::new(vec![hobby]).expect("valid")).await;
+    let (_, html) = server.page("/pricing", None).await;
     assert!(html.contains("Hobbyist"));
     assert!(html.contains("$7"));
     assert!(!html.contains("Starter"), "the default catalog is replaced");
-    let (_, landing) = server.get("/").await;
+    let (_, landing) = server.page("/", None).await;
     assert!(
         landing.contains("Hobbyist"),
         "the landing page lists it too"
@@ -206,8 +151,8 @@ async fn pricing_follows_the_operators_catalog(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn landing_page_lists_plans_and_links_to_pricing(pool: PgPool) {
-    let server = TestServer::default(pool).await;
-    let (status, html) = server.get("/").await;
+    let server = serve(pool).await;
+    let (status, html) = server.page("/", None).await;
     assert_eq!(status, 200);
     assert!(html.contains("<title>Slipway</title>"), "title");
     assert!(html.contains(r#"href="/pricing""#));
@@ -217,8 +162,8 @@ async fn landing_page_lists_plans_and_links_to_pricing(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn dashboard_shell_has_every_section(pool: PgPool) {
-    let server = TestServer::default(pool.clone()).await;
-    let cookie = signed_in_owner(&server, &pool).await;
+    let server = serve(pool.clone()).await;
+    let cookie = signed_in_owner(&server).await;
     let sections = [
         ("/dashboard", "Overview", "Nothing to show yet"),
         ("/dashboard/sites", "Sites", "No sites yet"),
@@ -228,7 +173,7 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
         ("/dashboard/settings", "Settings", "API keys"),
     ];
     for (path, title, empty_state) in sections {
-        let (status, html) = server.get_as(path, Some(&cookie)).await;
+        let (status, html) = server.page(path, Some(&cookie)).await;
         assert_eq!(status, 200, "{path}");
         assert!(
             html.contains(&format!("<title>{title} · Slipway</title>")),
@@ -249,36 +194,16 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
 }
 
 /// Signs up an owner through the platform and returns the session cookie.
-async fn signed_in_owner(server: &TestServer, pool: &PgPool) -> String {
-    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-    let p = Platform::new(
-        pool.clone(),
-        Catalog::new(default_plans()).expect("valid"),
-        server.base.parse().expect("URL"),
-    );
-    let signed_up = accounts::sign_up(
-        &p,
-        SignUp {
-            email: Email::parse("owner@example.com").expect("email"),
-            name: PersonName::parse("Owner").expect("name"),
-            password: NewPassword::parse("correct horse battery").expect("password"),
-            organization: platform::orgs::OrganizationName::parse("Owned").expect("name"),
-        },
-        None,
-    )
-    .await
-    .expect("sign-up");
-    let token = accounts::create_session(&p, signed_up.user_id, None, None)
-        .await
-        .expect("session");
-    format!("slipway_session={token}")
+async fn signed_in_owner(server: &TestApp) -> String {
+    let owner = test_support::owner_with_email(&server.platform, "owner@example.com").await;
+    test_support::session_cookie(&server.platform, owner.user_id).await
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn unknown_pages_are_404(pool: PgPool) {
-    let server = TestServer::default(pool).await;
+    let server = serve(pool).await;
     for path in ["/nope", "/dashboard/nope", "/pricing/extra"] {
-        let (status, html) = server.get(path).await;
+        let (status, html) = server.page(path, None).await;
         assert_eq!(status, 404, "{path}");
         assert!(html.contains("Page not found"), "{path}");
     }
@@ -286,9 +211,13 @@ async fn unknown_pages_are_404(pool: PgPool) {
 
 mod api {
     use super::*;
-    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-    use platform::api_keys::{self, Scope};
-    use platform::orgs::{self, OrganizationName};
+    use platform::identity::signup;
+    use platform::identity::signup::SignUp;
+    use platform::identity::users::{NewPassword, PersonName};
+    use platform::kernel::Email;
+    use platform::tenancy;
+    use platform::tenancy::api_keys::{self, Scope};
+    use platform::tenancy::organizations::OrganizationName;
 
     fn platform(pool: &PgPool) -> Platform {
         Platform::new(
@@ -304,7 +233,7 @@ mod api {
         email: &str,
         organization: &str,
     ) -> (uuid::Uuid, String, uuid::Uuid) {
-        let signed_up = accounts::sign_up(
+        let signed_up = signup::sign_up(
             p,
             SignUp {
                 email: Email::parse(email).expect("email"),
@@ -316,7 +245,7 @@ mod api {
         )
         .await
         .expect("sign-up");
-        let me = orgs::membership(p, signed_up.organization_id, signed_up.user_id)
+        let me = tenancy::membership(p, signed_up.organization_id, signed_up.user_id)
             .await
             .expect("membership");
         let (key, secret) = api_keys::create(p, &me, "test", &[Scope::Read], None)
@@ -326,7 +255,7 @@ mod api {
     }
 
     async fn get_with(
-        server: &TestServer,
+        server: &TestApp,
         authorization: Option<&str>,
     ) -> (u16, Option<String>, Value) {
         let mut request = server
@@ -349,7 +278,7 @@ mod api {
         let p = platform(&pool);
         let (org_a, key_a, _) = organization_with_key(&p, "a@example.com", "Alpha Co").await;
         let (org_b, _, _) = organization_with_key(&p, "b@example.com", "Beta Co").await;
-        let server = TestServer::default(pool).await;
+        let server = serve(pool).await;
 
         let (status, _, body) = get_with(&server, Some(&format!("Bearer {key_a}"))).await;
         assert_eq!(status, 200, "{body}");
@@ -366,7 +295,7 @@ mod api {
     async fn wrong_revoked_or_malformed_keys_get_401_with_a_json_error(pool: PgPool) {
         let p = platform(&pool);
         let (org, key, key_id) = organization_with_key(&p, "a@example.com", "Alpha Co").await;
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         // The same key with its last character changed (to one it surely is not).
         let last = if key.ends_with('A') { 'B' } else { 'A' };
         let wrong = format!("{}{last}", &key[..key.len() - 1]);
@@ -393,7 +322,9 @@ mod api {
                 .fetch_one(&pool)
                 .await
                 .expect("owner");
-        let me = orgs::membership(&p, org, owner).await.expect("membership");
+        let me = tenancy::membership(&p, org, owner)
+            .await
+            .expect("membership");
         api_keys::revoke(&p, &me, key_id, None)
             .await
             .expect("revoke");
@@ -405,8 +336,14 @@ mod api {
 
 mod accounts_over_http {
     use super::*;
-    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-    use platform::orgs::{self, OrganizationName, Role};
+    use platform::identity::sessions;
+    use platform::identity::signup;
+    use platform::identity::signup::SignUp;
+    use platform::identity::users::{NewPassword, PersonName};
+    use platform::kernel::Email;
+    use platform::tenancy;
+    use platform::tenancy::Role;
+    use platform::tenancy::organizations::OrganizationName;
 
     fn no_redirects() -> reqwest::Client {
         reqwest::Client::builder()
@@ -433,7 +370,7 @@ mod accounts_over_http {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn a_plain_form_sign_up_sets_a_safe_session_cookie(pool: PgPool) {
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         let client = no_redirects();
         let response = client
             .post(format!("{}/api/account/sign-up", server.base))
@@ -495,7 +432,7 @@ mod accounts_over_http {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn writes_from_other_origins_are_refused(pool: PgPool) {
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         let client = no_redirects();
         let attempts = [
             None,
@@ -517,7 +454,7 @@ mod accounts_over_http {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn bad_input_gets_field_errors_and_changes_nothing(pool: PgPool) {
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         let long = "x".repeat(200);
         let cases: [(&str, &str, &str); 5] = [
             ("email", "not-an-email", "email"),
@@ -556,7 +493,7 @@ mod accounts_over_http {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn a_viewer_calling_invite_directly_is_refused(pool: PgPool) {
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         let p = Platform::new(
             pool.clone(),
             Catalog::new(default_plans()).expect("valid"),
@@ -568,14 +505,14 @@ mod accounts_over_http {
             password: NewPassword::parse("correct horse battery").expect("password"),
             organization: OrganizationName::parse(organization).expect("name"),
         };
-        let owner = accounts::sign_up(&p, new_user("owner@example.com", "Team"), None)
+        let owner = signup::sign_up(&p, new_user("owner@example.com", "Team"), None)
             .await
             .expect("owner");
         sqlx::query("UPDATE organizations SET plan_id = 'pro'")
             .execute(&pool)
             .await
             .expect("plan");
-        let viewer = accounts::sign_up(&p, new_user("viewer@example.com", "Own"), None)
+        let viewer = signup::sign_up(&p, new_user("viewer@example.com", "Own"), None)
             .await
             .expect("viewer");
         sqlx::query("INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'viewer')")
@@ -584,7 +521,7 @@ mod accounts_over_http {
             .execute(&pool)
             .await
             .expect("membership");
-        let token = accounts::create_session(&p, viewer.user_id, None, None)
+        let token = sessions::create_session(&p, viewer.user_id, None, None)
             .await
             .expect("session");
         let cookie = format!("slipway_session={token}");
@@ -614,7 +551,7 @@ mod accounts_over_http {
         assert!(body.contains("Your role does not allow this."), "{body}");
         assert_eq!(count(&pool, "invitations").await, invitations_before);
 
-        let (_, team) = server.get_as("/dashboard/team", Some(&cookie)).await;
+        let (_, team) = server.page("/dashboard/team", Some(&cookie)).await;
         assert!(
             team.contains("owner@example.com"),
             "the viewer sees the team"
@@ -627,7 +564,7 @@ mod accounts_over_http {
             !team.contains(r#"data-form="remove-member""#),
             "and no remove buttons"
         );
-        let role = orgs::membership(&p, owner.organization_id, viewer.user_id)
+        let role = tenancy::membership(&p, owner.organization_id, viewer.user_id)
             .await
             .expect("still a member")
             .role;
@@ -637,28 +574,32 @@ mod accounts_over_http {
 
 mod tenancy_over_http {
     use super::*;
-    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-    use platform::api_keys::{self, Scope};
-    use platform::orgs;
+    use platform::identity::sessions;
+    use platform::identity::signup;
+    use platform::identity::signup::SignUp;
+    use platform::identity::users::{NewPassword, PersonName};
+    use platform::kernel::Email;
+    use platform::tenancy::api_keys::{self, Scope};
+    use platform::tenancy::{self, organizations};
 
     async fn user(
         p: &Platform,
         email: &str,
         organization: &str,
     ) -> (uuid::Uuid, uuid::Uuid, String) {
-        let signed_up = accounts::sign_up(
+        let signed_up = signup::sign_up(
             p,
             SignUp {
                 email: Email::parse(email).expect("email"),
                 name: PersonName::parse("Someone").expect("name"),
                 password: NewPassword::parse("correct horse battery").expect("password"),
-                organization: orgs::OrganizationName::parse(organization).expect("name"),
+                organization: organizations::OrganizationName::parse(organization).expect("name"),
             },
             None,
         )
         .await
         .expect("sign-up");
-        let token = accounts::create_session(p, signed_up.user_id, None, None)
+        let token = sessions::create_session(p, signed_up.user_id, None, None)
             .await
             .expect("session");
         (
@@ -669,7 +610,7 @@ mod tenancy_over_http {
     }
 
     async fn post(
-        server: &TestServer,
+        server: &TestApp,
         path: &str,
         cookie: &str,
         form: &[(&str, String)],
@@ -691,7 +632,7 @@ mod tenancy_over_http {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn a_member_of_a_reaches_nothing_of_b_through_server_functions(pool: PgPool) {
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         let p = Platform::new(
             pool.clone(),
             Catalog::new(default_plans()).expect("valid"),
@@ -704,7 +645,9 @@ mod tenancy_over_http {
             .execute(&pool)
             .await
             .expect("plan");
-        let bob_in_b = orgs::membership(&p, org_b, bob).await.expect("membership");
+        let bob_in_b = tenancy::membership(&p, org_b, bob)
+            .await
+            .expect("membership");
         let (b_key, _) = api_keys::create(&p, &bob_in_b, "deploy", &[Scope::Write], None)
             .await
             .expect("key");
@@ -764,8 +707,11 @@ mod tenancy_over_http {
 
         // B is untouched.
         assert_eq!(
-            orgs::membership(&p, org_b, bob).await.expect("member").role,
-            orgs::Role::Owner
+            tenancy::membership(&p, org_b, bob)
+                .await
+                .expect("member")
+                .role,
+            tenancy::Role::Owner
         );
         assert!(
             api_keys::list(&p, &bob_in_b).await.expect("keys")[0]
@@ -783,7 +729,7 @@ mod tenancy_over_http {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn admin_is_for_operators_only(pool: PgPool) {
-        let server = TestServer::default(pool.clone()).await;
+        let server = serve(pool.clone()).await;
         let p = Platform::new(
             pool.clone(),
             Catalog::new(default_plans()).expect("valid"),
@@ -840,36 +786,12 @@ async fn owner_on(
     platform: &Platform,
     email: &str,
     plan: &str,
-) -> (String, platform::orgs::Membership) {
-    use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
-    let signed_up = accounts::sign_up(
-        platform,
-        SignUp {
-            email: Email::parse(email).expect("email"),
-            name: PersonName::parse("Owner").expect("name"),
-            password: NewPassword::parse("correct horse battery").expect("password"),
-            organization: platform::orgs::OrganizationName::parse("Org").expect("name"),
-        },
-        None,
-    )
-    .await
-    .expect("sign-up");
-    sqlx::query("UPDATE organizations SET plan_id = $2 WHERE id = $1")
-        .bind(signed_up.organization_id)
-        .bind(plan)
-        .execute(&platform.db)
-        .await
-        .expect("plan");
-    let token = accounts::create_session(platform, signed_up.user_id, None, None)
-        .await
-        .expect("session");
+) -> (String, platform::tenancy::Membership) {
+    let owner = test_support::owner_with_email(platform, email).await;
+    test_support::set_plan(platform, &owner, plan).await;
     (
-        format!("slipway_session={token}"),
-        platform::orgs::Membership {
-            organization_id: signed_up.organization_id,
-            user_id: signed_up.user_id,
-            role: platform::orgs::Role::Owner,
-        },
+        test_support::session_cookie(platform, owner.user_id).await,
+        owner,
     )
 }
 
@@ -878,15 +800,17 @@ async fn owner_on(
 async fn site_pages_actions_and_events_are_scoped_to_the_organization(pool: PgPool) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let key = platform::secrets::MasterKey::parse(&platform::secrets::MasterKey::generate())
-        .expect("key");
+    let key = platform::kernel::secrets::MasterKey::parse(
+        &platform::kernel::secrets::MasterKey::generate(),
+    )
+    .expect("key");
     let p = Platform::new(
         pool.clone(),
         Catalog::new(default_plans()).expect("valid"),
         base.parse().expect("URL"),
     )
     .with_master_key(key);
-    let server = TestServer::serve_on(listener, base, p.clone());
+    let server = test_support::spawn_app_on(listener, base, p.clone());
     let (alice, alice_member) = owner_on(&p, "alice@example.com", "pro").await;
     let (bob, _) = owner_on(&p, "bob@example.com", "pro").await;
     let site = platform::sites::create(
@@ -902,23 +826,23 @@ async fn site_pages_actions_and_events_are_scoped_to_the_organization(pool: PgPo
     .expect("site");
     let page = format!("/dashboard/sites/{}", site.id);
 
-    let (status, html) = server.get_as(&page, Some(&alice)).await;
+    let (status, html) = server.page(&page, Some(&alice)).await;
     assert_eq!(status, 200);
     assert!(
         html.contains("Alice&#x27;s notes") || html.contains("Alice's notes"),
         "{html}"
     );
     assert!(html.contains("http://alice-notes.localhost:8080"));
-    let (_, list) = server.get_as("/dashboard/sites", Some(&alice)).await;
+    let (_, list) = server.page("/dashboard/sites", Some(&alice)).await;
     assert!(list.contains("alice-notes"));
 
-    let (status, html) = server.get_as(&page, Some(&bob)).await;
+    let (status, html) = server.page(&page, Some(&bob)).await;
     assert_eq!(
         status, 404,
         "another organization's site does not exist for Bob"
     );
     assert!(!html.contains("alice-notes"));
-    let (_, list) = server.get_as("/dashboard/sites", Some(&bob)).await;
+    let (_, list) = server.page("/dashboard/sites", Some(&bob)).await;
     assert!(!list.contains("alice-notes") && list.contains("No sites yet"));
 
     // The event stream: Alice's is open, Bob's and an anonymous one are refused.

@@ -10,20 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::accounts::{self, Email, NewPassword, PersonName, SignUp};
+use platform::Error;
 use platform::config::ProvisionConfig;
-use platform::orgs::{Membership, OrganizationName, Role};
-use platform::plans::{Catalog, default_plans};
+use platform::infra::docker::Runtime;
 use platform::provision::Reconciler;
-use platform::runtime::Runtime;
-use platform::secrets::MasterKey;
-use platform::sites::{self, NewSite, SiteAction};
-use platform::{Error, Platform};
+use platform::sites::{self, NewSite};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-
-mod support;
-use support::TcpRelay;
+use test_support::TcpRelay;
 
 async fn containers_of(site_id: uuid::Uuid) -> usize {
     let out = tokio::process::Command::new("docker")
@@ -58,33 +52,8 @@ async fn a_site_converges_after_postgresql_goes_away_mid_pass(pool: PgPool) {
                 .host("127.0.0.1")
                 .port(relay.port()),
         );
-    let platform = Platform::new(
-        relayed,
-        Catalog::new(default_plans()).expect("catalog"),
-        "https://hosting.test/".parse().expect("URL"),
-    )
-    .with_master_key(MasterKey::parse(&MasterKey::generate()).expect("key"));
-    let signed_up = accounts::sign_up(
-        &platform,
-        SignUp {
-            email: Email::parse("outage@example.com").expect("email"),
-            name: PersonName::parse("Owner").expect("name"),
-            password: NewPassword::parse("correct horse battery").expect("password"),
-            organization: OrganizationName::parse("Outage").expect("name"),
-        },
-        None,
-    )
-    .await
-    .expect("sign-up");
-    sqlx::query("UPDATE organizations SET plan_id = 'pro'")
-        .execute(&pool)
-        .await
-        .expect("plan");
-    let owner = Membership {
-        organization_id: signed_up.organization_id,
-        user_id: signed_up.user_id,
-        role: Role::Owner,
-    };
+    let platform = test_support::test_platform(relayed);
+    let owner = test_support::owner_on_plan(&platform, "pro").await;
     let config = ProvisionConfig {
         network: "slipway-test".to_owned(),
         tenant_database: "slipway_test_tenants".to_owned(),
@@ -169,7 +138,7 @@ async fn a_site_converges_after_postgresql_goes_away_mid_pass(pool: PgPool) {
     .expect("steps");
     assert_eq!(running, 0, "no step is left looking as if it still ran");
 
-    sites::request(&platform, &owner, site.id, SiteAction::Delete)
+    sites::delete(&platform, &owner, site.id, &site.slug)
         .await
         .expect("delete");
     reconciler.run_until_idle(10).await.expect("passes");

@@ -14,15 +14,12 @@ use axum::extract::{Path, Request};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use futures_util::{SinkExt as _, StreamExt as _};
-use platform::plans::{Catalog, default_plans};
+use platform::infra::tasks::Background;
 use platform::{Config, Platform};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
-
-#[path = "../../platform/tests/support/mod.rs"]
-mod owners;
 
 /// A stand-in for one site's container: says who it is and what it received.
 async fn upstream(name: &'static str) -> SocketAddr {
@@ -140,7 +137,7 @@ struct Env {
     platform: Platform,
     organization: Uuid,
     proxy: server::RunningProxy,
-    stop: tokio::sync::watch::Sender<bool>,
+    background: Background,
     base_domain: String,
 }
 
@@ -150,16 +147,12 @@ async fn start_with(pool: PgPool, tune: impl FnOnce(&mut Config)) -> Env {
     config.proxy.tls.listen = "127.0.0.1:0".parse().unwrap();
     config.usage.flush_interval_secs = 10;
     tune(&mut config);
-    let platform = Platform::new(
-        pool.clone(),
-        Catalog::new(default_plans()).unwrap(),
-        "http://127.0.0.1:3000/".parse().unwrap(),
-    );
-    let organization = owners::owner_on_plan(&platform, "pro")
+    let platform = test_support::platform_at(pool.clone(), "http://127.0.0.1:3000/");
+    let organization = test_support::owner_on_plan(&platform, "pro")
         .await
         .organization_id;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let proxy = server::start_proxy(&config, platform.clone(), stopping)
+    let background = Background::new();
+    let proxy = server::start_proxy(&config, platform.clone(), &background)
         .await
         .expect("proxy starts");
     Env {
@@ -167,7 +160,7 @@ async fn start_with(pool: PgPool, tune: impl FnOnce(&mut Config)) -> Env {
         platform,
         organization,
         proxy,
-        stop,
+        background,
         base_domain: config.proxy.base_domain.clone(),
     }
 }
@@ -258,8 +251,8 @@ impl Env {
     }
 
     async fn stop(self) -> PgPool {
-        let _ = self.stop.send(true);
-        self.proxy.stopped().await;
+        let late = self.background.shutdown(Duration::from_secs(15)).await;
+        assert!(late.is_empty(), "still running: {late:?}");
         self.pool
     }
 }
@@ -633,7 +626,7 @@ async fn http2_with_prior_knowledge_is_routed_too(pool: PgPool) {
 async fn one_site_cannot_take_more_than_its_concurrency_limit(pool: PgPool) {
     let env = start(pool).await;
     // Starter allows 32 requests in flight per site.
-    let starter = owners::owner_on_plan(&env.platform, "starter")
+    let starter = test_support::owner_on_plan(&env.platform, "starter")
         .await
         .organization_id;
     env.site_in(

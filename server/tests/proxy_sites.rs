@@ -8,17 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::config::ProvisionConfig;
-use platform::plans::{Catalog, default_plans};
+use platform::infra::docker::Runtime;
+use platform::infra::tasks::Background;
 use platform::provision::Reconciler;
-use platform::runtime::Runtime;
-use platform::secrets::MasterKey;
-use platform::sites::{self, NewSite, SiteAction};
-use platform::{Config, Error, Platform};
+use platform::sites::{self, NewSite};
+use platform::{Config, Error};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-#[path = "../../platform/tests/support/mod.rs"]
-mod owners;
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..8])
@@ -26,13 +22,8 @@ fn unique(prefix: &str) -> String {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn provisioned_sites_are_served_by_host_counted_and_measured(pool: PgPool) {
-    let platform = Platform::new(
-        pool.clone(),
-        Catalog::new(default_plans()).unwrap(),
-        "https://hosting.test/".parse().unwrap(),
-    )
-    .with_master_key(MasterKey::parse(&MasterKey::generate()).unwrap());
-    let me = owners::owner_on_plan(&platform, "pro").await;
+    let platform = test_support::test_platform(pool.clone());
+    let me = test_support::owner_on_plan(&platform, "pro").await;
     let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/x86_64-unknown-linux-gnu/release/site");
     assert!(binary.exists(), "run `make site-image` first");
@@ -73,8 +64,8 @@ async fn provisioned_sites_are_served_by_host_counted_and_measured(pool: PgPool)
 
     let mut config = Config::default();
     config.proxy.listen = "127.0.0.1:0".parse().unwrap();
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let proxy = server::start_proxy(&config, platform.clone(), stopping)
+    let background = Background::new();
+    let proxy = server::start_proxy(&config, platform.clone(), &background)
         .await
         .unwrap();
     let client = reqwest::Client::new();
@@ -130,9 +121,13 @@ async fn provisioned_sites_are_served_by_host_counted_and_measured(pool: PgPool)
         "a migrated schema takes some pages: {storage}"
     );
 
-    let _ = stop.send(true);
-    proxy.stopped().await;
-    let report = platform::usage::report(&platform, &me, Some(ids[0]), 30)
+    assert!(
+        background
+            .shutdown(Duration::from_secs(15))
+            .await
+            .is_empty()
+    );
+    let report = platform::traffic::usage::report(&platform, &me, Some(ids[0]), 30)
         .await
         .unwrap();
     let today = report.days.last().unwrap();
@@ -146,16 +141,14 @@ async fn provisioned_sites_are_served_by_host_counted_and_measured(pool: PgPool)
     );
     assert_eq!(report.sites.len(), 1);
     // Another organization cannot read this site's usage.
-    let stranger = owners::owner_on_plan(&platform, "pro").await;
+    let stranger = test_support::owner_on_plan(&platform, "pro").await;
     assert!(matches!(
-        platform::usage::report(&platform, &stranger, Some(ids[0]), 30).await,
+        platform::traffic::usage::report(&platform, &stranger, Some(ids[0]), 30).await,
         Err(Error::NotFound)
     ));
 
-    for id in ids {
-        sites::request(&platform, &me, id, SiteAction::Delete)
-            .await
-            .unwrap();
+    for (id, slug) in ids.iter().zip(&slugs) {
+        sites::delete(&platform, &me, *id, slug).await.unwrap();
     }
     reconciler.run_until_idle(10).await.unwrap();
 }

@@ -1,7 +1,8 @@
 //! A Stripe-shaped test server: test code only.
 //!
 //! It answers the API calls Slipway makes the way Stripe does (form-encoded requests, JSON
-//! objects built from Stripe's published fixtures in `../shared/stripe/fixtures3.json` with
+//! objects built from Stripe's published fixtures in `fixtures/fixtures3.json` (vendored from
+//! Stripe's public OpenAPI repository with its MIT licence, `fixtures/LICENSE`) with
 //! the fields the request set, Stripe's error objects, `Idempotency-Key` replay), serves a
 //! hosted checkout page with a "Pay" button, and delivers webhook events signed exactly as
 //! Stripe signs them (`Stripe-Signature: t=...,v1=...`). Tests drive billing scenarios with
@@ -32,8 +33,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-/// Where the fixtures are, from a crate directory of this workspace.
-pub const FIXTURES: &str = "../../shared/stripe/fixtures3.json";
+/// Where the fixtures are, relative to this crate's directory.
+pub const FIXTURES: &str = "fixtures/fixtures3.json";
 
 /// A running test server; stops when dropped.
 pub struct StripeTestServer {
@@ -68,6 +69,8 @@ struct Stripe {
     meter_events: HashMap<String, Value>,
     /// Answer this many meter event calls with a 500 *after* recording them (a lost answer).
     lose_meter_answers: usize,
+    /// Stripe is down: every API call answers 500 (webhooks are still delivered).
+    outage: bool,
     idempotent: HashMap<String, (StatusCode, Value)>,
     webhook: Option<(String, Vec<String>)>,
     hold: bool,
@@ -142,9 +145,16 @@ impl Stripe {
         self.objects.get(id).cloned()
     }
 
-    /// Keeps `object` under its id; returns it.
+    /// Keeps `object` under its id; returns it. An invoice becomes its subscription's
+    /// `latest_invoice`.
     fn store(&mut self, object: Value) -> Value {
         let id = object["id"].as_str().unwrap_or_default().to_owned();
+        if object["object"] == "invoice"
+            && let Some(subscription) = object["subscription"].as_str()
+            && let Some(stored) = self.objects.get_mut(subscription)
+        {
+            stored["latest_invoice"] = json!(id);
+        }
         self.objects.insert(id, object.clone());
         object
     }
@@ -348,6 +358,7 @@ impl StripeTestServer {
             .route("/v1/prices", get(list_prices).post(create_price))
             .route("/v1/checkout/sessions", post(create_checkout_session))
             .route("/v1/billing_portal/sessions", post(create_portal_session))
+            .route("/v1/subscriptions", get(list_subscriptions))
             .route(
                 "/v1/subscriptions/{id}",
                 get(retrieve_subscription).post(update_subscription),
@@ -360,6 +371,7 @@ impl StripeTestServer {
             .route("/checkout/{id}/pay", post(pay))
             .route("/portal/{id}", get(portal_page))
             .fallback(unknown)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), outage))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -367,7 +379,7 @@ impl StripeTestServer {
         Self { addr, state, task }
     }
 
-    /// Starts with the fixtures of this repository's `../shared/stripe/`.
+    /// Starts with the fixtures vendored in this crate (`fixtures/`).
     pub async fn start_default() -> Self {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         Self::start(dir.join(FIXTURES)).await
@@ -437,6 +449,12 @@ impl StripeTestServer {
     /// Meter events Stripe counted, by identifier.
     pub fn meter_events(&self) -> HashMap<String, Value> {
         lock(&self.state).meter_events.clone()
+    }
+
+    /// Stripe's API goes down (`true`: every `/v1/` call answers 500 with an `api_error`)
+    /// or comes back. Webhook deliveries go on either way.
+    pub fn set_outage(&self, down: bool) {
+        lock(&self.state).outage = down;
     }
 
     /// The next `n` meter event calls are recorded but answered with a 500, as when the
@@ -888,6 +906,52 @@ async fn retrieve_subscription(
         }
         _ => missing("subscription", &id),
     }
+}
+
+/// `GET /v1/subscriptions?customer=...&status=all`: the customer's subscriptions, newest
+/// first.
+async fn list_subscriptions(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let query = decode_form(&query.unwrap_or_default());
+    let mut stripe = lock(&state);
+    stripe
+        .requests
+        .push(("GET".into(), "/v1/subscriptions".into()));
+    let customer = query["customer"].as_str().unwrap_or_default();
+    let status = query["status"].as_str().unwrap_or("active");
+    let mut data: Vec<Value> = stripe
+        .objects
+        .values()
+        .filter(|o| o["object"] == "subscription" && o["customer"] == customer)
+        .filter(|o| status == "all" || o["status"] == status)
+        .cloned()
+        .collect();
+    data.sort_by(|a, b| {
+        (b["created"].as_i64(), b["id"].as_str()).cmp(&(a["created"].as_i64(), a["id"].as_str()))
+    });
+    axum::Json(
+        json!({ "object": "list", "data": data, "has_more": false, "url": "/v1/subscriptions" }),
+    )
+    .into_response()
+}
+
+/// While Stripe is "down", every API call fails as Stripe's do when they fail: a 500 with
+/// an `api_error`.
+async fn outage(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let down = lock(&state).outage;
+    if down && request.uri().path().starts_with("/v1/") {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            "An unknown error occurred (the test server is in an outage).",
+            None,
+        );
+    }
+    next.run(request).await
 }
 
 async fn update_subscription(

@@ -22,7 +22,9 @@ pub fn AdminPage() -> impl IntoView {
                             <PublicPage>
                                 <div class="mx-auto max-w-3xl px-4 py-16" data-operator="">
                                     <h1 class="text-3xl font-bold">"Operator"</h1>
-                                    <p class="mt-2 text-slate-600">{format!("Signed in as {email}, a platform operator.")}</p>
+                                    <p class="mt-2 text-slate-600">
+                                        {format!("Signed in as {email}, a platform operator.")}
+                                    </p>
                                     <p class="mt-6 rounded-lg border border-dashed border-slate-300 bg-white p-6 text-slate-600">
                                         "The operator panel (organizations, sites, subscriptions, health, revenue) is not built yet."
                                     </p>
@@ -38,7 +40,9 @@ pub fn AdminPage() -> impl IntoView {
                                 <div class="mx-auto max-w-xl px-4 py-24 text-center">
                                     <p class="text-sm font-semibold text-red-600">"403"</p>
                                     <h1 class="mt-2 text-3xl font-bold">"Not allowed"</h1>
-                                    <p class="mt-4 text-slate-600" data-refused="">{error.to_string()}</p>
+                                    <p class="mt-4 text-slate-600" data-refused="">
+                                        {error.to_string()}
+                                    </p>
                                 </div>
                             </PublicPage>
                         }

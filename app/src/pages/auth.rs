@@ -41,12 +41,26 @@ pub fn SignUpPage() -> impl IntoView {
     view! {
         <AuthCard title="Create your account">
             <p class="mt-2 text-sm text-slate-600">
-                "Already have one? " <a href="/login" class="font-medium text-indigo-600 hover:underline">"Sign in"</a>
+                "Already have one? "
+                <a href="/login" class="font-medium text-indigo-600 hover:underline">
+                    "Sign in"
+                </a>
             </p>
             <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="signup">
                 <FormError error=general_error(value) />
-                <Field label="Your name" name="name" autocomplete="name" error=field_error(value, "name") />
-                <Field label="Email" name="email" kind="email" autocomplete="email" error=field_error(value, "email") />
+                <Field
+                    label="Your name"
+                    name="name"
+                    autocomplete="name"
+                    error=field_error(value, "name")
+                />
+                <Field
+                    label="Email"
+                    name="email"
+                    kind="email"
+                    autocomplete="email"
+                    error=field_error(value, "email")
+                />
                 <Field
                     label="Password (at least 10 characters)"
                     name="password"
@@ -54,7 +68,11 @@ pub fn SignUpPage() -> impl IntoView {
                     autocomplete="new-password"
                     error=field_error(value, "password")
                 />
-                <Field label="Organization name" name="organization" error=field_error(value, "organization") />
+                <Field
+                    label="Organization name"
+                    name="organization"
+                    error=field_error(value, "organization")
+                />
                 <Submit label="Create account" />
             </ActionForm>
         </AuthCard>
@@ -68,11 +86,19 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <AuthCard title="Sign in">
             <p class="mt-2 text-sm text-slate-600">
-                "New here? " <a href="/signup" class="font-medium text-indigo-600 hover:underline">"Create an account"</a>
+                "New here? " <a href="/signup" class="font-medium text-indigo-600 hover:underline">
+                    "Create an account"
+                </a>
             </p>
             <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="login">
                 <FormError error=general_error(value) />
-                <Field label="Email" name="email" kind="email" autocomplete="email" error=field_error(value, "email") />
+                <Field
+                    label="Email"
+                    name="email"
+                    kind="email"
+                    autocomplete="email"
+                    error=field_error(value, "email")
+                />
                 <Field
                     label="Password"
                     name="password"
@@ -82,7 +108,9 @@ pub fn LoginPage() -> impl IntoView {
                 />
                 <div class="flex items-center justify-between">
                     <Submit label="Sign in" />
-                    <a href="/reset" class="text-sm text-indigo-600 hover:underline">"Forgot your password?"</a>
+                    <a href="/reset" class="text-sm text-indigo-600 hover:underline">
+                        "Forgot your password?"
+                    </a>
                 </div>
             </ActionForm>
         </AuthCard>
@@ -95,7 +123,9 @@ pub fn LogoutPage() -> impl IntoView {
     let everywhere = ServerAction::<SignOutEverywhere>::new();
     view! {
         <AuthCard title="Sign out">
-            <p class="mt-2 text-sm text-slate-600">"End this session, or every session of your account on every device."</p>
+            <p class="mt-2 text-sm text-slate-600">
+                "End this session, or every session of your account on every device."
+            </p>
             <div class="mt-6 flex flex-wrap gap-3">
                 <ActionForm action=sign_out attr:data-form="logout">
                     <Submit label="Sign out" />
@@ -143,15 +173,28 @@ pub fn ResetPage() -> impl IntoView {
                             when=requested
                             fallback=move || {
                                 view! {
-                                    <ActionForm action=request attr:class="mt-6 space-y-4" attr:data-form="request-reset">
+                                    <ActionForm
+                                        action=request
+                                        attr:class="mt-6 space-y-4"
+                                        attr:data-form="request-reset"
+                                    >
                                         <FormError error=general_error(request.value()) />
-                                        <Field label="Email" name="email" kind="email" autocomplete="email" error=field_error(request.value(), "email") />
+                                        <Field
+                                            label="Email"
+                                            name="email"
+                                            kind="email"
+                                            autocomplete="email"
+                                            error=field_error(request.value(), "email")
+                                        />
                                         <Submit label="Send me a reset link" />
                                     </ActionForm>
                                 }
                             }
                         >
-                            <p class="mt-6 rounded-lg bg-green-50 p-3 text-sm text-green-800" data-notice="">
+                            <p
+                                class="mt-6 rounded-lg bg-green-50 p-3 text-sm text-green-800"
+                                data-notice=""
+                            >
                                 "If an account uses that address, a reset link is on its way. It works for one hour."
                             </p>
                         </Show>
@@ -190,7 +233,11 @@ pub fn AcceptInvitationPage() -> impl IntoView {
                                 <p class="mt-2 text-sm text-slate-600">
                                     {format!("You are signed in as {}.", me.email)}
                                 </p>
-                                <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="accept">
+                                <ActionForm
+                                    action
+                                    attr:class="mt-6 space-y-4"
+                                    attr:data-form="accept"
+                                >
                                     <FormError error=general_error(action.value()) />
                                     <input type="hidden" name="token" value=move || token.get() />
                                     <Submit label="Accept the invitation" />
@@ -204,8 +251,18 @@ pub fn AcceptInvitationPage() -> impl IntoView {
                                     "Sign in with the invited address, or create an account with it, then open the link again."
                                 </p>
                                 <div class="mt-6 flex gap-3">
-                                    <a href="/login" class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white">"Sign in"</a>
-                                    <a href="/signup" class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold">"Create an account"</a>
+                                    <a
+                                        href="/login"
+                                        class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white"
+                                    >
+                                        "Sign in"
+                                    </a>
+                                    <a
+                                        href="/signup"
+                                        class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold"
+                                    >
+                                        "Create an account"
+                                    </a>
                                 </div>
                             }
                                 .into_any()

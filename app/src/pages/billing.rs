@@ -41,14 +41,31 @@ pub fn BillingPage() -> impl IntoView {
     view! {
         <Title text="Billing" />
         <h1 class="text-2xl font-bold tracking-tight">"Billing"</h1>
-        {move || notice().map(|(class, text)| view! {
-            <p class=format!("mt-4 rounded-lg border px-4 py-3 text-sm {class}") data-billing-notice="">{text}</p>
-        })}
-        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading billing…"</p> }>
+        {move || {
+            notice()
+                .map(|(class, text)| {
+                    view! {
+                        <p
+                            class=format!("mt-4 rounded-lg border px-4 py-3 text-sm {class}")
+                            data-billing-notice=""
+                        >
+                            {text}
+                        </p>
+                    }
+                })
+        }}
+        <Suspense fallback=|| {
+            view! { <p class="mt-4 text-slate-500">"Loading billing…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match billing.await {
                     Ok(view) => view! { <Billing billing=view /> }.into_any(),
-                    Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <FormError error=Signal::derive(move || Some(error.to_string())) />
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -75,63 +92,129 @@ fn Billing(billing: BillingView) -> impl IntoView {
     view! {
         <Panel title="Plan">
             <div class="flex flex-wrap items-center gap-3">
-                <p class="text-xl font-semibold" data-billing-plan=billing.plan_id.clone()>{billing.plan_name.clone()}</p>
-                <span class=format!("rounded-full px-2.5 py-0.5 text-xs font-semibold {status_class}") data-billing-status=billing.status.clone()>
+                <p class="text-xl font-semibold" data-billing-plan=billing.plan_id.clone()>
+                    {billing.plan_name.clone()}
+                </p>
+                <span
+                    class=format!("rounded-full px-2.5 py-0.5 text-xs font-semibold {status_class}")
+                    data-billing-status=billing.status.clone()
+                >
                     {billing.status.clone()}
                 </span>
             </div>
             <p class="mt-1 text-sm text-slate-600">{summary}</p>
             <dl class="mt-4 grid gap-4 text-sm sm:grid-cols-3">
-                {billing.period_end.clone().map(|end| view! {
-                    <div>
-                        <dt class="text-slate-500">{if billing.cancel_at_period_end { "Ends on" } else { "Renews on" }}</dt>
-                        <dd class="font-medium" data-period-end="">{end}</dd>
-                    </div>
-                })}
-                {billing.upcoming_invoice.clone().map(|amount| view! {
-                    <div>
-                        <dt class="text-slate-500">"Next invoice"</dt>
-                        <dd class="font-medium" data-upcoming-invoice="">{amount}</dd>
-                    </div>
-                })}
-                {(billing.failed_payments > 0).then(|| view! {
-                    <div>
-                        <dt class="text-slate-500">"Failed payment attempts"</dt>
-                        <dd class="font-medium text-red-700" data-failed-payments="">
-                            {format!("{} of {}", billing.failed_payments, billing.failed_payments_before_suspend)}
-                        </dd>
-                    </div>
-                })}
+                {billing
+                    .period_end
+                    .clone()
+                    .map(|end| {
+                        view! {
+                            <div>
+                                <dt class="text-slate-500">
+                                    {if billing.cancel_at_period_end {
+                                        "Ends on"
+                                    } else {
+                                        "Renews on"
+                                    }}
+                                </dt>
+                                <dd class="font-medium" data-period-end="">
+                                    {end}
+                                </dd>
+                            </div>
+                        }
+                    })}
+                {billing
+                    .upcoming_invoice
+                    .clone()
+                    .map(|amount| {
+                        view! {
+                            <div>
+                                <dt class="text-slate-500">"Next invoice"</dt>
+                                <dd class="font-medium" data-upcoming-invoice="">
+                                    {amount}
+                                </dd>
+                            </div>
+                        }
+                    })}
+                {(billing.failed_payments > 0)
+                    .then(|| {
+                        view! {
+                            <div>
+                                <dt class="text-slate-500">"Failed payment attempts"</dt>
+                                <dd class="font-medium text-red-700" data-failed-payments="">
+                                    {format!(
+                                        "{} of {}",
+                                        billing.failed_payments,
+                                        billing.failed_payments_before_suspend,
+                                    )}
+                                </dd>
+                            </div>
+                        }
+                    })}
             </dl>
-            {billing.grace_ends_at.clone().map(|until| view! {
-                <p class="mt-4 rounded-lg border border-amber-200 bg-amber-50 px-4 py-3 text-sm text-amber-900" data-grace="">
-                    {format!("Your subscription has ended. Your sites are paused and kept until {until}; subscribe again before then to keep them.")}
-                </p>
-            })}
-            {(billing.can_manage && billing.has_customer && !billing.local_mode).then(|| view! {
-                <ActionForm action=portal attr:class="mt-4" attr:data-form="portal">
-                    <button type="submit" class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold hover:bg-slate-50">
-                        "Payment methods, invoices and cancellation"
-                    </button>
-                    <FormError error=general_error(portal.value()) />
-                </ActionForm>
-            })}
+            {billing
+                .grace_ends_at
+                .clone()
+                .map(|until| {
+                    view! {
+                        <p
+                            class="mt-4 rounded-lg border border-amber-200 bg-amber-50 px-4 py-3 text-sm text-amber-900"
+                            data-grace=""
+                        >
+                            {format!(
+                                "Your subscription has ended. Your sites are paused and kept until {until}; subscribe again before then to keep them.",
+                            )}
+                        </p>
+                    }
+                })}
+            {(billing.can_manage && billing.has_customer && !billing.local_mode)
+                .then(|| {
+                    view! {
+                        <ActionForm action=portal attr:class="mt-4" attr:data-form="portal">
+                            <button
+                                type="submit"
+                                class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold hover:bg-slate-50"
+                            >
+                                "Payment methods, invoices and cancellation"
+                            </button>
+                            <FormError error=general_error(portal.value()) />
+                        </ActionForm>
+                    }
+                })}
         </Panel>
         <Panel title="Usage against your plan">
             <div class="grid gap-4 sm:grid-cols-2">
                 {billing.bars.into_iter().map(|bar| view! { <Bar bar /> }).collect_view()}
             </div>
         </Panel>
-        {(!billing.local_mode).then(|| view! {
-            <Panel title=if billing.interval.is_some() { "Change plan or interval" } else { "Choose a plan" }>
-                {(!billing.can_manage).then(|| view! {
-                    <p class="text-sm text-slate-600">"Only the organization's owners can change its plan."</p>
-                })}
-                <div class="grid gap-4 lg:grid-cols-3">
-                    {billing.plans.into_iter().map(|plan| view! { <PlanOption plan can_manage=billing.can_manage /> }).collect_view()}
-                </div>
-            </Panel>
-        })}
+        {(!billing.local_mode)
+            .then(|| {
+                view! {
+                    <Panel title=if billing.interval.is_some() {
+                        "Change plan or interval"
+                    } else {
+                        "Choose a plan"
+                    }>
+                        {(!billing.can_manage)
+                            .then(|| {
+                                view! {
+                                    <p class="text-sm text-slate-600">
+                                        "Only the organization's owners can change its plan."
+                                    </p>
+                                }
+                            })}
+                        <div class="grid gap-4 lg:grid-cols-3">
+                            {billing
+                                .plans
+                                .into_iter()
+                                .map(|plan| {
+                                    view! { <PlanOption plan can_manage=billing.can_manage /> }
+                                })
+                                .collect_view()}
+                        </div>
+                    </Panel>
+                }
+            })}
     }
 }
 
@@ -151,17 +234,25 @@ fn PlanOption(plan: PlanChoice, can_manage: bool) -> impl IntoView {
     view! {
         <div class=class data-plan-option=plan.id.clone()>
             <p class="font-semibold">{plan.name.clone()}</p>
-            {plan.too_small.clone().map(|why| view! {
-                <p class="mt-2 text-sm text-amber-800" data-too-small="">
-                    {format!("{why} Delete sites or members first to move to this plan.")}
-                </p>
-            })}
+            {plan
+                .too_small
+                .clone()
+                .map(|why| {
+                    view! {
+                        <p class="mt-2 text-sm text-amber-800" data-too-small="">
+                            {format!("{why} Delete sites or members first to move to this plan.")}
+                        </p>
+                    }
+                })}
             <div class="mt-3 flex flex-wrap gap-2">
-                {choices.into_iter().map(|(interval, label)| {
-                    let current = plan.current_interval.as_deref() == Some(interval);
-                    let disabled = current || plan.too_small.is_some() || !can_manage;
-                    view! { <Choose plan=plan.id.clone() interval label current disabled /> }
-                }).collect_view()}
+                {choices
+                    .into_iter()
+                    .map(|(interval, label)| {
+                        let current = plan.current_interval.as_deref() == Some(interval);
+                        let disabled = current || plan.too_small.is_some() || !can_manage;
+                        view! { <Choose plan=plan.id.clone() interval label current disabled /> }
+                    })
+                    .collect_view()}
             </div>
         </div>
     }

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 pub fn PublicPage(children: Children) -> impl IntoView {
     view! {
         <div class="flex min-h-screen flex-col">
+            <super::dev_mail::DevModeBar />
             <PublicHeader />
             <main class="flex-1">{children()}</main>
             <PublicFooter />
@@ -24,7 +25,10 @@ fn PublicHeader() -> impl IntoView {
             >
                 <HomeLink class="flex items-center gap-2 text-lg font-bold text-slate-900" />
                 <div class="flex items-center gap-2 text-sm font-medium sm:gap-4">
-                    <a href="/pricing" class="rounded-md px-3 py-2 text-slate-700 hover:bg-slate-100">
+                    <a
+                        href="/pricing"
+                        class="rounded-md px-3 py-2 text-slate-700 hover:bg-slate-100"
+                    >
                         "Pricing"
                     </a>
                     <a

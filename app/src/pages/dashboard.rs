@@ -110,6 +110,7 @@ fn Frame(me: Me) -> impl IntoView {
         |_| past_due_banner(),
     );
     view! {
+        <super::dev_mail::DevModeBar />
         <div class="min-h-screen md:flex">
             <aside class="border-b border-slate-200 bg-white md:min-h-screen md:w-60 md:shrink-0 md:border-b-0 md:border-r">
                 <HomeLink class="flex items-center gap-2 px-4 py-4 text-lg font-bold md:px-6" />
@@ -143,31 +144,70 @@ fn Frame(me: Me) -> impl IntoView {
                 <header class="flex flex-wrap items-center justify-between gap-3 border-b border-slate-200 bg-white px-4 py-3 sm:px-8">
                     <OrganizationSwitcher me=me.clone() />
                     <div class="flex items-center gap-3 text-sm">
-                        <span class="text-slate-600" data-user-email="">{me.email.clone()}</span>
-                        {me.is_operator.then(|| view! { <a href="/admin" class="font-medium text-indigo-600">"Operator"</a> })}
-                        <a href="/logout" class="font-medium text-slate-700 hover:underline">"Sign out"</a>
+                        <span class="text-slate-600" data-user-email="">
+                            {me.email.clone()}
+                        </span>
+                        {me
+                            .is_operator
+                            .then(|| {
+                                view! {
+                                    <a href="/admin" class="font-medium text-indigo-600">
+                                        "Operator"
+                                    </a>
+                                }
+                            })}
+                        <a href="/logout" class="font-medium text-slate-700 hover:underline">
+                            "Sign out"
+                        </a>
                     </div>
                 </header>
                 {(!me.email_verified)
                     .then(|| {
                         view! {
-                            <div class="flex flex-wrap items-center gap-3 border-b border-amber-200 bg-amber-50 px-4 py-2 text-sm text-amber-900 sm:px-8" data-unverified="">
-                                <span>{format!("Confirm your email address: we sent a link to {}.", me.email)}</span>
+                            <div
+                                class="flex flex-wrap items-center gap-3 border-b border-amber-200 bg-amber-50 px-4 py-2 text-sm text-amber-900 sm:px-8"
+                                data-unverified=""
+                            >
+                                <span>
+                                    {format!(
+                                        "Confirm your email address: we sent a link to {}.",
+                                        me.email,
+                                    )}
+                                </span>
                                 <ActionForm action=resend>
-                                    <button type="submit" class="font-semibold underline">"Send it again"</button>
+                                    <button type="submit" class="font-semibold underline">
+                                        "Send it again"
+                                    </button>
                                 </ActionForm>
-                                {move || matches!(resend.value().get(), Some(Ok(()))).then_some(view! { <span>"Sent."</span> })}
+                                {move || {
+                                    matches!(resend.value().get(), Some(Ok(())))
+                                        .then_some(view! { <span>"Sent."</span> })
+                                }}
                             </div>
                         }
                     })}
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
-                        banner.await.ok().flatten().map(|message| view! {
-                            <div class="flex flex-wrap items-center gap-3 border-b border-red-200 bg-red-50 px-4 py-2 text-sm text-red-900 sm:px-8" data-past-due="">
-                                <span>{message}</span>
-                                <a href="/dashboard/billing" class="font-semibold underline">"Go to Billing"</a>
-                            </div>
-                        })
+                        banner
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|message| {
+                                view! {
+                                    <div
+                                        class="flex flex-wrap items-center gap-3 border-b border-red-200 bg-red-50 px-4 py-2 text-sm text-red-900 sm:px-8"
+                                        data-past-due=""
+                                    >
+                                        <span>{message}</span>
+                                        <a
+                                            href="/dashboard/billing"
+                                            class="font-semibold underline"
+                                        >
+                                            "Go to Billing"
+                                        </a>
+                                    </div>
+                                }
+                            })
                     })}
                 </Suspense>
                 <main class="px-4 py-8 sm:px-8">
@@ -187,8 +227,14 @@ fn OrganizationSwitcher(me: Me) -> impl IntoView {
         .map(|org| org.id.clone())
         .unwrap_or_default();
     view! {
-        <ActionForm action=switch attr:class="flex items-center gap-2" attr:data-form="switch-organization">
-            <label class="text-sm text-slate-500" for="organization-switcher">"Organization"</label>
+        <ActionForm
+            action=switch
+            attr:class="flex items-center gap-2"
+            attr:data-form="switch-organization"
+        >
+            <label class="text-sm text-slate-500" for="organization-switcher">
+                "Organization"
+            </label>
             <select
                 id="organization-switcher"
                 name="organization_id"
@@ -206,7 +252,9 @@ fn OrganizationSwitcher(me: Me) -> impl IntoView {
                     })
                     .collect_view()}
             </select>
-            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 text-sm">"Switch"</button>
+            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 text-sm">
+                "Switch"
+            </button>
             <FormError error=general_error(switch.value()) />
         </ActionForm>
     }
@@ -238,7 +286,8 @@ pub fn Panel(
     view! {
         <section class="mt-8 rounded-2xl border border-slate-200 bg-white p-6">
             <h2 class="text-lg font-semibold">{title}</h2>
-            {(!note.is_empty()).then(|| view! { <p class="mt-1 text-sm text-slate-600">{note}</p> })}
+            {(!note.is_empty())
+                .then(|| view! { <p class="mt-1 text-sm text-slate-600">{note}</p> })}
             <div class="mt-4">{children()}</div>
         </section>
     }

@@ -77,16 +77,23 @@ pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
                     class="rounded-lg border border-red-200 bg-red-50 p-3 text-sm text-red-800"
                 >
                     {
-                        // A plan limit says where to get more: make that a link.
                         let upgrade = message.contains("under Billing");
+                        // A plan limit says where to get more: make that a link.
                         view! {
                             {message}
-                            {upgrade.then(|| view! {
-                                " "
-                                <a href="/dashboard/billing" class="font-semibold underline" data-upgrade="">
-                                    "See plans"
-                                </a>
-                            })}
+                            {upgrade
+                                .then(|| {
+                                    view! {
+                                        " "
+                                        <a
+                                            href="/dashboard/billing"
+                                            class="font-semibold underline"
+                                            data-upgrade=""
+                                        >
+                                            "See plans"
+                                        </a>
+                                    }
+                                })}
                         }
                     }
                 </div>

@@ -64,8 +64,12 @@ pub fn LandingPage() -> impl IntoView {
                     .collect_view()}
             </section>
             <section class="mx-auto mt-20 max-w-6xl px-4 sm:px-6" aria-labelledby="plans-heading">
-                <h2 id="plans-heading" class="text-2xl font-bold">"Plans"</h2>
-                <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading plans…"</p> }>
+                <h2 id="plans-heading" class="text-2xl font-bold">
+                    "Plans"
+                </h2>
+                <Suspense fallback=|| {
+                    view! { <p class="mt-4 text-slate-500">"Loading plans…"</p> }
+                }>
                     {move || Suspend::new(async move {
                         match plans.await {
                             Ok(plans) => {
@@ -75,7 +79,10 @@ pub fn LandingPage() -> impl IntoView {
                                             .into_iter()
                                             .map(|plan| {
                                                 view! {
-                                                    <li class="rounded-xl border border-slate-200 bg-white p-4" data-plan=plan.id.clone()>
+                                                    <li
+                                                        class="rounded-xl border border-slate-200 bg-white p-4"
+                                                        data-plan=plan.id.clone()
+                                                    >
                                                         <p class="font-semibold">{plan.name.clone()}</p>
                                                         <p class="mt-1 text-sm text-slate-600">
                                                             {if plan.monthly_cents == 0 {
@@ -92,11 +99,16 @@ pub fn LandingPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(error) => view! { <LoadError message=error.to_string() /> }.into_any(),
+                            Err(error) => {
+                                view! { <LoadError message=error.to_string() /> }.into_any()
+                            }
                         }
                     })}
                 </Suspense>
-                <a href="/pricing" class="mt-6 inline-block font-medium text-indigo-600 hover:underline">
+                <a
+                    href="/pricing"
+                    class="mt-6 inline-block font-medium text-indigo-600 hover:underline"
+                >
                     "Compare every plan →"
                 </a>
             </section>

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod billing;
 pub mod chrome;
 pub mod dashboard;
+pub mod dev_mail;
 pub mod forms;
 pub mod landing;
 pub mod not_found;

@@ -14,12 +14,12 @@ pub fn NotFound() -> impl IntoView {
         <Title text="Page not found" />
         <PublicPage>
             <div class="mx-auto max-w-xl px-4 py-24 text-center">
-            <p class="text-sm font-semibold text-indigo-600">"404"</p>
-            <h1 class="mt-2 text-3xl font-bold tracking-tight">"Page not found"</h1>
-            <p class="mt-4 text-slate-600">"There is nothing at this address."</p>
-            <a href="/" class="mt-8 inline-block font-medium text-indigo-600 hover:underline">
-                "Back to the home page"
-            </a>
+                <p class="text-sm font-semibold text-indigo-600">"404"</p>
+                <h1 class="mt-2 text-3xl font-bold tracking-tight">"Page not found"</h1>
+                <p class="mt-4 text-slate-600">"There is nothing at this address."</p>
+                <a href="/" class="mt-8 inline-block font-medium text-indigo-600 hover:underline">
+                    "Back to the home page"
+                </a>
             </div>
         </PublicPage>
     }

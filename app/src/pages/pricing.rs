@@ -91,30 +91,42 @@ pub fn PricingPage() -> impl IntoView {
         <Title text="Pricing" />
         <PublicPage>
             <div class="mx-auto max-w-6xl px-4 pt-16 sm:px-6">
-            <div class="text-center">
-                <h1 class="text-4xl font-bold tracking-tight sm:text-5xl">"Simple, predictable pricing"</h1>
-                <p class="mx-auto mt-4 max-w-2xl text-lg text-slate-600">
-                    "Every hosted plan includes its own container, its own database and SSL. Change or cancel any time."
-                </p>
-            </div>
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    matches!(local.await, Ok(true)).then(|| view! {
-                        <p class="mx-auto mt-6 max-w-2xl rounded-lg border border-slate-200 bg-white px-4 py-3 text-center text-sm text-slate-700" data-local-billing="">
-                            "On this server plans are assigned by its operator, who bills outside Slipway: contact them to subscribe or change plans."
-                        </p>
-                    })
-                })}
-            </Suspense>
-            <IntervalToggle interval />
-            <Suspense fallback=|| view! { <p class="mt-12 text-center text-slate-500">"Loading plans…"</p> }>
-                {move || Suspend::new(async move {
-                    match plans.await {
-                        Ok(plans) => view! { <PlanGrid plans interval /> }.into_any(),
-                        Err(error) => view! { <LoadError message=error.to_string() /> }.into_any(),
-                    }
-                })}
-            </Suspense>
+                <div class="text-center">
+                    <h1 class="text-4xl font-bold tracking-tight sm:text-5xl">
+                        "Simple, predictable pricing"
+                    </h1>
+                    <p class="mx-auto mt-4 max-w-2xl text-lg text-slate-600">
+                        "Every hosted plan includes its own container, its own database and SSL. Change or cancel any time."
+                    </p>
+                </div>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        matches!(local.await, Ok(true))
+                            .then(|| {
+                                view! {
+                                    <p
+                                        class="mx-auto mt-6 max-w-2xl rounded-lg border border-slate-200 bg-white px-4 py-3 text-center text-sm text-slate-700"
+                                        data-local-billing=""
+                                    >
+                                        "On this server plans are assigned by its operator, who bills outside Slipway: contact them to subscribe or change plans."
+                                    </p>
+                                }
+                            })
+                    })}
+                </Suspense>
+                <IntervalToggle interval />
+                <Suspense fallback=|| {
+                    view! { <p class="mt-12 text-center text-slate-500">"Loading plans…"</p> }
+                }>
+                    {move || Suspend::new(async move {
+                        match plans.await {
+                            Ok(plans) => view! { <PlanGrid plans interval /> }.into_any(),
+                            Err(error) => {
+                                view! { <LoadError message=error.to_string() /> }.into_any()
+                            }
+                        }
+                    })}
+                </Suspense>
             </div>
         </PublicPage>
     }
@@ -160,10 +172,7 @@ fn IntervalToggle(interval: Memo<Interval>) -> impl IntoView {
 fn PlanGrid(plans: Vec<PlanView>, interval: Memo<Interval>) -> impl IntoView {
     view! {
         <div class="mt-12 grid gap-6 sm:grid-cols-2 lg:grid-cols-4">
-            {plans
-                .into_iter()
-                .map(|plan| view! { <PlanCard plan interval /> })
-                .collect_view()}
+            {plans.into_iter().map(|plan| view! { <PlanCard plan interval /> }).collect_view()}
         </div>
     }
 }
@@ -182,7 +191,11 @@ fn PlanCard(plan: PlanView, interval: Memo<Interval>) -> impl IntoView {
         "relative flex flex-col rounded-2xl border border-slate-200 bg-white p-6 shadow-sm"
     };
     view! {
-        <section class=card_class data-plan=plan.id.clone() aria-labelledby=format!("plan-{}", plan.id)>
+        <section
+            class=card_class
+            data-plan=plan.id.clone()
+            aria-labelledby=format!("plan-{}", plan.id)
+        >
             {plan
                 .featured
                 .then(|| {
@@ -219,7 +232,10 @@ fn PlanCard(plan: PlanView, interval: Memo<Interval>) -> impl IntoView {
                     let paid = plan.monthly_cents > 0;
                     move || {
                         if paid {
-                            format!("/dashboard/billing?plan={id}&billing={}", interval.get().query_value())
+                            format!(
+                                "/dashboard/billing?plan={id}&billing={}",
+                                interval.get().query_value(),
+                            )
                         } else {
                             "/dashboard".to_owned()
                         }

@@ -29,18 +29,33 @@ pub fn SettingsPage() -> impl IntoView {
     view! {
         <Title text="Settings" />
         <h1 class="text-2xl font-bold tracking-tight">"Settings"</h1>
-        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading settings…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p class="mt-4 text-slate-500">"Loading settings…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match view.await {
                     Ok(settings) => view! { <Settings settings create_key revoke_key /> }.into_any(),
-                    Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <FormError error=Signal::derive(move || Some(error.to_string())) />
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
         <Panel title="New organization" note="You will be its owner, on the free plan.">
-            <ActionForm action=create_organization attr:class="space-y-3" attr:data-form="create-organization">
+            <ActionForm
+                action=create_organization
+                attr:class="space-y-3"
+                attr:data-form="create-organization"
+            >
                 <FormError error=general_error(create_organization.value()) />
-                <Field label="Name" name="name" error=field_error(create_organization.value(), "organization") />
+                <Field
+                    label="Name"
+                    name="name"
+                    error=field_error(create_organization.value(), "organization")
+                />
                 <Submit label="Create organization" />
             </ActionForm>
         </Panel>
@@ -77,34 +92,70 @@ fn Settings(
             .api_keys
             .map(|keys| {
                 view! {
-                    <Panel title="API keys" note="For /api/v1. A key is shown once, when it is created.">
+                    <Panel
+                        title="API keys"
+                        note="For /api/v1. A key is shown once, when it is created."
+                    >
                         {move || {
                             new_key()
                                 .map(|secret| {
                                     view! {
                                         <div class="mb-4 rounded-lg bg-green-50 p-3 text-sm text-green-900">
                                             "Copy this key now; it will not be shown again:"
-                                            <code class="mt-1 block break-all font-mono" data-new-key="">{secret}</code>
+                                            <code
+                                                class="mt-1 block break-all font-mono"
+                                                data-new-key=""
+                                            >
+                                                {secret}
+                                            </code>
                                         </div>
                                     }
                                 })
                         }}
-                        <ActionForm action=create_key attr:class="flex flex-wrap items-end gap-3" attr:data-form="create-key">
-                            <Field label="Name" name="name" error=field_error(create_key.value(), "name") />
-                            <label class="flex items-center gap-1 text-sm"><input type="checkbox" name="read" value="on" checked=true />"read"</label>
-                            <label class="flex items-center gap-1 text-sm"><input type="checkbox" name="write" value="on" />"write"</label>
+                        <ActionForm
+                            action=create_key
+                            attr:class="flex flex-wrap items-end gap-3"
+                            attr:data-form="create-key"
+                        >
+                            <Field
+                                label="Name"
+                                name="name"
+                                error=field_error(create_key.value(), "name")
+                            />
+                            <label class="flex items-center gap-1 text-sm">
+                                <input type="checkbox" name="read" value="on" checked=true />
+                                "read"
+                            </label>
+                            <label class="flex items-center gap-1 text-sm">
+                                <input type="checkbox" name="write" value="on" />
+                                "write"
+                            </label>
                             <Submit label="Create key" />
                         </ActionForm>
                         <FormError error=general_error(create_key.value()) />
                         <FormError error=field_error(create_key.value(), "scopes") />
                         <table class="mt-4 w-full text-left text-sm" data-keys="">
                             <thead class="text-slate-500">
-                                <tr><th>"Name"</th><th>"Prefix"</th><th>"Scopes"</th><th>"Last used"</th><th></th></tr>
+                                <tr>
+                                    <th>"Name"</th>
+                                    <th>"Prefix"</th>
+                                    <th>"Scopes"</th>
+                                    <th>"Last used"</th>
+                                    <th></th>
+                                </tr>
                             </thead>
                             <tbody>
                                 {keys
                                     .is_empty()
-                                    .then(|| view! { <tr><td colspan="5" class="py-2 text-slate-500">"No API keys yet."</td></tr> })}
+                                    .then(|| {
+                                        view! {
+                                            <tr>
+                                                <td colspan="5" class="py-2 text-slate-500">
+                                                    "No API keys yet."
+                                                </td>
+                                            </tr>
+                                        }
+                                    })}
                                 {keys
                                     .into_iter()
                                     .map(|key| {
@@ -113,15 +164,23 @@ fn Settings(
                                                 <td class="py-2">{key.name.clone()}</td>
                                                 <td class="py-2 font-mono">{key.prefix.clone()}</td>
                                                 <td class="py-2">{key.scopes.clone()}</td>
-                                                <td class="py-2">{key.last_used.clone().unwrap_or_else(|| "never".into())}</td>
+                                                <td class="py-2">
+                                                    {key.last_used.clone().unwrap_or_else(|| "never".into())}
+                                                </td>
                                                 <td class="py-2 text-right">
                                                     {if key.revoked {
-                                                        view! { <span class="text-slate-500">"revoked"</span> }.into_any()
+                                                        view! { <span class="text-slate-500">"revoked"</span> }
+                                                            .into_any()
                                                     } else {
                                                         view! {
                                                             <ActionForm action=revoke_key attr:data-form="revoke-key">
                                                                 <input type="hidden" name="key_id" value=key.id.clone() />
-                                                                <button type="submit" class="rounded-md border border-red-300 px-2 py-1 text-red-700">"Revoke"</button>
+                                                                <button
+                                                                    type="submit"
+                                                                    class="rounded-md border border-red-300 px-2 py-1 text-red-700"
+                                                                >
+                                                                    "Revoke"
+                                                                </button>
                                                             </ActionForm>
                                                         }
                                                             .into_any()
@@ -140,10 +199,19 @@ fn Settings(
             .audit_log
             .map(|lines| {
                 view! {
-                    <Panel title="Audit log" note="Security-relevant actions in this organization, newest first.">
+                    <Panel
+                        title="Audit log"
+                        note="Security-relevant actions in this organization, newest first."
+                    >
                         <table class="w-full text-left text-sm" data-audit="">
                             <thead class="text-slate-500">
-                                <tr><th>"When"</th><th>"Action"</th><th>"By"</th><th>"Subject"</th><th>"IP"</th></tr>
+                                <tr>
+                                    <th>"When"</th>
+                                    <th>"Action"</th>
+                                    <th>"By"</th>
+                                    <th>"Subject"</th>
+                                    <th>"IP"</th>
+                                </tr>
                             </thead>
                             <tbody>
                                 {lines

@@ -42,7 +42,10 @@ fn StatusBadge(
     };
     view! {
         <span
-            class=format!("inline-block rounded-full px-2 py-0.5 text-xs font-semibold {}", badge_class(&status))
+            class=format!(
+                "inline-block rounded-full px-2 py-0.5 text-xs font-semibold {}",
+                badge_class(&status),
+            )
             data-status=status
         >
             {label}
@@ -58,11 +61,18 @@ pub fn SitesPage() -> impl IntoView {
         <div class="flex flex-wrap items-center justify-between gap-3">
             <h1 class="text-2xl font-bold tracking-tight">"Sites"</h1>
         </div>
-        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading sites…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p class="mt-4 text-slate-500">"Loading sites…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match sites.await {
                     Ok(view) => view! { <SiteList view /> }.into_any(),
-                    Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <FormError error=Signal::derive(move || Some(error.to_string())) />
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -74,12 +84,17 @@ fn SiteList(view: SitesView) -> impl IntoView {
     let empty = view.sites.is_empty();
     view! {
         <div class="mt-2 flex flex-wrap items-center justify-between gap-3">
-            <p class="text-sm text-slate-600" data-site-usage="">{view.usage.clone()}</p>
+            <p class="text-sm text-slate-600" data-site-usage="">
+                {view.usage.clone()}
+            </p>
             {view
                 .can_create
                 .then(|| {
                     view! {
-                        <a href="/dashboard/sites/new" class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white hover:bg-indigo-500">
+                        <a
+                            href="/dashboard/sites/new"
+                            class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white hover:bg-indigo-500"
+                        >
                             "Create site"
                         </a>
                     }
@@ -87,7 +102,10 @@ fn SiteList(view: SitesView) -> impl IntoView {
         </div>
         {if empty {
             view! {
-                <div class="mt-8 rounded-2xl border-2 border-dashed border-slate-300 bg-white px-6 py-16 text-center" data-empty-state="">
+                <div
+                    class="mt-8 rounded-2xl border-2 border-dashed border-slate-300 bg-white px-6 py-16 text-center"
+                    data-empty-state=""
+                >
                     <p class="text-lg font-semibold">"No sites yet"</p>
                     <p class="mx-auto mt-2 max-w-md text-sm text-slate-600">
                         "Each site you create appears here with its address and status."
@@ -97,7 +115,10 @@ fn SiteList(view: SitesView) -> impl IntoView {
                 .into_any()
         } else {
             view! {
-                <table class="mt-6 w-full overflow-hidden rounded-2xl border border-slate-200 bg-white text-left text-sm" data-sites="">
+                <table
+                    class="mt-6 w-full overflow-hidden rounded-2xl border border-slate-200 bg-white text-left text-sm"
+                    data-sites=""
+                >
                     <thead class="bg-slate-50 text-slate-500">
                         <tr>
                             <th class="px-4 py-2">"Site"</th>
@@ -112,17 +133,30 @@ fn SiteList(view: SitesView) -> impl IntoView {
                             .into_iter()
                             .map(|site| {
                                 view! {
-                                    <tr class="border-t border-slate-100" data-site=site.slug.clone()>
+                                    <tr
+                                        class="border-t border-slate-100"
+                                        data-site=site.slug.clone()
+                                    >
                                         <td class="px-4 py-3">
-                                            <a class="font-semibold text-indigo-700 hover:underline" href=format!("/dashboard/sites/{}", site.id)>
+                                            <a
+                                                class="font-semibold text-indigo-700 hover:underline"
+                                                href=format!("/dashboard/sites/{}", site.id)
+                                            >
                                                 {site.name.clone()}
                                             </a>
                                         </td>
-                                        <td class="px-4 py-3 font-mono text-xs">{site.url.clone()}</td>
-                                        <td class="px-4 py-3">
-                                            <StatusBadge status=site.status.clone() waiting_for=site.waiting_for.clone() />
+                                        <td class="px-4 py-3 font-mono text-xs">
+                                            {site.url.clone()}
                                         </td>
-                                        <td class="px-4 py-3 text-slate-500">{site.created.clone()}</td>
+                                        <td class="px-4 py-3">
+                                            <StatusBadge
+                                                status=site.status.clone()
+                                                waiting_for=site.waiting_for.clone()
+                                            />
+                                        </td>
+                                        <td class="px-4 py-3 text-slate-500">
+                                            {site.created.clone()}
+                                        </td>
                                     </tr>
                                 }
                             })
@@ -141,13 +175,19 @@ pub fn NewSitePage() -> impl IntoView {
     let sites = Resource::new(|| (), |_| list_sites());
     view! {
         <Title text="Create a site" />
-        <a href="/dashboard/sites" class="text-sm text-indigo-700 hover:underline">"← Sites"</a>
+        <a href="/dashboard/sites" class="text-sm text-indigo-700 hover:underline">
+            "← Sites"
+        </a>
         <h1 class="mt-2 text-2xl font-bold tracking-tight">"Create a site"</h1>
         <Panel title="Your new site" note="It is ready in a few seconds; you can watch every step.">
             <ActionForm action=create attr:class="max-w-lg space-y-4" attr:data-form="create-site">
                 <FormError error=general_error(create.value()) />
                 <Field label="Name" name="name" error=field_error(create.value(), "name") />
-                <Field label="Address (slug)" name="slug" error=field_error(create.value(), "slug") />
+                <Field
+                    label="Address (slug)"
+                    name="slug"
+                    error=field_error(create.value(), "slug")
+                />
                 <p class="-mt-2 text-xs text-slate-500">
                     "3–40 lowercase letters, digits and hyphens; the site is reached at "
                     <code>"<slug>.localhost:8080"</code>"."
@@ -157,11 +197,20 @@ pub fn NewSitePage() -> impl IntoView {
                         let templates = sites.await.map(|v| v.templates).unwrap_or_default();
                         view! {
                             <label class="block">
-                                <span class="text-sm font-medium text-slate-700">"Application"</span>
-                                <select name="template" class="mt-1 block w-full rounded-lg border border-slate-300 px-3 py-2">
+                                <span class="text-sm font-medium text-slate-700">
+                                    "Application"
+                                </span>
+                                <select
+                                    name="template"
+                                    class="mt-1 block w-full rounded-lg border border-slate-300 px-3 py-2"
+                                >
                                     {templates
                                         .into_iter()
-                                        .map(|t| view! { <option value=t.name.clone()>{t.label.clone()}</option> })
+                                        .map(|t| {
+                                            view! {
+                                                <option value=t.name.clone()>{t.label.clone()}</option>
+                                            }
+                                        })
                                         .collect_view()}
                                 </select>
                             </label>
@@ -207,16 +256,22 @@ pub fn SitePage() -> impl IntoView {
     );
     live_updates(id, set_pushes);
     view! {
-        <a href="/dashboard/sites" class="text-sm text-indigo-700 hover:underline">"← Sites"</a>
-        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading the site…"</p> }>
+        <a href="/dashboard/sites" class="text-sm text-indigo-700 hover:underline">
+            "← Sites"
+        </a>
+        <Transition fallback=|| {
+            view! { <p class="mt-4 text-slate-500">"Loading the site…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match detail.await {
                     Ok(site) => view! { <Site site act usage domains domain_actions /> }.into_any(),
-                    Err(error) => view! {
-                        <Title text="Site" />
-                        <FormError error=Signal::derive(move || Some(error.to_string())) />
+                    Err(error) => {
+                        view! {
+                            <Title text="Site" />
+                            <FormError error=Signal::derive(move || Some(error.to_string())) />
+                        }
+                            .into_any()
                     }
-                        .into_any(),
                 }
             })}
         </Transition>
@@ -260,21 +315,33 @@ fn Site(
     view! {
         <Title text=site.name.clone() />
         <div class="mt-2 flex flex-wrap items-center gap-3">
-            <h1 class="text-2xl font-bold tracking-tight" data-site-name="">{site.name.clone()}</h1>
+            <h1 class="text-2xl font-bold tracking-tight" data-site-name="">
+                {site.name.clone()}
+            </h1>
             <StatusBadge status=site.status.clone() waiting_for=site.waiting_for.clone() />
         </div>
         <p class="mt-1 text-sm">
-            <a href=site.url.clone() class="font-mono text-indigo-700 hover:underline" data-site-url="">{site.url.clone()}</a>
+            <a
+                href=site.url.clone()
+                class="font-mono text-indigo-700 hover:underline"
+                data-site-url=""
+            >
+                {site.url.clone()}
+            </a>
             <span class="ml-3 text-slate-500">{format!("application: {}", site.template)}</span>
         </p>
         {in_progress
             .then(|| {
                 view! {
                     // Without JavaScript the page reloads itself while work is in progress.
-                    <noscript><meta http-equiv="refresh" content="2" /></noscript>
+                    <noscript>
+                        <meta http-equiv="refresh" content="2" />
+                    </noscript>
                     <p class="mt-2 text-sm text-slate-600" data-live="">
                         "Working on it: each step appears below as it happens. "
-                        <a href="" class="text-indigo-700 underline">"Refresh"</a>
+                        <a href="" class="text-indigo-700 underline">
+                            "Refresh"
+                        </a>
                     </p>
                 }
             })}
@@ -283,7 +350,10 @@ fn Site(
             .clone()
             .map(|reason| {
                 view! {
-                    <pre class="mt-4 whitespace-pre-wrap rounded-lg bg-red-50 p-3 text-xs text-red-900" data-status-reason="">
+                    <pre
+                        class="mt-4 whitespace-pre-wrap rounded-lg bg-red-50 p-3 text-xs text-red-900"
+                        data-status-reason=""
+                    >
                         {reason}
                     </pre>
                 }
@@ -291,7 +361,10 @@ fn Site(
         <FormError error=general_error(act.value()) />
         <Actions site=site.clone() act />
         <Progress site=site.clone() />
-        <Panel title="Plan limits" note="Applied to the running container and to the site's database role.">
+        <Panel
+            title="Plan limits"
+            note="Applied to the running container and to the site's database role."
+        >
             <dl class="grid grid-cols-2 gap-2 text-sm sm:grid-cols-3" data-limits="">
                 {site
                     .limits
@@ -310,8 +383,15 @@ fn Site(
         <SiteUsage report=usage />
         <Domains site_id=site.id.clone() domains actions=domain_actions />
         <Panel title="Logs" note="The container's last 50 lines.">
-            <pre class="max-h-80 overflow-auto rounded-lg bg-slate-900 p-3 text-xs text-slate-100" data-logs="">
-                {if site.logs.is_empty() { "(no output yet)".to_owned() } else { site.logs.join("\n") }}
+            <pre
+                class="max-h-80 overflow-auto rounded-lg bg-slate-900 p-3 text-xs text-slate-100"
+                data-logs=""
+            >
+                {if site.logs.is_empty() {
+                    "(no output yet)".to_owned()
+                } else {
+                    site.logs.join("\n")
+                }}
             </pre>
         </Panel>
         {site
@@ -319,12 +399,17 @@ fn Site(
             .clone()
             .map(|(token, secret)| {
                 view! {
-                    <Panel title="Application credentials" note="For the app's /api/posts (Bearer token) and its signed /api/sync-content webhook.">
+                    <Panel
+                        title="Application credentials"
+                        note="For the app's /api/posts (Bearer token) and its signed /api/sync-content webhook."
+                    >
                         <details class="text-sm">
                             <summary class="cursor-pointer text-indigo-700">"Show"</summary>
                             <dl class="mt-2 space-y-1 font-mono text-xs">
                                 <dt class="text-slate-500">"API token"</dt>
-                                <dd class="break-all" data-site-token="">{token}</dd>
+                                <dd class="break-all" data-site-token="">
+                                    {token}
+                                </dd>
                                 <dt class="text-slate-500">"Webhook secret"</dt>
                                 <dd class="break-all">{secret}</dd>
                             </dl>
@@ -343,7 +428,10 @@ fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
             <ActionForm action=act attr:data-form=format!("site-{action}")>
                 <input type="hidden" name="id" value=id />
                 <input type="hidden" name="action" value=action />
-                <button type="submit" class="rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium hover:bg-slate-50">
+                <button
+                    type="submit"
+                    class="rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm font-medium hover:bg-slate-50"
+                >
                     {label}
                 </button>
             </ActionForm>
@@ -360,15 +448,26 @@ fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
                 .then(|| {
                     view! {
                         <details class="rounded-md border border-red-200 bg-white px-3 py-1.5 text-sm">
-                            <summary class="cursor-pointer font-medium text-red-700">"Delete…"</summary>
-                            <ActionForm action=act attr:class="mt-2 space-y-2" attr:data-form="site-delete">
+                            <summary class="cursor-pointer font-medium text-red-700">
+                                "Delete…"
+                            </summary>
+                            <ActionForm
+                                action=act
+                                attr:class="mt-2 space-y-2"
+                                attr:data-form="site-delete"
+                            >
                                 <p class="max-w-sm text-slate-600">
                                     "The container, its volume and the site's database go away for good. Type the slug "
-                                    <code class="font-semibold">{site.slug.clone()}</code>" to confirm."
+                                    <code class="font-semibold">{site.slug.clone()}</code>
+                                    " to confirm."
                                 </p>
                                 <input type="hidden" name="id" value=site.id.clone() />
                                 <input type="hidden" name="action" value="delete" />
-                                <Field label="Slug" name="confirm" error=field_error(act.value(), "confirm") />
+                                <Field
+                                    label="Slug"
+                                    name="confirm"
+                                    error=field_error(act.value(), "confirm")
+                                />
                                 <Submit label="Delete this site" danger=true />
                             </ActionForm>
                         </details>
@@ -389,20 +488,36 @@ fn step_icon(status: &str) -> &'static str {
 #[component]
 fn Progress(site: SiteView) -> impl IntoView {
     view! {
-        <Panel title="Deployments" note="Each action the reconciler carried out, step by step, with its timing.">
-            {site.deployments.is_empty().then(|| view! { <p class="text-sm text-slate-500">"None yet."</p> })}
+        <Panel
+            title="Deployments"
+            note="Each action the reconciler carried out, step by step, with its timing."
+        >
+            {site
+                .deployments
+                .is_empty()
+                .then(|| view! { <p class="text-sm text-slate-500">"None yet."</p> })}
             <ol class="space-y-4" data-deployments="">
                 {site
                     .deployments
                     .into_iter()
                     .map(|d| {
                         view! {
-                            <li class="rounded-lg border border-slate-200 p-3" data-deployment=d.status.clone()>
+                            <li
+                                class="rounded-lg border border-slate-200 p-3"
+                                data-deployment=d.status.clone()
+                            >
                                 <div class="flex flex-wrap items-center gap-2 text-sm">
                                     <span class="font-semibold capitalize">{d.reason.clone()}</span>
                                     <StatusBadge status=d.status.clone() />
                                     <span class="text-slate-500">{d.created.clone()}</span>
-                                    {d.duration.clone().map(|t| view! { <span class="text-slate-500">{format!("in {t}")}</span> })}
+                                    {d
+                                        .duration
+                                        .clone()
+                                        .map(|t| {
+                                            view! {
+                                                <span class="text-slate-500">{format!("in {t}")}</span>
+                                            }
+                                        })}
                                 </div>
                                 <ul class="mt-2 space-y-1 text-sm">
                                     {d
@@ -410,17 +525,34 @@ fn Progress(site: SiteView) -> impl IntoView {
                                         .into_iter()
                                         .map(|s| {
                                             view! {
-                                                <li class="flex gap-2" data-step=s.step.clone() data-step-status=s.status.clone()>
+                                                <li
+                                                    class="flex gap-2"
+                                                    data-step=s.step.clone()
+                                                    data-step-status=s.status.clone()
+                                                >
                                                     <span class="w-4 text-center">{step_icon(&s.status)}</span>
                                                     <span class="w-36 font-medium">{s.step.clone()}</span>
-                                                    <span class="w-16 text-right tabular-nums text-slate-500">{s.duration.clone().unwrap_or_default()}</span>
-                                                    <span class="flex-1 break-words text-slate-600">{s.detail.clone().unwrap_or_default()}</span>
+                                                    <span class="w-16 text-right tabular-nums text-slate-500">
+                                                        {s.duration.clone().unwrap_or_default()}
+                                                    </span>
+                                                    <span class="flex-1 break-words text-slate-600">
+                                                        {s.detail.clone().unwrap_or_default()}
+                                                    </span>
                                                 </li>
                                             }
                                         })
                                         .collect_view()}
                                 </ul>
-                                {d.error.clone().map(|e| view! { <pre class="mt-2 whitespace-pre-wrap text-xs text-red-800">{e}</pre> })}
+                                {d
+                                    .error
+                                    .clone()
+                                    .map(|e| {
+                                        view! {
+                                            <pre class="mt-2 whitespace-pre-wrap text-xs text-red-800">
+                                                {e}
+                                            </pre>
+                                        }
+                                    })}
                             </li>
                         }
                     })
@@ -451,7 +583,10 @@ fn Domains(
         remove,
     } = actions;
     view! {
-        <Panel title="Custom domains" note="Visitors can reach this site on your own domains once DNS proves they are yours.">
+        <Panel
+            title="Custom domains"
+            note="Visitors can reach this site on your own domains once DNS proves they are yours."
+        >
             <FormError error=general_error(verify.value()) />
             <FormError error=general_error(remove.value()) />
             <Suspense fallback=|| ()>
@@ -462,28 +597,65 @@ fn Domains(
                             Ok(list) => {
                                 let can_manage = list.can_manage;
                                 view! {
-                                    {list.domains.is_empty().then(|| view! { <p class="text-sm text-slate-500">"No custom domains yet."</p> })}
+                                    {list
+                                        .domains
+                                        .is_empty()
+                                        .then(|| {
+                                            view! {
+                                                <p class="text-sm text-slate-500">
+                                                    "No custom domains yet."
+                                                </p>
+                                            }
+                                        })}
                                     <ul class="space-y-4" data-domains="">
                                         {list
                                             .domains
                                             .into_iter()
-                                            .map(|d| view! { <DomainItem d site_id=site_id.clone() can_manage verify remove /> })
+                                            .map(|d| {
+                                                view! {
+                                                    <DomainItem
+                                                        d
+                                                        site_id=site_id.clone()
+                                                        can_manage
+                                                        verify
+                                                        remove
+                                                    />
+                                                }
+                                            })
                                             .collect_view()}
                                     </ul>
-                                    {can_manage.then(|| view! {
-                                        <ActionForm action=add attr:class="mt-4 flex flex-wrap items-end gap-2" attr:data-form="domain-add">
-                                            <input type="hidden" name="site" value=site_id.clone() />
-                                            <div class="min-w-64 flex-1">
-                                                <Field label="Domain" name="domain" error=field_error(add.value(), "domain") />
-                                            </div>
-                                            <Submit label="Add domain" />
-                                        </ActionForm>
-                                        <FormError error=general_error(add.value()) />
-                                    })}
+                                    {can_manage
+                                        .then(|| {
+                                            view! {
+                                                <ActionForm
+                                                    action=add
+                                                    attr:class="mt-4 flex flex-wrap items-end gap-2"
+                                                    attr:data-form="domain-add"
+                                                >
+                                                    <input type="hidden" name="site" value=site_id.clone() />
+                                                    <div class="min-w-64 flex-1">
+                                                        <Field
+                                                            label="Domain"
+                                                            name="domain"
+                                                            error=field_error(add.value(), "domain")
+                                                        />
+                                                    </div>
+                                                    <Submit label="Add domain" />
+                                                </ActionForm>
+                                                <FormError error=general_error(add.value()) />
+                                            }
+                                        })}
                                 }
                                     .into_any()
                             }
-                            Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                            Err(error) => {
+                                view! {
+                                    <FormError error=Signal::derive(move || Some(
+                                        error.to_string(),
+                                    )) />
+                                }
+                                    .into_any()
+                            }
                         }
                     })
                 }}
@@ -509,42 +681,105 @@ fn DomainItem(
             <ActionForm action=verify attr:data-form="domain-verify">
                 {hidden("site", verify_site)}
                 {hidden("domain_id", verify_domain)}
-                <button type="submit" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-semibold text-white hover:bg-indigo-500">"Verify"</button>
+                <button
+                    type="submit"
+                    class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-semibold text-white hover:bg-indigo-500"
+                >
+                    "Verify"
+                </button>
             </ActionForm>
         }
     });
     view! {
-        <li class="rounded-lg border border-slate-200 p-3 text-sm" data-domain=d.domain.clone() data-verified=d.verified.to_string()>
+        <li
+            class="rounded-lg border border-slate-200 p-3 text-sm"
+            data-domain=d.domain.clone()
+            data-verified=d.verified.to_string()
+        >
             <div class="flex flex-wrap items-center gap-2">
                 {if d.verified {
-                    view! { <a href=d.url.clone() class="font-mono font-semibold text-indigo-700 hover:underline">{d.domain.clone()}</a> }.into_any()
+                    view! {
+                        <a
+                            href=d.url.clone()
+                            class="font-mono font-semibold text-indigo-700 hover:underline"
+                        >
+                            {d.domain.clone()}
+                        </a>
+                    }
+                        .into_any()
                 } else {
-                    view! { <span class="font-mono font-semibold">{d.domain.clone()}</span> }.into_any()
-                }}
-                <StatusBadge status=status.to_owned() />
-                {d.checked.clone().map(|t| view! { <span class="text-slate-500">{format!("checked {t}")}</span> })}
+                    view! { <span class="font-mono font-semibold">{d.domain.clone()}</span> }
+                        .into_any()
+                }} <StatusBadge status=status.to_owned() />
+                {d
+                    .checked
+                    .clone()
+                    .map(|t| {
+                        view! { <span class="text-slate-500">{format!("checked {t}")}</span> }
+                    })}
             </div>
-            {(!d.verified).then(|| view! {
-                <p class="mt-2 text-slate-600">"Create these records at your DNS provider, then verify:"</p>
-                <table class="mt-1 w-full table-fixed text-left font-mono text-xs" data-dns-records="">
-                    <thead class="text-slate-500"><tr><th class="w-16">"Type"</th><th class="w-2/5">"Name"</th><th>"Value"</th></tr></thead>
-                    <tbody>
-                        <tr><td>"TXT"</td><td class="break-all">{d.txt_name.clone()}</td><td class="break-all" data-txt-value="">{d.txt_value.clone()}</td></tr>
-                        <tr><td>"CNAME"</td><td class="break-all">{d.domain.clone()}</td><td class="break-all">{d.cname_target.clone()}</td></tr>
-                    </tbody>
-                </table>
-            })}
-            {d.error.clone().filter(|_| !d.verified).map(|e| view! { <p class="mt-2 text-red-700" data-domain-error="">{e}</p> })}
-            {can_manage.then(|| view! {
-                <div class="mt-2 flex gap-2">
-                    {verify_form}
-                    <ActionForm action=remove attr:data-form="domain-remove">
-                        {hidden("site", site_id.clone())}
-                        {hidden("domain_id", d.id.clone())}
-                        <button type="submit" class="rounded-md border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-50">"Remove"</button>
-                    </ActionForm>
-                </div>
-            })}
+            {(!d.verified)
+                .then(|| {
+                    view! {
+                        <p class="mt-2 text-slate-600">
+                            "Create these records at your DNS provider, then verify:"
+                        </p>
+                        <table
+                            class="mt-1 w-full table-fixed text-left font-mono text-xs"
+                            data-dns-records=""
+                        >
+                            <thead class="text-slate-500">
+                                <tr>
+                                    <th class="w-16">"Type"</th>
+                                    <th class="w-2/5">"Name"</th>
+                                    <th>"Value"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                <tr>
+                                    <td>"TXT"</td>
+                                    <td class="break-all">{d.txt_name.clone()}</td>
+                                    <td class="break-all" data-txt-value="">
+                                        {d.txt_value.clone()}
+                                    </td>
+                                </tr>
+                                <tr>
+                                    <td>"CNAME"</td>
+                                    <td class="break-all">{d.domain.clone()}</td>
+                                    <td class="break-all">{d.cname_target.clone()}</td>
+                                </tr>
+                            </tbody>
+                        </table>
+                    }
+                })}
+            {d
+                .error
+                .clone()
+                .filter(|_| !d.verified)
+                .map(|e| {
+                    view! {
+                        <p class="mt-2 text-red-700" data-domain-error="">
+                            {e}
+                        </p>
+                    }
+                })}
+            {can_manage
+                .then(|| {
+                    view! {
+                        <div class="mt-2 flex gap-2">
+                            {verify_form} <ActionForm action=remove attr:data-form="domain-remove">
+                                {hidden("site", site_id.clone())}
+                                {hidden("domain_id", d.id.clone())}
+                                <button
+                                    type="submit"
+                                    class="rounded-md border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-50"
+                                >
+                                    "Remove"
+                                </button>
+                            </ActionForm>
+                        </div>
+                    }
+                })}
         </li>
     }
 }

@@ -36,11 +36,18 @@ pub fn TeamPage() -> impl IntoView {
         <h1 class="text-2xl font-bold tracking-tight">"Team"</h1>
         <FormError error=general_error(change.value()) />
         <FormError error=general_error(remove.value()) />
-        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading the team…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p class="mt-4 text-slate-500">"Loading the team…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match view.await {
                     Ok(team) => view! { <Team team invite change remove leave /> }.into_any(),
-                    Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <FormError error=Signal::derive(move || Some(error.to_string())) />
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -85,28 +92,56 @@ fn Team(
                             let remove_id = member.user_id.clone();
                             let role = member.role.clone();
                             view! {
-                                <tr class="border-t border-slate-100" data-member=member.email.clone()>
+                                <tr
+                                    class="border-t border-slate-100"
+                                    data-member=member.email.clone()
+                                >
                                     <td class="py-2">{member.name.clone()}</td>
                                     <td class="py-2">{member.email.clone()}</td>
-                                    <td class="py-2" data-role="">{member.role.clone()}</td>
+                                    <td class="py-2" data-role="">
+                                        {member.role.clone()}
+                                    </td>
                                     <td class="py-2">
                                         {(can_manage && !member.is_me)
                                             .then(|| {
                                                 view! {
                                                     <div class="flex flex-wrap justify-end gap-2">
-                                                        <ActionForm action=change attr:class="flex gap-1" attr:data-form="change-role">
+                                                        <ActionForm
+                                                            action=change
+                                                            attr:class="flex gap-1"
+                                                            attr:data-form="change-role"
+                                                        >
                                                             <input type="hidden" name="user_id" value=change_id />
-                                                            <select name="role" class="rounded-md border border-slate-300 px-2 py-1">
+                                                            <select
+                                                                name="role"
+                                                                class="rounded-md border border-slate-300 px-2 py-1"
+                                                            >
                                                                 {grantable
                                                                     .iter()
-                                                                    .map(|r| view! { <option value=r.clone() selected=*r == role>{r.clone()}</option> })
+                                                                    .map(|r| {
+                                                                        view! {
+                                                                            <option value=r.clone() selected=*r == role>
+                                                                                {r.clone()}
+                                                                            </option>
+                                                                        }
+                                                                    })
                                                                     .collect_view()}
                                                             </select>
-                                                            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1">"Change"</button>
+                                                            <button
+                                                                type="submit"
+                                                                class="rounded-md border border-slate-300 px-2 py-1"
+                                                            >
+                                                                "Change"
+                                                            </button>
                                                         </ActionForm>
                                                         <ActionForm action=remove attr:data-form="remove-member">
                                                             <input type="hidden" name="user_id" value=remove_id />
-                                                            <button type="submit" class="rounded-md border border-red-300 px-2 py-1 text-red-700">"Remove"</button>
+                                                            <button
+                                                                type="submit"
+                                                                class="rounded-md border border-red-300 px-2 py-1 text-red-700"
+                                                            >
+                                                                "Remove"
+                                                            </button>
                                                         </ActionForm>
                                                     </div>
                                                 }
@@ -128,7 +163,13 @@ fn Team(
                         {team
                             .invitations
                             .iter()
-                            .map(|i| view! { <li>{format!("{} as {}, until {}", i.email, i.role, i.expires)}</li> })
+                            .map(|i| {
+                                view! {
+                                    <li>
+                                        {format!("{} as {}, until {}", i.email, i.role, i.expires)}
+                                    </li>
+                                }
+                            })
                             .collect_view()}
                     </ul>
                 }
@@ -138,18 +179,47 @@ fn Team(
         {can_manage
             .then(|| {
                 view! {
-                    <Panel title="Invite someone" note="They get a link by email, valid for 7 days.">
+                    <Panel
+                        title="Invite someone"
+                        note="They get a link by email, valid for 7 days."
+                    >
                         <ActionForm action=invite attr:class="space-y-3" attr:data-form="invite">
                             <FormError error=general_error(invite.value()) />
-                            {move || invited().map(|notice| view! { <p class="rounded-lg bg-green-50 p-3 text-sm text-green-800" data-notice="">{notice}</p> })}
-                            <Field label="Email" name="email" kind="email" error=field_error(invite.value(), "email") />
+                            {move || {
+                                invited()
+                                    .map(|notice| {
+                                        view! {
+                                            <p
+                                                class="rounded-lg bg-green-50 p-3 text-sm text-green-800"
+                                                data-notice=""
+                                            >
+                                                {notice}
+                                            </p>
+                                        }
+                                    })
+                            }}
+                            <Field
+                                label="Email"
+                                name="email"
+                                kind="email"
+                                error=field_error(invite.value(), "email")
+                            />
                             <label class="block">
                                 <span class="text-sm font-medium text-slate-700">"Role"</span>
-                                <select name="role" class="mt-1 block rounded-md border border-slate-300 px-2 py-2">
+                                <select
+                                    name="role"
+                                    class="mt-1 block rounded-md border border-slate-300 px-2 py-2"
+                                >
                                     {team
                                         .grantable_roles
                                         .iter()
-                                        .map(|r| view! { <option value=r.clone() selected=r == "viewer">{r.clone()}</option> })
+                                        .map(|r| {
+                                            view! {
+                                                <option value=r.clone() selected=r == "viewer">
+                                                    {r.clone()}
+                                                </option>
+                                            }
+                                        })
                                         .collect_view()}
                                 </select>
                             </label>
@@ -158,7 +228,10 @@ fn Team(
                     </Panel>
                 }
             })}
-        <Panel title="Leave" note="You lose access to this organization. Its last owner cannot leave.">
+        <Panel
+            title="Leave"
+            note="You lose access to this organization. Its last owner cannot leave."
+        >
             <ActionForm action=leave attr:data-form="leave">
                 <FormError error=general_error(leave.value()) />
                 <Submit label="Leave this organization" danger=true />

@@ -16,11 +16,18 @@ pub fn UsagePage() -> impl IntoView {
     view! {
         <Title text="Usage" />
         <h1 class="text-2xl font-bold tracking-tight">"Usage"</h1>
-        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading usage…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p class="mt-4 text-slate-500">"Loading usage…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match report.await {
                     Ok(usage) => view! { <Usage usage per_site=true /> }.into_any(),
-                    Err(error) => view! { <FormError error=Signal::derive(move || Some(error.to_string())) /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <FormError error=Signal::derive(move || Some(error.to_string())) />
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -44,14 +51,29 @@ pub fn SiteUsage(report: Resource<Result<UsageView, AppError>>) -> impl IntoView
 fn Usage(usage: UsageView, per_site: bool) -> impl IntoView {
     let heading = format!("{} on the {} plan", usage.month, usage.plan_name);
     view! {
-        <Panel title="This month" note="Each site's usage against its plan's limits. Bars turn amber at 80% and red at 100%.">
-            <p class="text-sm text-slate-600" data-usage-month="">{heading}</p>
-            {usage.sites.is_empty().then(|| view! { <p class="mt-2 text-sm text-slate-500">"No sites yet."</p> })}
+        <Panel
+            title="This month"
+            note="Each site's usage against its plan's limits. Bars turn amber at 80% and red at 100%."
+        >
+            <p class="text-sm text-slate-600" data-usage-month="">
+                {heading}
+            </p>
+            {usage
+                .sites
+                .is_empty()
+                .then(|| view! { <p class="mt-2 text-sm text-slate-500">"No sites yet."</p> })}
             <div class="mt-4 space-y-6">
-                {usage.sites.into_iter().map(|site| view! { <SiteBars site show_name=per_site /> }).collect_view()}
+                {usage
+                    .sites
+                    .into_iter()
+                    .map(|site| view! { <SiteBars site show_name=per_site /> })
+                    .collect_view()}
             </div>
         </Panel>
-        <Panel title="Last 30 days" note="Requests and bandwidth count every request through Slipway's proxy; storage is the site's database plus its files, measured every few minutes.">
+        <Panel
+            title="Last 30 days"
+            note="Requests and bandwidth count every request through Slipway's proxy; storage is the site's database plus its files, measured every few minutes."
+        >
             <div class="grid gap-6 lg:grid-cols-3">
                 {usage.charts.into_iter().map(|chart| view! { <BarChart chart /> }).collect_view()}
             </div>
@@ -62,10 +84,20 @@ fn Usage(usage: UsageView, per_site: bool) -> impl IntoView {
 #[component]
 fn SiteBars(site: SiteLimits, show_name: bool) -> impl IntoView {
     view! {
-        <div data-site-usage=site.slug.clone()>
-            {show_name.then(|| view! {
-                <a href=format!("/dashboard/sites/{}", site.id) class="font-mono text-sm font-semibold text-indigo-700 hover:underline">{site.slug.clone()}</a>
-            })}
+        <div data-site-usage=site
+            .slug
+            .clone()>
+            {show_name
+                .then(|| {
+                    view! {
+                        <a
+                            href=format!("/dashboard/sites/{}", site.id)
+                            class="font-mono text-sm font-semibold text-indigo-700 hover:underline"
+                        >
+                            {site.slug.clone()}
+                        </a>
+                    }
+                })}
             <div class="mt-2 grid gap-3 sm:grid-cols-3">
                 {site.bars.into_iter().map(|bar| view! { <Bar bar /> }).collect_view()}
             </div>
@@ -94,9 +126,15 @@ pub(crate) fn Bar(bar: LimitBar) -> impl IntoView {
                 aria-valuenow=bar.percent
                 aria-label=bar.label.clone()
             >
-                <div class=format!("h-2 rounded-full {fill}") style=format!("width: {}%", bar.percent)></div>
+                <div
+                    class=format!("h-2 rounded-full {fill}")
+                    style=format!("width: {}%", bar.percent)
+                ></div>
             </div>
-            {note.map(|(class, text)| view! { <p class=format!("mt-1 text-xs font-medium {class}")>{text}</p> })}
+            {note
+                .map(|(class, text)| {
+                    view! { <p class=format!("mt-1 text-xs font-medium {class}")>{text}</p> }
+                })}
         </div>
     }
 }
@@ -174,7 +212,14 @@ fn BarChart(chart: Chart) -> impl IntoView {
                     role="img"
                     aria-label=description
                 >
-                    <line x1="0" y1=HEIGHT x2=WIDTH y2=HEIGHT class="stroke-slate-300" stroke-width="1" />
+                    <line
+                        x1="0"
+                        y1=HEIGHT
+                        x2=WIDTH
+                        y2=HEIGHT
+                        class="stroke-slate-300"
+                        stroke-width="1"
+                    />
                     {bars}
                 </svg>
             </div>

@@ -1,9 +1,12 @@
 //! What both benches start from: a database of their own (from DATABASE_URL's server),
 //! migrated, a platform on it, and one signed-up account. `finish` drops the database.
 
-use platform::accounts::{self, Email, NewPassword, PersonName, SignUp, SignedUp};
-use platform::orgs::OrganizationName;
-use platform::plans::{Catalog, default_plans};
+use platform::catalog::plans::{Catalog, default_plans};
+use platform::identity::signup;
+use platform::identity::signup::{SignUp, SignedUp};
+use platform::identity::users::{NewPassword, PersonName};
+use platform::kernel::Email;
+use platform::tenancy::organizations::OrganizationName;
 use sqlx::{Connection, Executor, PgConnection};
 
 pub type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -34,13 +37,13 @@ impl BenchDb {
             .max_connections(max_connections)
             .connect(&format!("{server}/{database}"))
             .await?;
-        platform::db::migrate(&pool).await?;
+        platform::infra::db::migrate(&pool).await?;
         let platform = platform::Platform::new(
             pool.clone(),
             Catalog::new(default_plans())?,
             "http://127.0.0.1:3000/".parse()?,
         );
-        let account = accounts::sign_up(
+        let account = signup::sign_up(
             &platform,
             SignUp {
                 email: Email::parse("bench@example.com")?,

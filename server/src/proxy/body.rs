@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::BoxBody;
-use platform::usage::{Exchange, SiteMeter};
+use platform::traffic::usage::{Exchange, SiteMeter};
 use tokio::sync::OwnedSemaphorePermit;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

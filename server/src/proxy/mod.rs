@@ -24,7 +24,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use platform::routes::{Route, RouteTable, Target, Unavailable, normalize_host};
+use platform::kernel::normalize_host;
+use platform::traffic::routes::{Route, RouteTable, Target, Unavailable};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
@@ -139,26 +140,9 @@ impl Proxy {
         scheme: Scheme,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let Some(host) = request_host(&request) else {
-            return Page::BadRequest.response();
-        };
-        let Some(route) = self.routes.lookup(&host) else {
-            return Page::UnknownHost.response();
-        };
-        if let (Scheme::Http, Some(port)) = (scheme, self.settings.redirect_to_https) {
-            let path = request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            return pages::to_https(&host, port, &path);
-        }
-        let upstream = match route.target {
-            Target::Upstream(address) => address,
-            Target::Suspended => return Page::Suspended.response(),
-            Target::Unavailable(Unavailable::Starting) => return Page::Starting.response(),
-            Target::Unavailable(Unavailable::Stopped) => return Page::Stopped.response(),
-            Target::Unavailable(Unavailable::Down) => return Page::Down.response(),
+        let (host, route, upstream) = match self.route_for(&request, scheme) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
         };
         let tally = Arc::new(RequestTally::default());
         let recorder = |status: StatusCode, page_view: bool, permit| Recorder {
@@ -241,6 +225,37 @@ impl Proxy {
         let body = incoming.map_err(body::BoxError::from).boxed();
         let metered = MeteredResponse::new(body, recorder(status, page_view, Some(permit)));
         Response::from_parts(parts, metered.boxed())
+    }
+
+    /// Where the request goes: its host, route and the site's address; or the answer that
+    /// it goes nowhere (a page, or the redirect to HTTPS).
+    fn route_for(
+        &self,
+        request: &Request<Incoming>,
+        scheme: Scheme,
+    ) -> Result<(String, Arc<Route>, SocketAddr), Box<Response<ProxyBody>>> {
+        let Some(host) = request_host(request) else {
+            return Err(Box::new(Page::BadRequest.response()));
+        };
+        let Some(route) = self.routes.lookup(&host) else {
+            return Err(Box::new(Page::UnknownHost.response()));
+        };
+        if let (Scheme::Http, Some(port)) = (scheme, self.settings.redirect_to_https) {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            return Err(Box::new(pages::to_https(&host, port, &path)));
+        }
+        let page = match route.target {
+            Target::Upstream(address) => return Ok((host, route, address)),
+            Target::Suspended => Page::Suspended,
+            Target::Unavailable(Unavailable::Starting) => Page::Starting,
+            Target::Unavailable(Unavailable::Stopped) => Page::Stopped,
+            Target::Unavailable(Unavailable::Down) => Page::Down,
+        };
+        Err(Box::new(page.response()))
     }
 
     /// The request as the site receives it: its own address in the URI, the visitor's
@@ -457,7 +472,7 @@ pub fn serve_on_threads(
     listener: std::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     threads: usize,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let mut workers = Vec::with_capacity(threads.max(1));
@@ -465,7 +480,7 @@ pub fn serve_on_threads(
         let listener = listener.try_clone()?;
         let proxy = proxy.with_own_client();
         let tls = tls.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -476,10 +491,7 @@ pub fn serve_on_threads(
                     runtime.block_on(async move {
                         match TcpListener::from_std(listener) {
                             Ok(listener) => {
-                                let stopped = async move {
-                                    let _ = stop.wait_for(|stopping| *stopping).await;
-                                };
-                                serve(proxy, listener, tls, stopped).await;
+                                serve(proxy, listener, tls, stop.cancelled_owned()).await;
                             }
                             Err(error) => tracing::error!(%error, "proxy worker cannot listen"),
                         }

@@ -1,0 +1,10 @@
+//! Identity: people, their passwords, sign-up, sign-in and sessions, and the single-use
+//! links mailed to them.
+
+pub mod sessions;
+pub mod signup;
+pub mod tokens;
+pub mod users;
+
+pub use sessions::Session;
+pub use users::{NewPassword, PersonName};

@@ -1,0 +1,213 @@
+//! Signing in (throttled per account and per IP) and the sessions behind browser cookies.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::users::verify_password;
+use crate::Platform;
+use crate::kernel::secrets::{hash_token, random_token};
+use crate::kernel::{Email, Error, Result};
+use crate::tenancy::audit::{self, Actor};
+
+/// How long a session lasts without being used.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Failed sign-ins tolerated per account, then per IP, within [`THROTTLE_WINDOW`].
+pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+pub const MAX_FAILURES_PER_IP: i64 = 20;
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Checks credentials. Throttled per account and per IP; the error for an unknown email and
+/// for a wrong password is the same, and so is the time it takes.
+#[tracing::instrument(skip_all)]
+pub async fn sign_in(
+    platform: &Platform,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<Uuid> {
+    // A malformed address cannot belong to anyone: same answer as a wrong password.
+    let email = Email::parse(email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|_| email.trim().to_lowercase());
+    let window =
+        chrono::Duration::from_std(THROTTLE_WINDOW).map_err(|e| Error::Internal(e.to_string()))?;
+    let since = Utc::now() - window;
+    let failures = sqlx::query!(
+        r#"SELECT
+             count(*) FILTER (WHERE email = $1) AS "by_account!",
+             count(*) FILTER (WHERE ip = $2) AS "by_ip!"
+           FROM sign_in_failures WHERE created_at > $3 AND (email = $1 OR ip = $2)"#,
+        email,
+        ip as Option<IpAddr>,
+        since,
+    )
+    .fetch_one(&platform.db)
+    .await?;
+    if failures.by_account >= MAX_FAILURES_PER_ACCOUNT || failures.by_ip >= MAX_FAILURES_PER_IP {
+        return Err(Error::Throttled {
+            retry_after: THROTTLE_WINDOW,
+        });
+    }
+
+    let user = sqlx::query!(
+        "SELECT id, password_hash FROM users WHERE email = $1",
+        email
+    )
+    .fetch_optional(&platform.db)
+    .await?;
+    let (user_id, stored) = match user {
+        Some(user) => (Some(user.id), Some(user.password_hash)),
+        None => (None, None),
+    };
+    let matches = verify_password(password, stored).await?;
+    match user_id {
+        Some(user_id) if matches => {
+            audit::record(
+                &platform.db,
+                audit::Entry::new("user.signed_in", Actor::User(user_id)).ip(ip),
+            )
+            .await?;
+            Ok(user_id)
+        }
+        _ => {
+            sqlx::query!(
+                "INSERT INTO sign_in_failures (email, ip) VALUES ($1, $2)",
+                email,
+                ip as Option<IpAddr>,
+            )
+            .execute(&platform.db)
+            .await?;
+            let entry = audit::Entry::new("user.sign_in_failed", Actor::Anonymous)
+                .subject(email.clone())
+                .ip(ip);
+            let entry = match user_id {
+                Some(user_id) => entry.subject_user(user_id),
+                None => entry,
+            };
+            audit::record(&platform.db, entry).await?;
+            Err(Error::InvalidCredentials)
+        }
+    }
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub email_verified: bool,
+    pub is_operator: bool,
+    pub active_organization_id: Option<Uuid>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Starts a session and returns the token for the cookie (only its hash is stored). Its
+/// organization is the user's first one.
+pub async fn create_session(
+    platform: &Platform,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> Result<String> {
+    let token = random_token();
+    let lifetime =
+        chrono::Duration::from_std(SESSION_LIFETIME).map_err(|e| Error::Internal(e.to_string()))?;
+    sqlx::query!(
+        "INSERT INTO sessions (id_hash, user_id, active_organization_id, ip, user_agent, expires_at)
+         VALUES ($1, $2,
+                 (SELECT organization_id FROM organization_members
+                   WHERE user_id = $2 ORDER BY created_at LIMIT 1),
+                 $3, $4, $5)",
+        hash_token(&token),
+        user_id,
+        ip as Option<IpAddr>,
+        user_agent.map(|ua| ua.chars().take(512).collect::<String>()),
+        Utc::now() + lifetime,
+    )
+    .execute(&platform.db)
+    .await?;
+    Ok(token)
+}
+
+/// The live session behind a cookie token, extending its expiry (sliding window).
+pub async fn session(platform: &Platform, token: &str) -> Result<Option<Session>> {
+    let lifetime =
+        chrono::Duration::from_std(SESSION_LIFETIME).map_err(|e| Error::Internal(e.to_string()))?;
+    let row = sqlx::query!(
+        r#"UPDATE sessions s
+              SET last_seen_at = now(), expires_at = $2
+             FROM users u
+            WHERE s.id_hash = $1 AND s.expires_at > now() AND u.id = s.user_id
+        RETURNING s.user_id, u.email, u.name, u.email_verified_at, u.is_operator,
+                  s.active_organization_id, s.expires_at"#,
+        hash_token(token),
+        Utc::now() + lifetime,
+    )
+    .fetch_optional(&platform.db)
+    .await?;
+    Ok(row.map(|row| Session {
+        user_id: row.user_id,
+        email: row.email,
+        name: row.name,
+        email_verified: row.email_verified_at.is_some(),
+        is_operator: row.is_operator,
+        active_organization_id: row.active_organization_id,
+        expires_at: row.expires_at,
+    }))
+}
+
+/// Ends one session (sign out).
+pub async fn end_session(platform: &Platform, token: &str) -> Result<()> {
+    sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", hash_token(token))
+        .execute(&platform.db)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user ("sign out everywhere", password reset). Returns how many.
+pub async fn end_all_sessions(
+    platform: &Platform,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<u64> {
+    let ended = sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id)
+        .execute(&platform.db)
+        .await?
+        .rows_affected();
+    audit::record(
+        &platform.db,
+        audit::Entry::new("user.signed_out_everywhere", Actor::User(user_id)).ip(ip),
+    )
+    .await?;
+    Ok(ended)
+}
+
+/// Switches the organization a session works in; the user must be a member.
+pub async fn switch_organization(
+    platform: &Platform,
+    token: &str,
+    user_id: Uuid,
+    organization_id: Uuid,
+) -> Result<()> {
+    let updated = sqlx::query!(
+        "UPDATE sessions SET active_organization_id = $3
+          WHERE id_hash = $1 AND user_id = $2
+            AND EXISTS (SELECT 1 FROM organization_members
+                         WHERE organization_id = $3 AND user_id = $2)",
+        hash_token(token),
+        user_id,
+        organization_id,
+    )
+    .execute(&platform.db)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Whether a started container serves: its health path, polled over plain HTTP.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::steps::{StepError, StepResult};
+use super::{Reconciler, SiteRow};
+use crate::catalog::Template;
+
+impl Reconciler {
+    /// Polls the health path until it answers 200, the container stops for good, or the
+    /// timeout passes; a failure carries the container's last log lines.
+    pub(super) async fn wait_healthy(
+        &self,
+        site: &SiteRow,
+        template: &Template,
+    ) -> StepResult<(String, SocketAddr)> {
+        let started = Instant::now();
+        let timeout = Duration::from_secs(self.config.health_timeout_secs.max(1));
+        let mut last_problem = String::from("no answer yet");
+        let mut polls = 0u32;
+        let mut address = None;
+        loop {
+            if address.is_none() || polls.is_multiple_of(20) {
+                let container = self.existing_container(site).await?;
+                if !container.running && container.restart_count >= 5 {
+                    return Err(self
+                        .failure_with_logs(
+                            &container.id,
+                            &format!(
+                                "the app keeps exiting (exit code {})",
+                                container.exit_code.unwrap_or(-1)
+                            ),
+                        )
+                        .await);
+                }
+                address = container.address;
+            }
+            if let Some(ip) = address {
+                match http_status(SocketAddr::new(ip, template.port), &template.health_path).await {
+                    Ok(200) => {
+                        let detail = format!(
+                            "{} answered 200 after {} ms",
+                            template.health_path,
+                            started.elapsed().as_millis()
+                        );
+                        return Ok((detail, SocketAddr::new(ip, template.port)));
+                    }
+                    Ok(status) => {
+                        last_problem = format!("{} answered {status}", template.health_path)
+                    }
+                    Err(error) => last_problem = error.to_string(),
+                }
+            }
+            if started.elapsed() >= timeout {
+                let id = crate::infra::docker::container_name(site.id);
+                return Err(self
+                    .failure_with_logs(
+                        &id,
+                        &format!(
+                            "not healthy within {} s ({last_problem})",
+                            timeout.as_secs()
+                        ),
+                    )
+                    .await);
+            }
+            polls += 1;
+            tokio::time::sleep(Duration::from_millis(if polls < 50 { 20 } else { 200 })).await;
+        }
+    }
+
+    async fn failure_with_logs(&self, container: &str, reason: &str) -> StepError {
+        let logs = self.runtime.logs(container, 20).await.unwrap_or_default();
+        if logs.is_empty() {
+            StepError::Failed(reason.to_owned())
+        } else {
+            StepError::Failed(format!("{reason}\nlast log lines:\n{}", logs.join("\n")))
+        }
+    }
+}
+
+/// A bare `GET path` over HTTP/1.0: the status code, within 2 seconds.
+pub async fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut head = [0u8; 64];
+        let mut read = 0;
+        while read < 12 {
+            let n = stream.read(&mut head[read..]).await?;
+            if n == 0 {
+                break;
+            }
+            read += n;
+        }
+        let line = String::from_utf8_lossy(&head[..read]).to_string();
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 2 s"))?
+}

@@ -1,0 +1,412 @@
+//! An organization's members: listing them, invitations (held to the plan's member limit),
+//! role changes and removals. The last owner can neither leave nor be demoted.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::audit::{self, Actor};
+use super::authz::{Action, Membership, Role, may_grant};
+use crate::Platform;
+use crate::catalog::Limit;
+use crate::kernel::secrets::{hash_token, random_token};
+use crate::kernel::{Email, Error, Result};
+
+/// How long an invitation link stays valid.
+pub const INVITATION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+pub async fn members(platform: &Platform, by: &Membership) -> Result<Vec<Member>> {
+    by.require(Action::ViewMembers)?;
+    let rows = sqlx::query!(
+        "SELECT u.id, u.email, u.name, m.role, m.created_at
+           FROM organization_members m JOIN users u ON u.id = m.user_id
+          WHERE m.organization_id = $1 ORDER BY m.created_at",
+        by.organization_id
+    )
+    .fetch_all(&platform.db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Member {
+                user_id: row.id,
+                email: row.email,
+                name: row.name,
+                role: Role::parse(&row.role)?,
+                joined_at: row.created_at,
+            })
+        })
+        .collect()
+}
+
+/// The plan's member limit, counting members and open invitations.
+async fn check_member_limit(
+    platform: &Platform,
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+) -> Result<()> {
+    let row = sqlx::query!(
+        r#"SELECT o.plan_id,
+                  (SELECT count(*) FROM organization_members WHERE organization_id = o.id) AS "members!",
+                  (SELECT count(*) FROM invitations
+                    WHERE organization_id = o.id AND accepted_at IS NULL AND revoked_at IS NULL
+                      AND expires_at > now()) AS "invited!"
+             FROM organizations o WHERE o.id = $1 FOR UPDATE OF o"#,
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let plan = platform.plan(&row.plan_id);
+    let (limit, plan_name) = match plan {
+        Some(plan) => (plan.limits.members, plan.name.clone()),
+        None => (Limit::Count(1), row.plan_id.clone()),
+    };
+    let used = u32::try_from(row.members + row.invited).unwrap_or(u32::MAX);
+    if limit.allows_one_more(used) {
+        Ok(())
+    } else {
+        let max = match limit {
+            Limit::Count(n) => n,
+            Limit::Unlimited => u32::MAX,
+        };
+        Err(Error::LimitReached(format!(
+            "The {plan_name} plan allows {max} team member{} (pending invitations count). Upgrade your plan under Billing to invite more.",
+            if max == 1 { "" } else { "s" }
+        )))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Invites `email` with `role` and mails the link (valid 7 days). Returns the token, which
+/// only the mail carries otherwise.
+pub async fn invite(
+    platform: &Platform,
+    by: &Membership,
+    email: &Email,
+    role: Role,
+    ip: Option<IpAddr>,
+) -> Result<(Invitation, String)> {
+    by.require(Action::InviteMember)?;
+    if !may_grant(by.role, role) {
+        return Err(Error::Forbidden);
+    }
+    let mut tx = platform.db.begin().await?;
+    let already_member = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM organization_members m JOIN users u ON u.id = m.user_id
+                           WHERE m.organization_id = $1 AND u.email = $2) AS "exists!""#,
+        by.organization_id,
+        email.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if already_member {
+        return Err(Error::invalid("email", "This person is already a member."));
+    }
+    // An expired invitation to the same address no longer counts; revoke it so the
+    // one-open-invitation rule does not block a new one.
+    sqlx::query!(
+        "UPDATE invitations SET revoked_at = now()
+          WHERE organization_id = $1 AND email = $2 AND accepted_at IS NULL
+            AND revoked_at IS NULL AND expires_at <= now()",
+        by.organization_id,
+        email.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    check_member_limit(platform, &mut tx, by.organization_id).await?;
+    let token = random_token();
+    let lifetime = chrono::Duration::from_std(INVITATION_LIFETIME)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let row = sqlx::query!(
+        "INSERT INTO invitations (organization_id, email, role, token_hash, invited_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, expires_at",
+        by.organization_id,
+        email.as_str(),
+        role.as_str(),
+        hash_token(&token),
+        by.user_id,
+        Utc::now() + lifetime,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(Error::from)
+    .map_err(|e| match e.constraint() {
+        Some("invitations_open_key") => {
+            Error::invalid("email", "This address already has a pending invitation.")
+        }
+        _ => e,
+    })?;
+    let organization = sqlx::query_scalar!(
+        "SELECT name FROM organizations WHERE id = $1",
+        by.organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let link = platform.link(&format!("/invitations/accept?token={token}"));
+    crate::infra::mail::send(
+        &mut tx,
+        &crate::infra::mail::Message {
+            to: email.clone(),
+            subject: format!("You are invited to {organization} on Slipway"),
+            body: format!(
+                "You have been invited to join {organization} as {role}.\n\nAccept within 7 days:\n\n{link}\n"
+            ),
+        },
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("member.invited", Actor::User(by.user_id))
+            .organization(by.organization_id)
+            .subject(email.to_string())
+            .details(serde_json::json!({ "role": role }))
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        Invitation {
+            id: row.id,
+            email: email.to_string(),
+            role,
+            expires_at: row.expires_at,
+        },
+        token,
+    ))
+}
+
+pub async fn pending_invitations(platform: &Platform, by: &Membership) -> Result<Vec<Invitation>> {
+    by.require(Action::ViewMembers)?;
+    let rows = sqlx::query!(
+        "SELECT id, email, role, expires_at FROM invitations
+          WHERE organization_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
+            AND expires_at > now()
+          ORDER BY created_at",
+        by.organization_id
+    )
+    .fetch_all(&platform.db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Invitation {
+                id: row.id,
+                email: row.email,
+                role: Role::parse(&row.role)?,
+                expires_at: row.expires_at,
+            })
+        })
+        .collect()
+}
+
+/// Accepts an invitation as the signed-in user, whose email must be the invited one.
+pub async fn accept_invitation(
+    platform: &Platform,
+    token: &str,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<Uuid> {
+    let mut tx = platform.db.begin().await?;
+    let row = sqlx::query!(
+        "SELECT i.id, i.organization_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at
+           FROM invitations i WHERE i.token_hash = $1 FOR UPDATE",
+        hash_token(token)
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::TokenInvalid)?;
+    if row.accepted_at.is_some() {
+        return Err(Error::TokenUsed);
+    }
+    if row.revoked_at.is_some() {
+        return Err(Error::TokenInvalid);
+    }
+    if row.expires_at <= Utc::now() {
+        return Err(Error::TokenExpired);
+    }
+    let user_email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if user_email != row.email {
+        return Err(Error::Conflict(format!(
+            "This invitation was sent to {}. Sign in with that address to accept it.",
+            row.email
+        )));
+    }
+    sqlx::query!(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT organization_members_pkey DO NOTHING",
+        row.organization_id,
+        user_id,
+        row.role
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE invitations SET accepted_at = now() WHERE id = $1",
+        row.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Following the mailed link proves the address.
+    sqlx::query!(
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1",
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("member.joined", Actor::User(user_id))
+            .organization(row.organization_id)
+            .details(serde_json::json!({ "role": row.role }))
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.organization_id)
+}
+
+/// The number of owners, locked so two concurrent demotions cannot both pass the check.
+async fn owners_locked(tx: &mut sqlx::PgConnection, organization_id: Uuid) -> Result<i64> {
+    let owners = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM (
+             SELECT 1 FROM organization_members
+              WHERE organization_id = $1 AND role = 'owner' FOR UPDATE) o"#,
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(owners)
+}
+
+async fn role_of(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> Result<Role> {
+    let role = sqlx::query_scalar!(
+        "SELECT role FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR UPDATE",
+        organization_id,
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    Role::parse(&role)
+}
+
+const LAST_OWNER: &str =
+    "An organization needs at least one owner. Make someone else an owner first.";
+
+/// Changes a member's role. Nobody acts on a member above them or grants above their own
+/// role; the last owner stays an owner.
+pub async fn change_role(
+    platform: &Platform,
+    by: &Membership,
+    user_id: Uuid,
+    role: Role,
+    ip: Option<IpAddr>,
+) -> Result<()> {
+    by.require(Action::ChangeRole)?;
+    if !may_grant(by.role, role) {
+        return Err(Error::Forbidden);
+    }
+    let mut tx = platform.db.begin().await?;
+    let current = role_of(&mut tx, by.organization_id, user_id).await?;
+    if current > by.role {
+        return Err(Error::Forbidden);
+    }
+    if current == Role::Owner
+        && role != Role::Owner
+        && owners_locked(&mut tx, by.organization_id).await? <= 1
+    {
+        return Err(Error::Conflict(LAST_OWNER.into()));
+    }
+    sqlx::query!(
+        "UPDATE organization_members SET role = $3 WHERE organization_id = $1 AND user_id = $2",
+        by.organization_id,
+        user_id,
+        role.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("member.role_changed", Actor::User(by.user_id))
+            .organization(by.organization_id)
+            .subject_user(user_id)
+            .details(serde_json::json!({ "from": current, "to": role }))
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes a member (or, with their own id, leaves). The last owner cannot go.
+pub async fn remove_member(
+    platform: &Platform,
+    by: &Membership,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<()> {
+    let leaving = user_id == by.user_id;
+    if !leaving {
+        by.require(Action::RemoveMember)?;
+    }
+    let mut tx = platform.db.begin().await?;
+    let current = role_of(&mut tx, by.organization_id, user_id).await?;
+    if !leaving && current > by.role {
+        return Err(Error::Forbidden);
+    }
+    if current == Role::Owner && owners_locked(&mut tx, by.organization_id).await? <= 1 {
+        return Err(Error::Conflict(LAST_OWNER.into()));
+    }
+    sqlx::query!(
+        "DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2",
+        by.organization_id,
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE sessions SET active_organization_id = NULL
+          WHERE user_id = $1 AND active_organization_id = $2",
+        user_id,
+        by.organization_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let action = if leaving {
+        "member.left"
+    } else {
+        "member.removed"
+    };
+    audit::record(
+        &mut *tx,
+        audit::Entry::new(action, Actor::User(by.user_id))
+            .organization(by.organization_id)
+            .subject_user(user_id)
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The one place adapters are built from the settings: the Stripe client, the DNS resolver
+//! settings, the master key, the catalog. Everything else receives them in [`Platform`].
+
+use std::time::Duration;
+
+use crate::Platform;
+use crate::billing::BillingSettings;
+use crate::config::{Config, ConfigError};
+use crate::infra::dns::DnsSettings;
+use crate::infra::mail::{Mailer, Smtp};
+use crate::infra::stripe::StripeApi;
+
+impl Platform {
+    /// The platform `config` describes, on `db`.
+    pub fn from_config(db: sqlx::PgPool, config: &Config) -> Result<Self, ConfigError> {
+        let mut platform = Self::new(db, config.catalog()?, config.public_url()?)
+            .with_templates(config.templates.clone())
+            .with_site_url_pattern(&config.provision.site_url)
+            .with_base_domain(&config.proxy.base_domain)
+            .with_dns(DnsSettings {
+                resolver: config.proxy.dns_resolver,
+                timeout: None,
+            })
+            .with_billing(billing_settings(config)?)
+            .with_mailer(mailer(config)?)
+            .with_mode(config.mode);
+        if let Some(key) = config.master_key()? {
+            platform = platform.with_master_key(key);
+        }
+        Ok(platform)
+    }
+}
+
+/// Where mail goes: SMTP when `mail.smtp_url` is set, else the outbox (the local mail page).
+pub fn mailer(config: &Config) -> Result<Mailer, ConfigError> {
+    Ok(
+        match Smtp::from_config(&config.mail).map_err(|e| ConfigError::Invalid(e.to_string()))? {
+            Some(smtp) => Mailer::Smtp(Box::new(smtp)),
+            None => Mailer::Local,
+        },
+    )
+}
+
+/// Billing as configured: the Stripe client when a key is set (local billing mode without).
+pub fn billing_settings(config: &Config) -> Result<BillingSettings, ConfigError> {
+    let billing = &config.billing;
+    let stripe = match config.stripe()? {
+        Some((key, base)) => {
+            use secrecy::ExposeSecret as _;
+            Some(StripeApi::new(key.expose_secret(), &base).map_err(|e| {
+                ConfigError::Invalid(format!("setting `billing.stripe_secret_key`: {e}"))
+            })?)
+        }
+        None => None,
+    };
+    Ok(BillingSettings {
+        stripe,
+        webhook_secrets: billing.stripe_webhook_secrets.clone(),
+        failed_payments_before_suspend: billing.failed_payments_before_suspend,
+        grace_period: Duration::from_secs(billing.grace_period_secs),
+    })
+}
