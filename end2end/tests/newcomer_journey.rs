@@ -68,3 +68,21 @@ async fn the_demo_operator_signs_in_creates_sites_and_reads_mail_locally() -> Re
     ensure!(h.path().await?.starts_with("/reset?token="));
     h.finish().await
 }
+
+#[tokio::test]
+async fn without_javascript_the_mail_page_shows_mail_and_its_links() -> Result<()> {
+    let mut h = Harness::start("newcomer_no_js", JavaScript::Disabled).await?;
+    h.visit("/reset").await?;
+    h.submit("request-reset", &[("email", DEMO)]).await?;
+    h.visit("/dev/mail").await?;
+    let subjects = h.texts("[data-mail] h2").await?;
+    ensure!(
+        subjects.iter().any(|s| s == "Reset your password"),
+        "{subjects:?}"
+    );
+    ensure!(!h.texts("[data-dev-mode]").await?.is_empty());
+    h.screenshot("dev-mail-no-js").await?;
+    h.click(r#"[data-mail] a[href*="/reset?token="]"#).await?;
+    ensure!(h.path().await?.starts_with("/reset?token="));
+    h.finish().await
+}

@@ -51,6 +51,21 @@ fn production<'c>(command: &'c mut Command, pool: &PgPool) -> &'c mut Command {
         )
 }
 
+/// Starts `slipway serve` from `command` (settings already on it) on `port`, with the proxy
+/// on any free port, its output kept; returns once `/healthz` answers.
+async fn serve_on(command: &mut Command, port: u16) -> std::process::Child {
+    let mut child = command
+        .arg("serve")
+        .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    wait_until_up(port, &mut child).await;
+    child
+}
+
 /// Waits until `/healthz` answers on `port`.
 async fn wait_until_up(port: u16, child: &mut std::process::Child) {
     let client = reqwest::Client::new();
@@ -188,17 +203,13 @@ async fn migrate_applies_the_schema_once(pool: PgPool) {
 async fn serve_migrates_answers_and_stops_every_loop_gracefully_on_sigterm(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut child = production(&mut slipway(&dir), &pool)
-        .arg("serve")
-        .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
-        .env("SLIPWAY_LOG__FORMAT", "json")
-        .env("SLIPWAY_SHUTDOWN_TIMEOUT_SECS", "10")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    wait_until_up(port, &mut child).await;
+    let child = serve_on(
+        production(&mut slipway(&dir), &pool)
+            .env("SLIPWAY_LOG__FORMAT", "json")
+            .env("SLIPWAY_SHUTDOWN_TIMEOUT_SECS", "10"),
+        port,
+    )
+    .await;
     let migrated: i64 = sqlx::query_scalar("SELECT count(*) FROM instance")
         .fetch_one(&pool)
         .await
@@ -287,22 +298,16 @@ async fn production_refuses_to_serve_without_its_secrets_and_names_each(pool: Pg
 async fn development_mode_makes_a_demo_operator_once_and_shows_mail_locally(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = |port: u16| {
-        slipway(&dir)
-            .arg("serve")
+        let mut command = slipway(&dir);
+        command
             .env("SLIPWAY_MODE", "development")
             .env("SLIPWAY_DATABASE__URL", database_url(&pool))
-            .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("SLIPWAY_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
-            .env("SLIPWAY_PROVISION__ENABLED", "false")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts")
+            .env("SLIPWAY_PROVISION__ENABLED", "false");
+        async move { serve_on(&mut command, port).await }
     };
     let port = free_port();
-    let mut child = start(port);
-    wait_until_up(port, &mut child).await;
+    let child = start(port).await;
     // A sign-up mails a verification link; the local mail page shows it.
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -372,8 +377,7 @@ async fn development_mode_makes_a_demo_operator_once_and_shows_mail_locally(pool
 
     // A second start keeps the account and does not print a password again.
     let port = free_port();
-    let mut child = start(port);
-    wait_until_up(port, &mut child).await;
+    let child = start(port).await;
     let output = terminate(child).await;
     let welcome = String::from_utf8_lossy(&output.stdout);
     assert!(welcome.contains("demo@slipway.localhost"));
@@ -390,16 +394,11 @@ async fn development_mode_makes_a_demo_operator_once_and_shows_mail_locally(pool
 async fn in_production_the_mail_page_and_the_demo_account_do_not_exist(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut child = production(&mut slipway(&dir), &pool)
-        .arg("serve")
-        .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SLIPWAY_PROXY__LISTEN", "127.0.0.1:0")
-        .env("SLIPWAY_PROVISION__ENABLED", "false")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    wait_until_up(port, &mut child).await;
+    let child = serve_on(
+        production(&mut slipway(&dir), &pool).env("SLIPWAY_PROVISION__ENABLED", "false"),
+        port,
+    )
+    .await;
     let mail = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/dev/mail"))
         .header("accept", "text/html")
