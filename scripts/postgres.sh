@@ -79,6 +79,11 @@ HBA
   if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'slipway'")" != "1" ]; then
     psql_admin -c "CREATE DATABASE slipway OWNER slipway"
   fi
+  # PostgreSQL grants CONNECT on every database to PUBLIC: a site's role could open the
+  # cluster's own databases. Slipway closes the control plane's and the tenant database
+  # itself; these two belong to the superuser, so the installation closes them.
+  psql_admin -c "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC" \
+             -c "REVOKE CONNECT ON DATABASE template1 FROM PUBLIC"
   echo "PostgreSQL is up: postgres://slipway@127.0.0.1:$PORT/slipway"
 }
 

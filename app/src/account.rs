@@ -232,9 +232,13 @@ pub struct MemberView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvitationView {
+    pub id: String,
     pub email: String,
     pub role: String,
     pub expires: String,
+    /// Whether this member may revoke and resend it (owners and admins, for roles they may
+    /// grant).
+    pub can_manage: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +285,8 @@ pub async fn team() -> Result<TeamView, AppError> {
         invitations: invitations
             .into_iter()
             .map(|invitation| InvitationView {
+                id: invitation.id.to_string(),
+                can_manage: tenancy::may_grant(me.role, invitation.role),
                 email: invitation.email,
                 role: invitation.role.to_string(),
                 expires: invitation.expires_at.format("%Y-%m-%d").to_string(),
@@ -299,6 +305,32 @@ pub async fn invite_member(email: String, role: String) -> Result<String, AppErr
     let role = Role::parse(&role)?;
     members::invite(&state.platform, &me, &email, role, client_ip()).await?;
     Ok(email.to_string())
+}
+
+#[server(endpoint = "team/invitations/revoke")]
+pub async fn revoke_invitation(invitation_id: String) -> Result<(), AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let invitation_id = parse_id(&invitation_id, "invitation_id")?;
+    platform::tenancy::members::revoke_invitation(&state.platform, &me, invitation_id, client_ip())
+        .await?;
+    Ok(())
+}
+
+/// Sends the invitation again (a new link; the old one stops working). Returns the address.
+#[server(endpoint = "team/invitations/resend")]
+pub async fn resend_invitation(invitation_id: String) -> Result<String, AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let invitation_id = parse_id(&invitation_id, "invitation_id")?;
+    let (invitation, _) = platform::tenancy::members::resend_invitation(
+        &state.platform,
+        &me,
+        invitation_id,
+        client_ip(),
+    )
+    .await?;
+    Ok(invitation.email)
 }
 
 #[server(endpoint = "team/change-role")]

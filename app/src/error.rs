@@ -12,6 +12,10 @@ pub enum AppError {
     Invalid { field: String, message: String },
     #[error("Sign in to continue.")]
     SignInRequired,
+    /// Signed in, but a member of no organization (removed from the last one, or an
+    /// operator): the dashboard offers to create one.
+    #[error("You are not a member of any organization yet. Create one to get started.")]
+    NoOrganization,
     #[error("{0}")]
     Forbidden(String),
     #[error("Not found.")]
@@ -45,11 +49,45 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The HTTP status for this error when nothing more precise was set where it arose (a
+    /// domain error sets its own, e.g. 402 for a plan limit, 429 when throttled).
+    #[cfg(feature = "ssr")]
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::NoOrganization | AppError::Refused(_) => StatusCode::CONFLICT,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            // On the server this is a request that did not decode into the function's
+            // arguments (an empty, JSON, multipart or non-UTF-8 body for a form): the
+            // client's mistake.
+            AppError::Transport(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         AppError::Transport(value.to_string())
+    }
+
+    /// Encodes the error for the response, and on the server gives the response the
+    /// error's status unless one was set already: server_fn would answer 500 for every
+    /// error, including a malformed request.
+    fn ser(&self) -> leptos::server_fn::Bytes {
+        #[cfg(feature = "ssr")]
+        crate::request::default_status(self.status());
+        <JsonEncoding as leptos::server_fn::Encodes<Self>>::encode(self).unwrap_or_else(|error| {
+            let fallback = AppError::Transport(error.to_string());
+            <JsonEncoding as leptos::server_fn::Encodes<Self>>::encode(&fallback)
+                .unwrap_or_default()
+        })
     }
 }
 

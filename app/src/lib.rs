@@ -37,6 +37,8 @@ use pages::{landing::LandingPage, not_found::NotFound, pricing::PricingPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    request::set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

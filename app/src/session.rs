@@ -121,9 +121,7 @@ pub async fn membership_of(
             .await?
             .first()
             .map(|org| org.id)
-            .ok_or_else(|| {
-                AppError::Refused("You are not a member of any organization yet.".into())
-            })?,
+            .ok_or(AppError::NoOrganization)?,
     };
     let membership = tenancy::membership(&state.platform, organization_id, session.user_id).await?;
     Ok((session, membership))

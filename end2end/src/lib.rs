@@ -510,8 +510,25 @@ impl Harness {
         Ok(())
     }
 
-    /// Closes the browser, stops the processes and drops the test database.
+    /// Fails if the browser refused anything under the pages' Content-Security-Policy
+    /// since the console was last read (Chromium logs each violation as an error).
+    pub async fn assert_no_policy_violations(&self) -> Result<()> {
+        let violations: Vec<String> = self
+            .console_errors()
+            .await?
+            .into_iter()
+            .filter(|message| message.contains("Content Security Policy"))
+            .collect();
+        if !violations.is_empty() {
+            bail!("the pages broke their Content-Security-Policy: {violations:#?}");
+        }
+        Ok(())
+    }
+
+    /// Checks that no page broke its Content-Security-Policy, closes the browser, stops
+    /// the processes and drops the test database.
     pub async fn finish(mut self) -> Result<()> {
+        self.assert_no_policy_violations().await?;
         self.browser.clone().close().await?;
         self.stop_processes();
         let mut admin = PgConnection::connect(&self.admin_url).await?;

@@ -99,6 +99,43 @@ async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()
         .await?;
     h.screenshot("team-invited").await?;
 
+    // Pending invitations are managed: one revoked, Bob's sent again (the new link is the
+    // one he will use; the old one stops working).
+    h.submit(
+        "invite",
+        &[("email", "carol@example.com"), ("role", "editor")],
+    )
+    .await?;
+    h.wait_for_text_containing("[data-invitations] li", "carol@example.com as editor")
+        .await?;
+    h.click(r#"[data-invitation="carol@example.com"] form[data-form="revoke-invitation"] button"#)
+        .await?;
+    let mut waited = 0;
+    while h
+        .texts("[data-invitations] li")
+        .await?
+        .iter()
+        .any(|i| i.contains("carol@"))
+    {
+        ensure!(waited < 50, "the revoked invitation stays listed");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_link = h
+        .mailed_link("bob@example.com", "/invitations/accept?token=")
+        .await?;
+    h.click(r#"[data-invitation="bob@example.com"] form[data-form="resend-invitation"] button"#)
+        .await?;
+    h.wait_for_text_containing("[data-notice]", "sent again with a new link")
+        .await?;
+    h.screenshot("team-invitations").await?;
+    ensure!(
+        h.mailed_link("bob@example.com", "/invitations/accept?token=")
+            .await?
+            != first_link,
+        "a new link was mailed"
+    );
+
     // Bob, in a browser of his own: signs up with the invited address, accepts.
     let bob = h.second_browser().await?;
     bob.goto(&h.url("/signup")).await?;
@@ -217,6 +254,14 @@ async fn accounts_work_without_javascript() -> Result<()> {
     h.wait_for_texts("main h1", &["Overview"]).await?;
 
     h.visit("/dashboard/settings").await?;
+    // API access is a Pro feature: the free plan says so, then the operator upgrades.
+    h.submit("create-key", &[("name", "deploys")]).await?;
+    h.wait_for_text_containing("[data-form-error]", "API access is not part of your plan")
+        .await?;
+    h.screenshot("settings-no-api").await?;
+    h.sql("UPDATE organizations SET plan_id = 'pro' WHERE name = 'Navy'")
+        .await?;
+    h.visit("/dashboard/settings").await?;
     h.submit("create-key", &[("name", "deploys")]).await?;
     h.wait_for_texts("main h1", &["Settings"]).await?;
     h.screenshot("settings").await?;
@@ -252,5 +297,21 @@ async fn accounts_work_without_javascript() -> Result<()> {
     .await?;
     h.wait_for_texts("main h1", &["Overview"]).await?;
     h.screenshot("signed-in").await?;
+
+    // Removed from her only organization, she is offered to start one, without
+    // JavaScript too.
+    h.sql(
+        "DELETE FROM organization_members WHERE user_id = (SELECT id FROM users WHERE email = 'grace@example.com')",
+    )
+    .await?;
+    h.visit("/dashboard/sites").await?;
+    h.wait_for_texts("main h1", &["Create an organization"])
+        .await?;
+    h.screenshot("no-organization").await?;
+    h.submit("create-organization", &[("name", "Fresh Start")])
+        .await?;
+    h.wait_for_texts("main h1", &["Settings"]).await?;
+    h.visit("/dashboard/sites").await?;
+    h.wait_for_texts("main h1", &["Sites"]).await?;
     h.finish().await
 }

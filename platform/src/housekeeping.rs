@@ -15,8 +15,9 @@ pub struct Retention {
     pub expired_sessions: Duration,
     /// Verification and reset links, once used or expired.
     pub spent_tokens: Duration,
-    /// Failed sign-ins (the throttle looks back 15 minutes).
-    pub sign_in_failures: Duration,
+    /// Counted sign-ins and password-reset requests (the throttles look back at most an
+    /// hour).
+    pub throttled_attempts: Duration,
     /// Mail, once delivered (or, without SMTP, once written to the outbox).
     pub delivered_mail: Duration,
     /// Handled Stripe events: their ids de-duplicate Stripe's re-deliveries, which stop
@@ -36,7 +37,7 @@ pub struct Retention {
 pub const RETENTION: Retention = Retention {
     expired_sessions: Duration::from_secs(DAY),
     spent_tokens: Duration::from_secs(7 * DAY),
-    sign_in_failures: Duration::from_secs(DAY),
+    throttled_attempts: Duration::from_secs(DAY),
     delivered_mail: Duration::from_secs(30 * DAY),
     handled_stripe_events: Duration::from_secs(30 * DAY),
     monthly_jobs: Duration::from_secs(400 * DAY),
@@ -50,7 +51,7 @@ pub const RETENTION: Retention = Retention {
 pub struct Swept {
     pub sessions: u64,
     pub tokens: u64,
-    pub sign_in_failures: u64,
+    pub throttled_attempts: u64,
     pub mail: u64,
     pub jobs: u64,
     pub hourly_usage: u64,
@@ -80,13 +81,20 @@ pub async fn sweep(platform: &Platform) -> Result<Swept> {
     .execute(db)
     .await?
     .rows_affected();
-    let sign_in_failures = sqlx::query!(
+    let throttled_attempts = sqlx::query!(
         "DELETE FROM sign_in_failures WHERE created_at < now() - make_interval(secs => $1)",
-        secs(r.sign_in_failures)
+        secs(r.throttled_attempts)
     )
     .execute(db)
     .await?
-    .rows_affected();
+    .rows_affected()
+        + sqlx::query!(
+            "DELETE FROM password_reset_requests WHERE created_at < now() - make_interval(secs => $1)",
+            secs(r.throttled_attempts)
+        )
+        .execute(db)
+        .await?
+        .rows_affected();
     // Mail whose job is over (sent, or kept locally) and old enough; a message still being
     // retried stays whatever its age.
     let mail = sqlx::query!(
@@ -126,7 +134,7 @@ pub async fn sweep(platform: &Platform) -> Result<Swept> {
     let swept = Swept {
         sessions,
         tokens,
-        sign_in_failures,
+        throttled_attempts,
         mail,
         jobs,
         hourly_usage,

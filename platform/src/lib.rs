@@ -154,4 +154,33 @@ impl Platform {
     pub fn plan(&self, id: &str) -> Option<&Plan> {
         self.catalog.plans().iter().find(|p| p.id.as_str() == id)
     }
+
+    /// Refuses what plan `plan_id` does not include, naming the plans that do:
+    /// "Custom domains are not part of your plan. Upgrade to Pro or Business to add one."
+    pub fn require_feature(
+        &self,
+        plan_id: &str,
+        feature: catalog::Feature,
+        to_do: &str,
+    ) -> kernel::Result<()> {
+        if self
+            .plan(plan_id)
+            .is_some_and(|p| p.features.contains(&feature))
+        {
+            return Ok(());
+        }
+        let with_feature: Vec<&str> = self
+            .catalog
+            .plans()
+            .iter()
+            .filter(|p| p.features.contains(&feature))
+            .map(|p| p.name.as_str())
+            .collect();
+        Err(kernel::Error::LimitReached(format!(
+            "{} {} not part of your plan. Upgrade to {} to {to_do}.",
+            feature.label(),
+            if feature.is_plural() { "are" } else { "is" },
+            with_feature.join(" or ")
+        )))
+    }
 }

@@ -340,3 +340,138 @@ async fn password_reset_is_single_use_expiring_and_signs_out(pool: PgPool) {
         "This link has expired. Request a new one."
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn parallel_wrong_passwords_from_many_addresses_are_checked_at_most_the_limit(pool: PgPool) {
+    let p = platform(pool.clone());
+    signup::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    for round in 0..20 {
+        sqlx::query("DELETE FROM sign_in_failures")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let results = test_support::at_once(12, |i| {
+            let p = p.clone();
+            let ip = Some(format!("198.51.100.{}", i + 1).parse().unwrap());
+            async move { sessions::sign_in(&p, "ada@example.com", "wrong guess", ip).await }
+        })
+        .await;
+        let checked = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::InvalidCredentials)))
+            .count();
+        let throttled = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Throttled { .. })))
+            .count();
+        assert_eq!(
+            (checked, throttled),
+            (sessions::MAX_FAILURES_PER_ACCOUNT as usize, 12 - 5),
+            "round {round}: {results:?}"
+        );
+        // The right password now waits too.
+        assert!(matches!(
+            sessions::sign_in(&p, "ada@example.com", PASSWORD, None).await,
+            Err(Error::Throttled { .. })
+        ));
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn password_reset_requests_are_limited_per_address_and_per_ip_even_at_once(pool: PgPool) {
+    let p = platform(pool.clone());
+    signup::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    let resets = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM mail_outbox WHERE subject = 'Reset your password'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    for round in 0..20 {
+        sqlx::query("DELETE FROM password_reset_requests")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Eight requests for one address from eight addresses: three mails at most.
+        let before = resets(pool.clone()).await;
+        let results = test_support::at_once(8, |i| {
+            let p = p.clone();
+            let ip = Some(format!("198.51.100.{}", i + 1).parse().unwrap());
+            async move { tokens::request_password_reset(&p, "ada@example.com", ip).await }
+        })
+        .await;
+        let sent = resets(pool.clone()).await - before;
+        assert_eq!(
+            sent,
+            tokens::MAX_RESET_REQUESTS_PER_ADDRESS,
+            "round {round}: {results:?}"
+        );
+        let refused: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+            .collect();
+        assert_eq!(refused.len(), 8 - 3, "round {round}");
+        assert!(
+            refused
+                .iter()
+                .all(|m| m == "Too many password reset requests. Try again in 60 minutes."),
+            "{refused:?}"
+        );
+        // One IP asking for many addresses (known or not: the answer is the same).
+        let ip = Some("203.0.113.7".parse().unwrap());
+        let results = test_support::at_once(14, |i| {
+            let p = p.clone();
+            async move {
+                tokens::request_password_reset(&p, &format!("someone{i}@example.com"), ip).await
+            }
+        })
+        .await;
+        let allowed = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            allowed as i64,
+            tokens::MAX_RESET_REQUESTS_PER_IP,
+            "round {round}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_password_reset_voids_every_other_reset_link(pool: PgPool) {
+    let p = platform(pool.clone());
+    signup::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    tokens::request_password_reset(&p, "ada@example.com", None)
+        .await
+        .unwrap();
+    let first = mailed_token(&p, "ada@example.com", "/reset?token=").await;
+    tokens::request_password_reset(&p, "ada@example.com", None)
+        .await
+        .unwrap();
+    let second = mailed_token(&p, "ada@example.com", "/reset?token=").await;
+    assert_ne!(first, second);
+    let password = NewPassword::parse("a brand new passphrase").unwrap();
+    tokens::reset_password(&p, &second, &password, None)
+        .await
+        .unwrap();
+    let error = tokens::reset_password(
+        &p,
+        &first,
+        &NewPassword::parse("an attacker's pick").unwrap(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, Error::TokenUsed), "{error:?}");
+    assert!(
+        sessions::sign_in(&p, "ada@example.com", "a brand new passphrase", None)
+            .await
+            .is_ok()
+    );
+}

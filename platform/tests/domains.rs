@@ -14,8 +14,8 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use platform::catalog::plans::{Catalog as Plans, default_plans};
 use platform::infra::dns::DnsSettings;
 use platform::kernel::secrets::MasterKey;
+use platform::sites;
 use platform::sites::domains;
-use platform::sites::{self, NewSite};
 use platform::tenancy::{Membership, Role};
 use platform::traffic::routes::RouteTable;
 use platform::traffic::usage::Meters;
@@ -108,21 +108,6 @@ fn platform(pool: PgPool, dns: &Dns) -> Platform {
     .with_dns(dns.settings())
 }
 
-async fn site(platform: &Platform, by: &Membership, slug: &str) -> Uuid {
-    sites::create(
-        platform,
-        by,
-        &NewSite {
-            name: slug.to_owned(),
-            slug: slug.to_owned(),
-            template: String::new(),
-        },
-    )
-    .await
-    .unwrap()
-    .id
-}
-
 async fn routes(platform: &Platform) -> RouteTable {
     let table = RouteTable::new("localhost", Arc::new(Meters::default()));
     table.reload(platform).await.unwrap();
@@ -134,7 +119,7 @@ async fn a_domain_routes_only_after_its_txt_record_proves_control(pool: PgPool) 
     let dns = Dns::start().await;
     let platform = platform(pool, &dns);
     let owner = test_support::owner_on_plan(&platform, "pro").await;
-    let site_id = site(&platform, &owner, "shop").await;
+    let site_id = test_support::site(&platform, &owner, "shop").await;
 
     let added = domains::add(&platform, &owner, site_id, " Shop.Example.COM. ")
         .await
@@ -205,22 +190,27 @@ async fn domains_are_unique_scoped_and_need_the_plan_and_the_role(pool: PgPool) 
     let dns = Dns::start().await;
     let platform = platform(pool, &dns);
     let owner = test_support::owner_on_plan(&platform, "pro").await;
-    let site_id = site(&platform, &owner, "first").await;
+    let site_id = test_support::site(&platform, &owner, "first").await;
     let added = domains::add(&platform, &owner, site_id, "www.example.com")
         .await
         .unwrap();
 
-    // Another organization cannot claim it, see it, verify it or remove it.
+    // Another organization may claim it too while it is unverified (its own claim, its
+    // own token), but cannot see, verify or remove this one.
     let other = test_support::owner_on_plan(&platform, "business").await;
-    let other_site = site(&platform, &other, "second").await;
-    match domains::add(&platform, &other, other_site, "WWW.example.com").await {
+    let other_site = test_support::site(&platform, &other, "second").await;
+    let claim = domains::add(&platform, &other, other_site, "WWW.example.com")
+        .await
+        .expect("an unverified domain is not exclusive");
+    assert_ne!(claim.txt_value, added.txt_value);
+    match domains::add(&platform, &owner, site_id, "www.example.com").await {
         Err(Error::Invalid {
             field: "domain",
             message,
         }) => {
-            assert!(message.contains("already added"), "{message}")
+            assert!(message.contains("already added to this site"), "{message}")
         }
-        other => panic!("a taken domain was accepted: {other:?}"),
+        other => panic!("a domain was added twice to one site: {other:?}"),
     }
     assert!(matches!(
         domains::verify(&platform, &other, added.id, &platform.dns).await,
@@ -276,11 +266,127 @@ async fn domains_are_unique_scoped_and_need_the_plan_and_the_role(pool: PgPool) 
 
     // A plan without custom domains says which plans have them.
     let starter = test_support::owner_on_plan(&platform, "starter").await;
-    let starter_site = site(&platform, &starter, "small").await;
+    let starter_site = test_support::site(&platform, &starter, "small").await;
     match domains::add(&platform, &starter, starter_site, "small.example.com").await {
         Err(Error::LimitReached(message)) => {
             assert!(message.contains("Pro or Business"), "{message}")
         }
         other => panic!("starter added a domain: {other:?}"),
     }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unverified_claim_blocks_nobody_and_the_first_proof_wins_even_at_once(pool: PgPool) {
+    let dns = Dns::start().await;
+    let platform = platform(pool.clone(), &dns);
+    let rightful = test_support::owner_on_plan(&platform, "pro").await;
+    let squatter = test_support::owner_on_plan(&platform, "pro").await;
+    let rightful_site = test_support::site(&platform, &rightful, "rightful").await;
+    let squatter_site = test_support::site(&platform, &squatter, "squatter").await;
+    let mut wins = [0; 2];
+    for round in 0..20 {
+        let name = format!("shop{round}.example.com");
+        // The squatter claims first; the owner can still add the domain.
+        let squatted = domains::add(&platform, &squatter, squatter_site, &name)
+            .await
+            .unwrap();
+        let claimed = domains::add(&platform, &rightful, rightful_site, &name)
+            .await
+            .expect("an unverified claim does not keep the owner out");
+        // Both proofs are published (the worst case): both verifications run at once.
+        dns.publish_txt(&claimed.txt_name, &claimed.txt_value).await;
+        dns.publish_txt(&squatted.txt_name, &squatted.txt_value)
+            .await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let verify = |by: Membership, id: Uuid| {
+            let (platform, barrier) = (platform.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                domains::verify(&platform, &by, id, &platform.dns).await
+            })
+        };
+        let a = verify(rightful, claimed.id);
+        let b = verify(squatter, squatted.id);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let verified: Vec<bool> = [&a, &b]
+            .iter()
+            .map(|r| r.as_ref().is_ok_and(|d| d.verified_at.is_some()))
+            .collect();
+        assert_eq!(
+            verified.iter().filter(|v| **v).count(),
+            1,
+            "round {round}: exactly one owner: {a:?} {b:?}"
+        );
+        let loser = if verified[0] { &b } else { &a };
+        match loser {
+            Err(Error::Conflict(message)) => {
+                assert!(message.contains("proved this domain first"), "{message}")
+            }
+            other => panic!("round {round}: the second proof was not refused: {other:?}"),
+        }
+        wins[usize::from(verified[1])] += 1;
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM site_domains WHERE domain = $1 AND verified_at IS NOT NULL",
+        )
+        .bind(&name)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(owners, 1);
+        // Once verified, the domain is exclusive: nobody else can even add it.
+        let third = test_support::owner_on_plan(&platform, "pro").await;
+        let third_site = test_support::site(&platform, &third, &format!("third{round}")).await;
+        match domains::add(&platform, &third, third_site, &name).await {
+            Err(Error::Invalid { message, .. }) => {
+                assert!(message.contains("already verified"), "{message}")
+            }
+            other => panic!("a verified domain was added elsewhere: {other:?}"),
+        }
+    }
+    println!(
+        "first proof won: rightful {}, squatter {}",
+        wins[0], wins[1]
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_deleted_sites_domains_are_released(pool: PgPool) {
+    let dns = Dns::start().await;
+    let platform = platform(pool.clone(), &dns);
+    let first = test_support::owner_on_plan(&platform, "pro").await;
+    let first_site = test_support::site(&platform, &first, "leaving").await;
+    let domain = domains::add(&platform, &first, first_site, "moving.example.com")
+        .await
+        .unwrap();
+    dns.publish_txt(&domain.txt_name, &domain.txt_value).await;
+    assert!(
+        domains::verify(&platform, &first, domain.id, &platform.dns)
+            .await
+            .unwrap()
+            .verified_at
+            .is_some()
+    );
+    sites::delete(&platform, &first, first_site, "leaving")
+        .await
+        .unwrap();
+    // Released at once, before the reconciler has removed anything.
+    let next = test_support::owner_on_plan(&platform, "pro").await;
+    let next_site = test_support::site(&platform, &next, "arriving").await;
+    let moved = domains::add(&platform, &next, next_site, "moving.example.com")
+        .await
+        .expect("the deleted site's domain is free");
+    dns.publish_txt(&moved.txt_name, &moved.txt_value).await;
+    assert!(
+        domains::verify(&platform, &next, moved.id, &platform.dns)
+            .await
+            .unwrap()
+            .verified_at
+            .is_some()
+    );
+    assert!(
+        routes(&platform)
+            .await
+            .lookup("moving.example.com")
+            .is_some()
+    );
 }

@@ -57,14 +57,16 @@ async fn housekeeping_deletes_what_is_past_its_retention_and_nothing_else(pool: 
             .await
             .expect("token");
     }
-    for at in [now - days(2), now - Duration::minutes(5)] {
-        sqlx::query(
-            "INSERT INTO sign_in_failures (email, created_at) VALUES ('x@example.com', $1)",
-        )
-        .bind(at)
-        .execute(db)
-        .await
-        .expect("failure");
+    for table in ["sign_in_failures", "password_reset_requests"] {
+        for at in [now - days(2), now - Duration::minutes(5)] {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (email, created_at) VALUES ('x@example.com', $1)"
+            ))
+            .bind(at)
+            .execute(db)
+            .await
+            .expect("attempt");
+        }
     }
     // Mail: the sign-up's verification (new, delivered locally), one delivered 40 days ago,
     // and one 40 days old whose job is still being retried (kept).
@@ -135,12 +137,12 @@ async fn housekeeping_deletes_what_is_past_its_retention_and_nothing_else(pool: 
         (
             swept.sessions,
             swept.tokens,
-            swept.sign_in_failures,
+            swept.throttled_attempts,
             swept.mail,
             swept.jobs,
             swept.hourly_usage
         ),
-        (1, 2, 1, 1, 2, 1),
+        (1, 2, 2, 1, 2, 1),
         "{swept:?}"
     );
     assert_eq!(count(db, "SELECT count(*) FROM sessions").await, 2);
@@ -150,6 +152,10 @@ async fn housekeeping_deletes_what_is_past_its_retention_and_nothing_else(pool: 
         "the sign-up's own token too"
     );
     assert_eq!(count(db, "SELECT count(*) FROM sign_in_failures").await, 1);
+    assert_eq!(
+        count(db, "SELECT count(*) FROM password_reset_requests").await,
+        1
+    );
     assert_eq!(
         count(
             db,

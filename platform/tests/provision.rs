@@ -254,6 +254,24 @@ async fn a_created_site_becomes_active_serves_posts_and_deleting_leaves_nothing(
     )
     .await;
     assert_eq!(code, 201, "{body}");
+    // PostgreSQL's text holds no NUL: the client is told so, the site does not answer 500.
+    let (code, body) = http(
+        address,
+        "POST",
+        "/api/posts",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &bearer),
+        ],
+        r#"{"slug":"nul","title":"a\u0000b","body":"x"}"#,
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("NUL"), "{body}");
+    assert_eq!(
+        http(address, "GET", "/api/posts/a%00b", &[], "").await.0,
+        422
+    );
     let (code, page) = http(address, "GET", "/posts/hello", &[], "").await;
     assert_eq!(code, 200);
     assert!(
@@ -390,6 +408,15 @@ async fn a_reconciler_cut_off_after_any_step_converges_to_exactly_one_of_everyth
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         e.reconciler.halt_after(None);
+        if step == Step::Container {
+            // Killed between "container created" and "id recorded": Docker has the
+            // container, the row does not know it.
+            sqlx::query("UPDATE sites SET container_id = NULL WHERE id = $1")
+                .bind(site.id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
 
         assert_eq!(
             status(&pool, site.id).await.0,
@@ -404,10 +431,21 @@ async fn a_reconciler_cut_off_after_any_step_converges_to_exactly_one_of_everyth
             "after a cut after {}",
             step.as_str()
         );
-        assert_eq!(
-            labelled_containers(site.id).await.len(),
-            1,
-            "after {}",
+        let containers = labelled_containers(site.id).await;
+        assert_eq!(containers.len(), 1, "after {}", step.as_str());
+        // What a pass adopted is recorded as if it had made it (storage sampling and the
+        // limits and bills fed by it go by this id).
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT container_id FROM sites WHERE id = $1")
+                .bind(site.id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(
+            recorded
+                .as_deref()
+                .is_some_and(|id| id.starts_with(&containers[0])),
+            "after {}: recorded {recorded:?}, running {containers:?}",
             step.as_str()
         );
         assert_eq!(
@@ -1134,4 +1172,55 @@ async fn opening_the_tenant_database_from_many_processes_at_once_succeeds(pool: 
         .await
         .unwrap();
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// A site's role opens the tenant database and nothing else of the cluster: not the
+/// control plane's database, not `postgres`, not `template1` (PUBLIC's default CONNECT is
+/// revoked on each).
+#[sqlx::test(migrations = "../migrations")]
+async fn a_sites_role_connects_to_the_tenant_database_only(pool: PgPool) {
+    use platform::infra::tenant_db::TenantDb;
+    use sqlx::ConnectOptions;
+    use sqlx::postgres::PgConnectOptions;
+    let database = format!("slipway_roles_{}", Uuid::new_v4().simple());
+    let tenants = TenantDb::open(&pool, &database).await.unwrap();
+    let ident = TenantIdent::for_site(Uuid::new_v4());
+    let password = "a1".repeat(20);
+    let limits = default_plans()[1].limits.clone();
+    tenants.ensure(&ident, &password, &limits).await.unwrap();
+    let control_plane: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let connect = |db: String| {
+        let options: PgConnectOptions = (*pool.connect_options())
+            .clone()
+            .username(ident.as_str())
+            .password(&password)
+            .database(&db);
+        async move { options.connect().await }
+    };
+    let mut own = connect(database.clone()).await.expect("its own database");
+    let timeout: String =
+        sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+            .fetch_one(&mut own)
+            .await
+            .unwrap();
+    assert_eq!(timeout, limits.statement_timeout_ms.to_string(), "in ms");
+    drop(own);
+    for other in [control_plane, "postgres".to_owned(), "template1".to_owned()] {
+        match connect(other.clone()).await {
+            Err(sqlx::Error::Database(e)) => {
+                assert_eq!(e.code().as_deref(), Some("42501"), "{other}: {e}")
+            }
+            Err(e) => panic!("{other}: {e}"),
+            Ok(_) => panic!("a site's role connected to {other}"),
+        }
+    }
+    tenants.drop(&ident).await.unwrap();
+    tenants.pool.close().await;
+    sqlx::query(&format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#))
+        .execute(&pool)
+        .await
+        .unwrap();
 }

@@ -411,6 +411,15 @@ async fn api_keys_authenticate_until_revoked(pool: PgPool) {
     let me: Membership = tenancy::membership(&p, organization_id, owner)
         .await
         .unwrap();
+    // API access is a Pro feature: a Free organization cannot make a key.
+    match api_keys::create(&p, &me, "too early", &[Scope::Read], None).await {
+        Err(Error::LimitReached(message)) => assert_eq!(
+            message,
+            "API access is not part of your plan. Upgrade to Pro or Business to use the API."
+        ),
+        other => panic!("a Free organization made a key: {other:?}"),
+    }
+    set_plan(&pool, organization_id, "pro").await;
     let (key, secret) = api_keys::create(&p, &me, "  CI deploys ", &[Scope::Read], None)
         .await
         .unwrap();
@@ -434,6 +443,15 @@ async fn api_keys_authenticate_until_revoked(pool: PgPool) {
             .last_used_at
             .is_some()
     );
+    // After a downgrade the key still exists but the API refuses it, saying why.
+    set_plan(&pool, organization_id, "free").await;
+    match api_keys::authenticate(&p, &secret).await {
+        Err(AuthFailure::Plan(Error::LimitReached(message))) => {
+            assert!(message.contains("Upgrade to Pro or Business"), "{message}")
+        }
+        other => panic!("a Free organization's key was accepted: {other:?}"),
+    }
+    set_plan(&pool, organization_id, "pro").await;
 
     let last = if secret.ends_with('x') { 'y' } else { 'x' };
     let tampered = format!("{}{last}", &secret[..secret.len() - 1]);
@@ -511,4 +529,251 @@ async fn the_audit_log_shows_members_sign_ins_to_their_organizations_only(pool: 
             .any(|a| a == "user.signed_in" || a == "user.sign_in_failed"),
         "{bobs:?}"
     );
+}
+
+/// Fires `n` copies of `attempt` at once and returns how many succeeded; the others must
+/// have been refused by the plan's limit.
+async fn successes_at_once<F, Fut, T>(n: usize, attempt: F) -> usize
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut ok = 0;
+    for result in test_support::at_once(n, attempt).await {
+        match result {
+            Ok(_) => ok += 1,
+            Err(Error::LimitReached(_)) => {}
+            Err(other) => panic!("refused for another reason: {other:?}"),
+        }
+    }
+    ok
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn parallel_invitations_and_api_keys_stop_exactly_at_the_limit(pool: PgPool) {
+    let p = platform(pool.clone());
+    for round in 0..20 {
+        // Pro: 3 members, the owner is one, so room for two invitations.
+        let (owner, organization_id) =
+            user(&p, &format!("owner{round}@example.com"), "Limits").await;
+        set_plan(&pool, organization_id, "pro").await;
+        let me = tenancy::membership(&p, organization_id, owner)
+            .await
+            .unwrap();
+        let invited = successes_at_once(16, |i| {
+            let p = p.clone();
+            async move {
+                let email = Email::parse(&format!("guest{i}@example.com")).unwrap();
+                members::invite(&p, &me, &email, Role::Viewer, None).await
+            }
+        })
+        .await;
+        assert_eq!(invited, 2, "round {round}");
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM invitations WHERE organization_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(organization_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(open, 2, "round {round}");
+
+        let made = successes_at_once(api_keys::MAX_ACTIVE_KEYS as usize + 6, |i| {
+            let p = p.clone();
+            async move { api_keys::create(&p, &me, &format!("key {i}"), &[Scope::Read], None).await }
+        })
+        .await;
+        assert_eq!(made as i64, api_keys::MAX_ACTIVE_KEYS, "round {round}");
+    }
+}
+
+/// The token of the newest invitation mailed to `email`.
+async fn invitation_token(p: &Platform, email: &str) -> String {
+    let (_, body) = mail::latest_to(&p.db, email).await.unwrap().unwrap();
+    body.split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an invitation link")
+        .to_owned()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_invitation_is_void_once_its_inviter_can_no_longer_grant_its_role(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (owner, organization_id) = user(&p, "owner@example.com", "Void").await;
+    set_plan(&pool, organization_id, "business").await;
+    let owner = tenancy::membership(&p, organization_id, owner)
+        .await
+        .unwrap();
+    for (case, demote_to) in [("removed", None), ("demoted", Some(Role::Editor))] {
+        let (admin, _) = user(&p, &format!("admin-{case}@example.com"), "Own").await;
+        add_member(&pool, organization_id, admin, Role::Admin).await;
+        let admin_membership = tenancy::membership(&p, organization_id, admin)
+            .await
+            .unwrap();
+        let guest = format!("guest-{case}@example.com");
+        members::invite(
+            &p,
+            &admin_membership,
+            &Email::parse(&guest).unwrap(),
+            Role::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+        let token = invitation_token(&p, &guest).await;
+        match demote_to {
+            None => members::remove_member(&p, &owner, admin, None)
+                .await
+                .unwrap(),
+            Some(role) => members::change_role(&p, &owner, admin, role, None)
+                .await
+                .unwrap(),
+        }
+        // Gone from the pending list, and the link grants nothing.
+        let pending = members::pending_invitations(&p, &owner).await.unwrap();
+        assert!(
+            pending.iter().all(|i| i.email != guest),
+            "{case}: {pending:?}"
+        );
+        let (guest_id, _) = user(&p, &guest, "Guest's own").await;
+        let error = members::accept_invitation(&p, &token, guest_id, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::TokenInvalid | Error::Conflict(_)),
+            "{case}: {error:?}"
+        );
+        assert!(
+            tenancy::membership(&p, organization_id, guest_id)
+                .await
+                .is_err(),
+            "{case}: the guest got in"
+        );
+    }
+
+    // Even an invitation left open (its inviter's role changed outside these functions)
+    // is checked against the inviter's role when it is accepted.
+    let (admin, _) = user(&p, "admin-direct@example.com", "Own").await;
+    add_member(&pool, organization_id, admin, Role::Admin).await;
+    let admin_membership = tenancy::membership(&p, organization_id, admin)
+        .await
+        .unwrap();
+    members::invite(
+        &p,
+        &admin_membership,
+        &Email::parse("guest-direct@example.com").unwrap(),
+        Role::Admin,
+        None,
+    )
+    .await
+    .unwrap();
+    let token = invitation_token(&p, "guest-direct@example.com").await;
+    sqlx::query("UPDATE organization_members SET role = 'viewer' WHERE user_id = $1")
+        .bind(admin)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (guest_id, _) = user(&p, "guest-direct@example.com", "Guest's own").await;
+    match members::accept_invitation(&p, &token, guest_id, None).await {
+        Err(Error::Conflict(message)) => {
+            assert!(
+                message.contains("can no longer grant this role"),
+                "{message}"
+            )
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn owners_and_admins_revoke_and_resend_pending_invitations(pool: PgPool) {
+    let p = platform(pool.clone());
+    let (owner, organization_id) = user(&p, "owner@example.com", "Invites").await;
+    set_plan(&pool, organization_id, "business").await;
+    let owner = tenancy::membership(&p, organization_id, owner)
+        .await
+        .unwrap();
+    let invite = |email: &'static str, role: Role| {
+        let p = p.clone();
+        async move {
+            members::invite(&p, &owner, &Email::parse(email).unwrap(), role, None)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let revoked = invite("gone@example.com", Role::Editor).await;
+    let resent = invite("again@example.com", Role::Editor).await;
+    let for_owner = invite("boss@example.com", Role::Owner).await;
+    let old_token = invitation_token(&p, "again@example.com").await;
+    let revoked_token = invitation_token(&p, "gone@example.com").await;
+
+    // A viewer may look but not act; an admin may not touch an owner's invitation; another
+    // organization does not see them at all.
+    let (viewer, _) = user(&p, "viewer@example.com", "Own").await;
+    add_member(&pool, organization_id, viewer, Role::Viewer).await;
+    let viewer = tenancy::membership(&p, organization_id, viewer)
+        .await
+        .unwrap();
+    assert!(matches!(
+        members::revoke_invitation(&p, &viewer, revoked.id, None).await,
+        Err(Error::Forbidden)
+    ));
+    let (admin, _) = user(&p, "admin@example.com", "Own").await;
+    add_member(&pool, organization_id, admin, Role::Admin).await;
+    let admin = tenancy::membership(&p, organization_id, admin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        members::revoke_invitation(&p, &admin, for_owner.id, None).await,
+        Err(Error::Forbidden)
+    ));
+    let (stranger, stranger_org) = user(&p, "stranger@example.com", "Elsewhere").await;
+    let stranger = tenancy::membership(&p, stranger_org, stranger)
+        .await
+        .unwrap();
+    assert!(matches!(
+        members::revoke_invitation(&p, &stranger, revoked.id, None).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        members::resend_invitation(&p, &stranger, resent.id, None).await,
+        Err(Error::NotFound)
+    ));
+
+    members::revoke_invitation(&p, &admin, revoked.id, None)
+        .await
+        .unwrap();
+    let (gone, _) = user(&p, "gone@example.com", "Own").await;
+    assert!(matches!(
+        members::accept_invitation(&p, &revoked_token, gone, None).await,
+        Err(Error::TokenInvalid)
+    ));
+    assert!(matches!(
+        members::revoke_invitation(&p, &admin, revoked.id, None).await,
+        Err(Error::NotFound)
+    ));
+
+    let (again, new_token) = members::resend_invitation(&p, &admin, resent.id, None)
+        .await
+        .unwrap();
+    assert_eq!(again.email, "again@example.com");
+    assert_eq!(invitation_token(&p, "again@example.com").await, new_token);
+    let (again_user, _) = user(&p, "again@example.com", "Own").await;
+    assert!(matches!(
+        members::accept_invitation(&p, &old_token, again_user, None).await,
+        Err(Error::TokenInvalid)
+    ));
+    members::accept_invitation(&p, &new_token, again_user, None)
+        .await
+        .unwrap();
+    let pending: Vec<String> = members::pending_invitations(&p, &owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.email)
+        .collect();
+    assert_eq!(pending, ["boss@example.com"]);
 }

@@ -3,16 +3,26 @@
 use app::state::AppState;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use platform::tenancy::api_keys::{self, AuthFailure, KeyAuth, Scope};
 use platform::tenancy::organizations;
 use serde_json::json;
 
+/// Every `/api/v1` route: the router is built from this list, and the tests that send
+/// malformed requests to every route read it, so a new route is covered as it is added.
+pub fn endpoints() -> Vec<(&'static str, Method, MethodRouter<AppState>)> {
+    vec![("/api/v1/organization", Method::GET, get(organization))]
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/organization", get(organization))
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, (path, _, handler)| {
+            router.route(path, handler)
+        })
 }
 
 /// `GET /api/v1/organization`: the key's organization, its plan and member count.
@@ -45,7 +55,7 @@ impl FromRequestParts<AppState> for ApiKey {
         match api_keys::authenticate(&state.platform, key.trim()).await {
             Ok(auth) => Ok(ApiKey(auth)),
             Err(AuthFailure::Key(reason)) => Err(ApiError::unauthorized(&reason.to_string())),
-            Err(AuthFailure::Internal(error)) => Err(error.into()),
+            Err(AuthFailure::Plan(error) | AuthFailure::Internal(error)) => Err(error.into()),
         }
     }
 }

@@ -34,7 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route(
             "/api/sites/{id}/events",
-            get(crate::site_events::site_events),
+            get(crate::site_events::site_events).layer(axum::Extension(std::sync::Arc::new(
+                crate::site_events::OpenStreams::default(),
+            ))),
         )
         .route("/api/webhooks/stripe", post(stripe_webhook))
         .merge(crate::api::router())
@@ -46,6 +48,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             same_origin_writes,
+        ))
+        .layer(middleware::from_fn(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -82,6 +89,71 @@ async fn same_origin_writes(
         )
             .into_response()
     }
+}
+
+/// The largest request body the dashboard accepts (forms, server functions, Stripe's
+/// events, which stay far below it).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Refuses a body over [`MAX_BODY_BYTES`] with 413: at once when its `Content-Length`
+/// says so, and a chunked one is cut off there (its reader gets an error, so the request
+/// fails as malformed instead of filling memory).
+async fn body_limit(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The request body is larger than the {} KiB this server accepts.",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+            .into_response();
+    }
+    let request = request
+        .map(|body| axum::body::Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)));
+    next.run(request).await
+}
+
+/// Headers every dashboard response carries: never framed (clickjacking), no MIME
+/// sniffing, the referrer only within Slipway (reset and invitation links carry tokens in
+/// their query), HSTS when served over HTTPS. Pages set their own Content-Security-Policy
+/// (with the nonce of their hydration scripts); any other HTML gets the same policy
+/// without a nonce.
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    use axum::http::HeaderValue;
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    if html
+        && !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(policy) = HeaderValue::from_str(&app::request::content_security_policy(None))
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if state.platform.public_url.scheme() == "https" {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// The origin a browser says a request comes from: `Origin`, else the origin of `Referer`.

@@ -426,6 +426,16 @@ async fn webhook_signatures_are_checked_before_anything_happens(pool: PgPool) {
         "nothing unverified was stored"
     );
 
+    // Timestamps at the ends of i64 are refused like any stale one (no overflow).
+    for extreme in [i64::MIN, i64::MAX] {
+        let header = signed(&[SECRET], extreme);
+        assert_eq!(
+            env.post_webhook(&event, Some(header)).await,
+            400,
+            "t={extreme}"
+        );
+    }
+
     // Two v1 signatures (a secret being rolled): either may be Slipway's.
     assert_eq!(
         env.post_webhook(&event, Some(signed(&["whsec_old_one", SECRET], now())))
@@ -433,6 +443,16 @@ async fn webhook_signatures_are_checked_before_anything_happens(pool: PgPool) {
         200
     );
     assert_eq!(env.stored_events().await, 1);
+
+    // A correctly signed event with a NUL in a string is stored (once), not answered 5xx
+    // on every delivery for Stripe to retry for days.
+    let with_nul = r#"{"id":"evt_nul","object":"event","type":"customer.updated","created":1,
+        "data":{"object":{"id":"cus_y","object":"customer","name":"Ada\u0000Lovelace"}}}"#;
+    for _ in 0..2 {
+        let signature = stripe_test_server::sign(with_nul.as_bytes(), now(), &[SECRET.to_owned()]);
+        assert_eq!(env.post_webhook(with_nul, Some(signature)).await, 200);
+    }
+    assert_eq!(env.stored_events().await, 2);
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -248,6 +248,8 @@ mod api {
         let me = tenancy::membership(p, signed_up.organization_id, signed_up.user_id)
             .await
             .expect("membership");
+        // API access is a Pro feature.
+        test_support::set_plan(p, &me, "pro").await;
         let (key, secret) = api_keys::create(p, &me, "test", &[Scope::Read], None)
             .await
             .expect("key");
@@ -286,9 +288,26 @@ mod api {
         assert_ne!(body["id"], org_b.to_string());
         assert_eq!(body["name"], "Alpha Co");
         assert_eq!(body["slug"], "alpha-co");
-        assert_eq!(body["plan_id"], "free");
-        assert_eq!(body["plan_name"], "Free");
+        assert_eq!(body["plan_id"], "pro");
+        assert_eq!(body["plan_name"], "Pro");
         assert_eq!(body["member_count"], 1);
+
+        // On a plan without API access the key is refused, saying why.
+        sqlx::query("UPDATE organizations SET plan_id = 'free' WHERE id = $1")
+            .bind(org_a)
+            .execute(&p.db)
+            .await
+            .expect("downgrade");
+        let (status, _, body) = get_with(&server, Some(&format!("Bearer {key_a}"))).await;
+        assert_eq!(status, 402, "{body}");
+        assert_eq!(body["error"]["code"], "limit_reached");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("API access is not part of your plan"),
+            "{body}"
+        );
     }
 
     #[sqlx::test(migrations = "../migrations")]

@@ -87,10 +87,25 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+/// A database error: the client's when its text held a NUL, else ours.
 fn internal(what: &str, cause: sqlx::Error) -> Response {
+    if holds_nul(&cause) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, NO_NUL);
+    }
     eprintln!("site: {what}: {cause}");
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
+
+/// PostgreSQL's text cannot hold NUL characters (`\u0000` in JSON, `%00` in a URL): its
+/// refusal (SQLSTATE 22021, or 22P05 when converting) is the client's mistake.
+fn holds_nul(cause: &sqlx::Error) -> bool {
+    cause
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "22021" || code == "22P05")
+}
+
+const NO_NUL: &str = "text must not contain NUL characters (\\u0000)";
 
 /// Maps the schema's named constraints to the client's mistake they describe.
 fn refused(cause: sqlx::Error) -> Response {

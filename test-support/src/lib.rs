@@ -88,6 +88,23 @@ pub async fn set_plan(platform: &Platform, member: &Membership, plan: &str) {
         .expect("plan set");
 }
 
+/// A site of the member's organization named and slugged `slug` (the default template),
+/// recorded as `platform::sites::create` records it; no reconciler runs here.
+pub async fn site(platform: &Platform, by: &Membership, slug: &str) -> Uuid {
+    platform::sites::create(
+        platform,
+        by,
+        &platform::sites::NewSite {
+            name: slug.to_owned(),
+            slug: slug.to_owned(),
+            template: String::new(),
+        },
+    )
+    .await
+    .expect("a site")
+    .id
+}
+
 /// A `Cookie` header value signing `user_id` in.
 pub async fn session_cookie(platform: &Platform, user_id: Uuid) -> String {
     let token = sessions::create_session(platform, user_id, None, None)
@@ -252,4 +269,29 @@ impl TcpRelay {
         let listener = TcpListener::bind(self.address).await.expect("rebind relay");
         self.serve(listener).await;
     }
+}
+
+/// Runs `n` copies of `attempt` at once (each on its own task, all released together by one
+/// barrier, as competing clients would arrive) and returns their results in order.
+pub async fn at_once<T, F, Fut>(n: usize, attempt: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, attempt) = (barrier.clone(), attempt(i));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                attempt.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.expect("the attempt did not panic"));
+    }
+    results
 }

@@ -96,6 +96,13 @@ pub fn DashboardLayout() -> impl IntoView {
 
 #[component]
 fn Frame(me: Me) -> impl IntoView {
+    let no_organization = me.organizations.is_empty();
+    // Nothing to switch between without an organization (the space keeps the layout).
+    let switcher = if no_organization {
+        view! { <div></div> }.into_any()
+    } else {
+        view! { <OrganizationSwitcher me=me.clone() /> }.into_any()
+    };
     let location = use_location();
     let current = move |section: Section| {
         let path = location.pathname.get();
@@ -142,8 +149,7 @@ fn Frame(me: Me) -> impl IntoView {
             </aside>
             <div class="flex-1">
                 <header class="flex flex-wrap items-center justify-between gap-3 border-b border-slate-200 bg-white px-4 py-3 sm:px-8">
-                    <OrganizationSwitcher me=me.clone() />
-                    <div class="flex items-center gap-3 text-sm">
+                    {switcher} <div class="flex items-center gap-3 text-sm">
                         <span class="text-slate-600" data-user-email="">
                             {me.email.clone()}
                         </span>
@@ -211,10 +217,30 @@ fn Frame(me: Me) -> impl IntoView {
                     })}
                 </Suspense>
                 <main class="px-4 py-8 sm:px-8">
-                    <Outlet />
+                    {if no_organization {
+                        view! { <NoOrganization /> }.into_any()
+                    } else {
+                        view! { <Outlet /> }.into_any()
+                    }}
                 </main>
             </div>
         </div>
+    }
+}
+
+/// Every dashboard page for someone who belongs to no organization (removed from their
+/// last one, or an operator without one): what happened and a way on.
+#[component]
+fn NoOrganization() -> impl IntoView {
+    view! {
+        <Title text="Create an organization" />
+        <h1 class="text-2xl font-bold tracking-tight">"Create an organization"</h1>
+        <p class="mt-2 max-w-xl text-sm text-slate-600" data-no-organization="">
+            "You are not a member of any organization: you may have left or been removed from your last one. Create one to host sites (you will be its owner, on the free plan), or ask a team's owner for an invitation."
+        </p>
+        <Panel title="New organization">
+            <super::settings::NewOrganizationForm />
+        </Panel>
     }
 }
 

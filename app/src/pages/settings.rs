@@ -14,7 +14,6 @@ use crate::account::{CreateApiKey, CreateOrganization, RevokeApiKey, SettingsVie
 pub fn SettingsPage() -> impl IntoView {
     let create_key = ServerAction::<CreateApiKey>::new();
     let revoke_key = ServerAction::<RevokeApiKey>::new();
-    let create_organization = ServerAction::<CreateOrganization>::new();
     let location = use_location();
     let view = Resource::new(
         move || {
@@ -45,20 +44,29 @@ pub fn SettingsPage() -> impl IntoView {
             })}
         </Suspense>
         <Panel title="New organization" note="You will be its owner, on the free plan.">
-            <ActionForm
-                action=create_organization
-                attr:class="space-y-3"
-                attr:data-form="create-organization"
-            >
-                <FormError error=general_error(create_organization.value()) />
-                <Field
-                    label="Name"
-                    name="name"
-                    error=field_error(create_organization.value(), "organization")
-                />
-                <Submit label="Create organization" />
-            </ActionForm>
+            <NewOrganizationForm />
         </Panel>
+    }
+}
+
+/// Creates an organization (the caller its owner, on the free plan) and switches to it.
+#[component]
+pub fn NewOrganizationForm() -> impl IntoView {
+    let create_organization = ServerAction::<CreateOrganization>::new();
+    view! {
+        <ActionForm
+            action=create_organization
+            attr:class="space-y-3"
+            attr:data-form="create-organization"
+        >
+            <FormError error=general_error(create_organization.value()) />
+            <Field
+                label="Name"
+                name="name"
+                error=field_error(create_organization.value(), "organization")
+            />
+            <Submit label="Create organization" />
+        </ActionForm>
     }
 }
 

@@ -9,7 +9,8 @@ use leptos_router::hooks::use_location;
 use super::dashboard::Panel;
 use super::forms::{Field, FormError, Submit, field_error, general_error};
 use crate::account::{
-    ChangeMemberRole, InviteMember, LeaveOrganization, RemoveMember, TeamView, team,
+    ChangeMemberRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation,
+    RevokeInvitation, TeamView, team,
 };
 
 #[component]
@@ -18,6 +19,8 @@ pub fn TeamPage() -> impl IntoView {
     let change = ServerAction::<ChangeMemberRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let leave = ServerAction::<LeaveOrganization>::new();
+    let revoke = ServerAction::<RevokeInvitation>::new();
+    let resend = ServerAction::<ResendInvitation>::new();
     let location = use_location();
     // Reload after any change, and for another organization.
     let view = Resource::new(
@@ -26,6 +29,8 @@ pub fn TeamPage() -> impl IntoView {
                 invite.version().get(),
                 change.version().get(),
                 remove.version().get(),
+                revoke.version().get(),
+                resend.version().get(),
                 location.search.get(),
             )
         },
@@ -36,12 +41,29 @@ pub fn TeamPage() -> impl IntoView {
         <h1 class="text-2xl font-bold tracking-tight">"Team"</h1>
         <FormError error=general_error(change.value()) />
         <FormError error=general_error(remove.value()) />
+        <FormError error=general_error(revoke.value()) />
+        <FormError error=general_error(resend.value()) />
+        {move || {
+            matches!(resend.value().get(), Some(Ok(_)))
+                .then(|| {
+                    view! {
+                        <p
+                            class="mt-4 rounded-lg bg-green-50 p-3 text-sm text-green-800"
+                            data-notice=""
+                        >
+                            "Invitation sent again with a new link."
+                        </p>
+                    }
+                })
+        }}
         <Suspense fallback=|| {
             view! { <p class="mt-4 text-slate-500">"Loading the team…"</p> }
         }>
             {move || Suspend::new(async move {
                 match view.await {
-                    Ok(team) => view! { <Team team invite change remove leave /> }.into_any(),
+                    Ok(team) => {
+                        view! { <Team team invite change remove leave revoke resend /> }.into_any()
+                    }
                     Err(error) => {
                         view! {
                             <FormError error=Signal::derive(move || Some(error.to_string())) />
@@ -61,6 +83,8 @@ fn Team(
     change: ServerAction<ChangeMemberRole>,
     remove: ServerAction<RemoveMember>,
     leave: ServerAction<LeaveOrganization>,
+    revoke: ServerAction<RevokeInvitation>,
+    resend: ServerAction<ResendInvitation>,
 ) -> impl IntoView {
     let can_manage = team.can_manage;
     let grantable = team.grantable_roles.clone();
@@ -159,14 +183,52 @@ fn Team(
                 view! { <p class="text-sm text-slate-500">"No pending invitations."</p> }.into_any()
             } else {
                 view! {
-                    <ul class="space-y-1 text-sm" data-invitations="">
+                    <ul class="space-y-2 text-sm" data-invitations="">
                         {team
                             .invitations
                             .iter()
                             .map(|i| {
+                                let (revoke_id, resend_id) = (i.id.clone(), i.id.clone());
                                 view! {
-                                    <li>
-                                        {format!("{} as {}, until {}", i.email, i.role, i.expires)}
+                                    <li
+                                        class="flex flex-wrap items-center justify-between gap-2"
+                                        data-invitation=i.email.clone()
+                                    >
+                                        <span>
+                                            {format!("{} as {}, until {}", i.email, i.role, i.expires)}
+                                        </span>
+                                        {i
+                                            .can_manage
+                                            .then(|| {
+                                                view! {
+                                                    <div class="flex gap-2">
+                                                        <ActionForm
+                                                            action=resend
+                                                            attr:data-form="resend-invitation"
+                                                        >
+                                                            <input type="hidden" name="invitation_id" value=resend_id />
+                                                            <button
+                                                                type="submit"
+                                                                class="rounded-md border border-slate-300 px-2 py-1"
+                                                            >
+                                                                "Resend"
+                                                            </button>
+                                                        </ActionForm>
+                                                        <ActionForm
+                                                            action=revoke
+                                                            attr:data-form="revoke-invitation"
+                                                        >
+                                                            <input type="hidden" name="invitation_id" value=revoke_id />
+                                                            <button
+                                                                type="submit"
+                                                                class="rounded-md border border-red-300 px-2 py-1 text-red-700"
+                                                            >
+                                                                "Revoke"
+                                                            </button>
+                                                        </ActionForm>
+                                                    </div>
+                                                }
+                                            })}
                                     </li>
                                 }
                             })

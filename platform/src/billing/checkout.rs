@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::subscriptions::apply_subscription;
 use super::{Interval, lookup_key, meters, stripe, unavailable};
@@ -69,27 +70,119 @@ pub async fn checkout(
     interval: Interval,
 ) -> Result<CheckoutOutcome> {
     by.require(Action::ManageBilling)?;
-    let api = stripe(platform)?;
-    let plan = platform
+    stripe(platform)?;
+    platform
         .plan(plan_id)
         .filter(|p| p.monthly_cents.0 > 0)
         .ok_or_else(|| Error::invalid("plan", "Choose one of the paid plans."))?;
 
-    let mut tx = platform.db.begin().await?;
-    // One checkout at a time per organization: a double click waits here, then finds the
-    // session the first click opened.
+    // One checkout at a time per organization: a double click waits for the claim (holding
+    // no database connection while it waits, or while Stripe answers), then finds the
+    // session the first click opened. Run as a task of its own, so a browser that goes
+    // away mid-checkout cannot leave the claim taken.
+    let (platform, by, plan_id) = (platform.clone(), *by, plan_id.to_owned());
+    tokio::spawn(async move {
+        let api = stripe(&platform)?;
+        let plan = platform
+            .plan(&plan_id)
+            .ok_or_else(|| Error::invalid("plan", "Choose one of the paid plans."))?;
+        let claim = CheckoutClaim::take(&platform, by.organization_id).await?;
+        let outcome = checkout_claimed(&platform, api, &by, plan, interval).await;
+        claim.release(&platform).await;
+        outcome
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the checkout task failed: {e}")))?
+}
+
+/// How long a checkout may hold its organization's claim: longer than Stripe's slowest
+/// answers; a crashed process's claim simply runs out.
+const CLAIM_LEASE_SECS: f64 = 60.0;
+/// How long a second checkout waits for the first before it is told to try again.
+const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The right to run a checkout for one organization: a row with a lease, taken by one
+/// atomic upsert, so it serializes checkouts across processes without a transaction held
+/// open over Stripe's calls.
+struct CheckoutClaim {
+    organization_id: Uuid,
+    token: Uuid,
+}
+
+impl CheckoutClaim {
+    async fn take(platform: &Platform, organization_id: Uuid) -> Result<Self> {
+        let token = Uuid::new_v4();
+        let started = std::time::Instant::now();
+        loop {
+            let taken = sqlx::query_scalar!(
+                "INSERT INTO checkout_claims (organization_id, token, expires_at)
+                 VALUES ($1, $2, now() + make_interval(secs => $3))
+                 ON CONFLICT (organization_id) DO UPDATE
+                    SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+                  WHERE checkout_claims.expires_at < now()
+                 RETURNING token",
+                organization_id,
+                token,
+                CLAIM_LEASE_SECS
+            )
+            .fetch_optional(&platform.db)
+            .await?;
+            if taken == Some(token) {
+                return Ok(Self {
+                    organization_id,
+                    token,
+                });
+            }
+            if started.elapsed() > CLAIM_PATIENCE {
+                return Err(Error::Conflict(
+                    "A checkout for this organization is still being opened. Try again in a moment."
+                        .to_owned(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn release(self, platform: &Platform) {
+        let released = sqlx::query!(
+            "DELETE FROM checkout_claims WHERE organization_id = $1 AND token = $2",
+            self.organization_id,
+            self.token
+        )
+        .execute(&platform.db)
+        .await;
+        if let Err(error) = released {
+            // The lease runs out by itself.
+            tracing::warn!(%error, "could not release a checkout claim");
+        }
+    }
+}
+
+/// The checkout itself, under its organization's claim. Short statements only: nothing
+/// here holds a database connection while Stripe answers.
+async fn checkout_claimed(
+    platform: &Platform,
+    api: &StripeApi,
+    by: &Membership,
+    plan: &Plan,
+    interval: Interval,
+) -> Result<CheckoutOutcome> {
     let org = sqlx::query!(
-        r#"SELECT o.name, o.plan_id,
+        r#"SELECT o.name,
                   (SELECT count(*) FROM sites s
                     WHERE s.organization_id = o.id AND s.status <> 'deleted'
                       AND s.desired_state <> 'deleted') AS "sites!",
                   (SELECT count(*) FROM organization_members m
                     WHERE m.organization_id = o.id) AS "members!"
-             FROM organizations o WHERE o.id = $1 FOR UPDATE"#,
+             FROM organizations o WHERE o.id = $1"#,
         by.organization_id
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&platform.db)
     .await?;
+    // Nothing is locked while Stripe answers: a site created meanwhile is caught when the
+    // plan is applied (a downgrade suspends the newest sites over the limit); a member
+    // invited meanwhile can leave the organization over the new plan's member limit until
+    // someone leaves (invitations are refused from then on).
     refuse_downgrade_below_usage(plan, org.sites, org.members)?;
     let account = sqlx::query_as!(
         Account,
@@ -98,22 +191,21 @@ pub async fn checkout(
              FROM billing_accounts WHERE organization_id = $1"#,
         by.organization_id
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&platform.db)
     .await?;
     let order = order(api, by, plan, interval).await?;
 
     if let Some(account) = &account
         && let Some(subscription) = account.live_subscription()
     {
-        change_subscription(platform, api, tx, by, account, subscription, order).await?;
+        change_subscription(platform, api, by, account, subscription, order).await?;
         return Ok(CheckoutOutcome::Changed);
     }
     let customer = match account {
         Some(account) => account.stripe_customer_id,
-        None => create_customer(api, &mut tx, by, &org.name).await?,
+        None => create_customer(platform, api, by, &org.name).await?,
     };
-    let url = open_session(platform, api, &mut tx, by, &customer, order).await?;
-    tx.commit().await?;
+    let url = open_session(platform, api, by, &customer, order).await?;
     Ok(CheckoutOutcome::Redirect(url))
 }
 
@@ -152,7 +244,6 @@ async fn order<'p>(
 async fn change_subscription(
     platform: &Platform,
     api: &StripeApi,
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     by: &Membership,
     account: &Account,
     subscription_id: &str,
@@ -189,7 +280,7 @@ async fn change_subscription(
         .await
         .map_err(|e| unavailable("changing the subscription", &e))?;
     audit::record(
-        &mut *tx,
+        &platform.db,
         audit::Entry::new("billing.plan_change_requested", Actor::User(by.user_id))
             .organization(by.organization_id)
             .subject(format!("plan:{}", plan.id))
@@ -199,20 +290,19 @@ async fn change_subscription(
             })),
     )
     .await?;
-    tx.commit().await?;
     apply_subscription(platform, &changed, Actor::User(by.user_id)).await
 }
 
 /// The organization's Stripe customer, created once (its idempotency key is the
 /// organization) and stored.
 async fn create_customer(
+    platform: &Platform,
     api: &StripeApi,
-    tx: &mut sqlx::PgConnection,
     by: &Membership,
     name: &str,
 ) -> Result<String> {
     let owner_email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", by.user_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&platform.db)
         .await?;
     let customer = api
         .create_customer(
@@ -229,7 +319,7 @@ async fn create_customer(
         by.organization_id,
         customer.id
     )
-    .execute(&mut *tx)
+    .execute(&platform.db)
     .await?;
     Ok(customer.id)
 }
@@ -239,7 +329,6 @@ async fn create_customer(
 async fn open_session(
     platform: &Platform,
     api: &StripeApi,
-    tx: &mut sqlx::PgConnection,
     by: &Membership,
     customer: &str,
     order: Order<'_>,
@@ -254,7 +343,7 @@ async fn open_session(
         plan.id.as_str(),
         interval.as_str()
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&platform.db)
     .await?;
     if let Some(url) = open {
         return Ok(url);
@@ -263,7 +352,7 @@ async fn open_session(
         r#"SELECT count(*) AS "n!" FROM checkout_sessions WHERE organization_id = $1"#,
         by.organization_id
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&platform.db)
     .await?;
     let organization = by.organization_id.to_string();
     let success_url = platform.link("/dashboard/billing?checkout=success");
@@ -293,6 +382,7 @@ async fn open_session(
         .expires_at
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .unwrap_or_else(|| Utc::now() + chrono::Duration::hours(24));
+    let mut tx = platform.db.begin().await?;
     sqlx::query!(
         "INSERT INTO checkout_sessions (id, organization_id, plan_id, billing_interval, url, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
@@ -313,6 +403,7 @@ async fn open_session(
             .details(serde_json::json!({ "interval": interval.as_str(), "session": session.id })),
     )
     .await?;
+    tx.commit().await?;
     Ok(url)
 }
 

@@ -57,7 +57,8 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // Any i64 may arrive here (`t=-9223372036854775808`): no arithmetic that can overflow.
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Expired);
     }
     for secret in secrets {
@@ -164,6 +165,14 @@ mod tests {
             verify(BODY, None, &[SECRET], NOW),
             Err(SignatureError::Missing)
         );
+        for extreme in [i64::MIN, i64::MAX] {
+            let header = sign(BODY, extreme, &[SECRET]);
+            assert_eq!(
+                verify(BODY, Some(&header), &[SECRET], NOW),
+                Err(SignatureError::Expired),
+                "{header}"
+            );
+        }
         for header in ["", "t=abc,v1=00", "v1=00", "t=1800000000", "garbage"] {
             assert!(
                 verify(BODY, Some(header), &[SECRET], NOW).is_err(),

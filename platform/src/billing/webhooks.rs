@@ -62,6 +62,7 @@ pub async fn receive_webhook(
     signature::verify(payload, signature_header, &secrets, Utc::now().timestamp())?;
     let payload: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let payload = storable(payload);
     let head: EventHead = serde_json::from_value(payload.clone())
         .map_err(|e| WebhookError::Malformed(e.to_string()))?;
     if head.object.as_deref().is_some_and(|o| o != "event") {
@@ -84,6 +85,32 @@ pub async fn receive_webhook(
         id: head.id,
         kind: head.kind,
     })
+}
+
+/// The event as PostgreSQL's `jsonb` can hold it: a NUL character (`\u0000`, valid JSON,
+/// e.g. in a customer's name) becomes U+FFFD. Without this, a correctly signed event that
+/// holds one would be refused with a 5xx on every delivery and retried by Stripe for days;
+/// the handler only reads ids and states, which never contain one.
+fn storable(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let clean = |text: String| {
+        if text.contains('\0') {
+            text.replace('\0', "\u{FFFD}")
+        } else {
+            text
+        }
+    };
+    match value {
+        Value::String(text) => Value::String(clean(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (clean(key), storable(value)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The `stripe_event` job: applies one event by fetching what it names from Stripe. A

@@ -196,6 +196,17 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// Whether the label is a plural ("Custom domains are ...").
+    pub fn is_plural(self) -> bool {
+        matches!(
+            self,
+            Feature::AutomaticBackups
+                | Feature::Ssl
+                | Feature::CustomDomains
+                | Feature::MeteredOverages
+        )
+    }
+
     /// How the feature reads on the pricing page.
     pub fn label(self) -> &'static str {
         match self {

@@ -71,15 +71,36 @@ impl Template {
     pub fn render_env(&self, values: &BTreeMap<&str, String>) -> Vec<String> {
         self.env
             .iter()
-            .map(|(key, template)| {
-                let mut value = template.clone();
-                for (name, replacement) in values {
-                    value = value.replace(&format!("{{{name}}}"), replacement);
-                }
-                format!("{key}={value}")
-            })
+            .map(|(key, template)| format!("{key}={}", fill(template, values)))
             .collect()
     }
+}
+
+/// Fills `{name}` placeholders in one pass over the template: a value put in is never
+/// read again, so a user's value that looks like a placeholder (a site named
+/// `{site_token}`) stays exactly what the user typed. Unknown `{...}` stays as written.
+fn fill(template: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let value = after
+            .find('}')
+            .and_then(|end| Some((values.get(&after[..end])?, end)));
+        match value {
+            Some((value, end)) => {
+                out.push_str(value);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn is_identifier(s: &str, max: usize) -> bool {
@@ -171,6 +192,32 @@ mod tests {
         assert!(env.contains(&"DATABASE_URL=postgres://a@b/c".to_owned()));
         // Stored verbatim: the value is data for Docker, never shell input.
         assert!(env.contains(&"SITE_NAME=My $(rm -rf /) site\n".to_owned()));
+    }
+
+    #[test]
+    fn values_are_put_in_once_and_never_expanded_again() {
+        let t = Template::builtin();
+        let values = BTreeMap::from([
+            ("site_token", "s3cret-token".to_owned()),
+            ("site_name", "{site_token} and {webhook_secret}".to_owned()),
+            ("webhook_secret", "whsec".to_owned()),
+            ("site_url", "http://{slug}.example".to_owned()),
+            ("slug", "{site_name}".to_owned()),
+        ]);
+        let env = t.render_env(&values);
+        assert!(
+            env.contains(&"SITE_NAME={site_token} and {webhook_secret}".to_owned()),
+            "{env:?}"
+        );
+        assert!(env.contains(&"SITE_TOKEN=s3cret-token".to_owned()));
+        assert!(env.contains(&"SITE_URL=http://{slug}.example".to_owned()));
+        assert_eq!(
+            fill(
+                "{a}{b}{ {unknown} {a",
+                &BTreeMap::from([("a", "{b}".to_owned()), ("b", "B".to_owned())])
+            ),
+            "{b}B{ {unknown} {a"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod sessions;
 pub mod signup;
+mod throttle;
 pub mod tokens;
 pub mod users;
 

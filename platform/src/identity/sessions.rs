@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::throttle::{self, Attempt};
 use super::users::verify_password;
 use crate::Platform;
 use crate::kernel::secrets::{hash_token, random_token};
@@ -22,6 +23,10 @@ pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Checks credentials. Throttled per account and per IP; the error for an unknown email and
 /// for a wrong password is the same, and so is the time it takes.
+///
+/// The attempt is counted before the password is checked (one atomic decision, see
+/// [`super::throttle`]): however many arrive together, at most the limit are checked. A
+/// successful attempt is taken back.
 #[tracing::instrument(skip_all)]
 pub async fn sign_in(
     platform: &Platform,
@@ -32,26 +37,8 @@ pub async fn sign_in(
     // A malformed address cannot belong to anyone: same answer as a wrong password.
     let email = Email::parse(email)
         .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|_| email.trim().to_lowercase());
-    let window =
-        chrono::Duration::from_std(THROTTLE_WINDOW).map_err(|e| Error::Internal(e.to_string()))?;
-    let since = Utc::now() - window;
-    let failures = sqlx::query!(
-        r#"SELECT
-             count(*) FILTER (WHERE email = $1) AS "by_account!",
-             count(*) FILTER (WHERE ip = $2) AS "by_ip!"
-           FROM sign_in_failures WHERE created_at > $3 AND (email = $1 OR ip = $2)"#,
-        email,
-        ip as Option<IpAddr>,
-        since,
-    )
-    .fetch_one(&platform.db)
-    .await?;
-    if failures.by_account >= MAX_FAILURES_PER_ACCOUNT || failures.by_ip >= MAX_FAILURES_PER_IP {
-        return Err(Error::Throttled {
-            retry_after: THROTTLE_WINDOW,
-        });
-    }
+        .unwrap_or_else(|_| crate::kernel::text::bounded_key(email));
+    let attempt = throttle::admit(platform, Attempt::SignIn, &email, ip).await?;
 
     let user = sqlx::query!(
         "SELECT id, password_hash FROM users WHERE email = $1",
@@ -66,6 +53,7 @@ pub async fn sign_in(
     let matches = verify_password(password, stored).await?;
     match user_id {
         Some(user_id) if matches => {
+            throttle::forget(platform, Attempt::SignIn, attempt).await?;
             audit::record(
                 &platform.db,
                 audit::Entry::new("user.signed_in", Actor::User(user_id)).ip(ip),
@@ -74,13 +62,6 @@ pub async fn sign_in(
             Ok(user_id)
         }
         _ => {
-            sqlx::query!(
-                "INSERT INTO sign_in_failures (email, ip) VALUES ($1, $2)",
-                email,
-                ip as Option<IpAddr>,
-            )
-            .execute(&platform.db)
-            .await?;
             let entry = audit::Entry::new("user.sign_in_failed", Actor::Anonymous)
                 .subject(email.clone())
                 .ip(ip);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::throttle::{self, Attempt};
 use super::users::{NewPassword, hash_password};
 use crate::Platform;
 use crate::infra::mail;
@@ -151,8 +152,15 @@ pub async fn verify_email(platform: &Platform, token: &str) -> Result<Uuid> {
     Ok(user_id)
 }
 
+/// Reset requests allowed per address, and per IP, within [`RESET_REQUEST_WINDOW`]: each
+/// one may send a mail, so an unlimited form is a way to flood someone's inbox.
+pub const MAX_RESET_REQUESTS_PER_ADDRESS: i64 = 3;
+pub const MAX_RESET_REQUESTS_PER_IP: i64 = 10;
+pub const RESET_REQUEST_WINDOW: Duration = Duration::from_secs(3600);
+
 /// Mails a reset link if the address has an account; says nothing either way, so the
-/// answer does not reveal who has an account.
+/// answer does not reveal who has an account. Limited per address and per IP, whether or
+/// not the address has an account (the refusal reveals nothing either).
 pub async fn request_password_reset(
     platform: &Platform,
     email: &str,
@@ -161,6 +169,7 @@ pub async fn request_password_reset(
     let Ok(email) = Email::parse(email) else {
         return Ok(());
     };
+    throttle::admit(platform, Attempt::PasswordReset, email.as_str(), ip).await?;
     let mut tx = platform.db.begin().await?;
     let user = sqlx::query_scalar!("SELECT id FROM users WHERE email = $1", email.as_str())
         .fetch_optional(&mut *tx)
@@ -213,6 +222,15 @@ pub async fn reset_password(
     sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id)
         .execute(&mut *tx)
         .await?;
+    // Every other reset link still in someone's inbox is void from now on.
+    sqlx::query!(
+        "UPDATE user_tokens SET used_at = now()
+          WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        user_id,
+        TokenPurpose::ResetPassword.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut *tx,
         audit::Entry::new("user.password_reset", Actor::User(user_id)).ip(ip),

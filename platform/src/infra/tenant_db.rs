@@ -154,11 +154,39 @@ impl TenantDb {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Self {
+        let tenant_db = Self {
             pool,
             database: database.to_owned(),
             port,
-        })
+        };
+        let open = tenant_db.databases_open_to_every_role().await?;
+        if !open.is_empty() {
+            tracing::warn!(
+                databases = ?open,
+                "sites' database roles can connect to these databases (PUBLIC has CONNECT); \
+                 as their owner run: REVOKE CONNECT ON DATABASE <name> FROM PUBLIC"
+            );
+        }
+        Ok(tenant_db)
+    }
+
+    /// Databases of the cluster, other than the tenant database, that any role may
+    /// connect to (PUBLIC holds CONNECT, which PostgreSQL grants by default): a site's role
+    /// could open them. Slipway closes its own; `postgres` and `template1` belong to the
+    /// superuser and are closed by the installation (see docs/operations.md).
+    pub async fn databases_open_to_every_role(&self) -> Result<Vec<String>> {
+        let open = sqlx::query_scalar!(
+            r#"SELECT datname AS "datname!" FROM pg_database
+                WHERE datallowconn AND datname <> $1
+                  AND (datacl IS NULL
+                       OR EXISTS (SELECT 1 FROM aclexplode(datacl) a
+                                   WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT'))
+                ORDER BY datname"#,
+            self.database
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(open)
     }
 
     /// Creates or updates the site's role and schema so that they match `limits`.

@@ -16,8 +16,12 @@ pub enum Error {
     /// Deliberately the same for an unknown email and a wrong password.
     #[error("Email or password is incorrect.")]
     InvalidCredentials,
-    #[error("Too many failed sign-ins. Try again in {} minutes.", retry_after.as_secs().div_ceil(60))]
-    Throttled { retry_after: Duration },
+    /// Too many attempts of one kind; `what` says which ("Too many failed sign-ins.").
+    #[error("{what} Try again in {} minutes.", retry_after.as_secs().div_ceil(60))]
+    Throttled {
+        what: &'static str,
+        retry_after: Duration,
+    },
     #[error("This link is not valid. Request a new one.")]
     TokenInvalid,
     #[error("This link has already been used.")]

@@ -28,3 +28,15 @@ pub(crate) fn display_name(
     }
     Ok(text.to_owned())
 }
+
+/// Free text a client sent that is only ever used as a lookup key or log subject (a
+/// malformed email address at sign-in): lower case, without control characters (a NUL
+/// cannot be stored), at most 320 characters, so a hostile value costs nothing to keep.
+pub(crate) fn bounded_key(raw: &str) -> String {
+    raw.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(320)
+        .collect::<String>()
+        .to_lowercase()
+}

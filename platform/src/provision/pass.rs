@@ -171,6 +171,9 @@ impl Reconciler {
             .runtime
             .container(site.id, &self.config.network)
             .await?;
+        if let Some(c) = &container {
+            self.record_container(site, &c.id).await?;
+        }
         if let (DesiredState::Running, Some(c)) = (site.desired_state, &container)
             && c.running
             && let Some(ip) = c.address

@@ -230,10 +230,14 @@ impl Reconciler {
             .container(site.id, &self.config.network)
             .await?
         {
+            // A container found here may be one a pass cut off before recording it: it is
+            // recorded exactly as if this pass had made it.
             Some(existing) if existing.limits == limits => {
+                self.record_container(site, &existing.id).await?;
                 Ok(format!("container {} exists", short(&existing.id)))
             }
             Some(existing) => {
+                self.record_container(site, &existing.id).await?;
                 self.runtime.update_limits(&existing.id, limits).await?;
                 Ok(format!(
                     "container {}: limits updated in place ({})",
@@ -265,14 +269,20 @@ impl Reconciler {
                 return Err(error.into());
             }
         };
+        self.record_container(site, &id).await?;
+        Ok(id)
+    }
+
+    /// Records the site's container id (storage sampling and removal go by it).
+    pub(super) async fn record_container(&self, site: &SiteRow, id: &str) -> StepResult<()> {
         sqlx::query!(
-            "UPDATE sites SET container_id = $2 WHERE id = $1",
+            "UPDATE sites SET container_id = $2 WHERE id = $1 AND container_id IS DISTINCT FROM $2",
             site.id,
             id
         )
         .execute(&self.platform.db)
         .await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Running; restarted when the deployment asked for a restart it has not had yet.

@@ -15,6 +15,7 @@ use crate::infra::dns::{DnsSettings, txt_records};
 use crate::kernel::secrets::random_token;
 use crate::kernel::{Error, Result};
 use crate::tenancy::audit::{self, Actor};
+use crate::tenancy::organizations::lock_for_limits;
 use crate::tenancy::{Action, Membership};
 
 /// The label in front of a domain whose TXT record carries the proof.
@@ -165,28 +166,21 @@ pub async fn add(platform: &Platform, by: &Membership, site_id: Uuid, raw: &str)
     let domain = DomainName::parse(raw, &platform.base_domain)?;
     let slug = site_slug(platform, by, site_id).await?;
     let mut tx = platform.db.begin().await?;
-    let plan_id = sqlx::query_scalar!(
-        "SELECT plan_id FROM organizations WHERE id = $1 FOR UPDATE",
+    let plan_id = lock_for_limits(&mut tx, by.organization_id).await?;
+    // The site stays live until this transaction ends: a deletion committing meanwhile
+    // (whose trigger releases the site's domains) is waited for, and then found.
+    sqlx::query_scalar!(
+        "SELECT id FROM sites
+          WHERE id = $1 AND organization_id = $2 AND desired_state <> 'deleted'
+            AND status <> 'deleted'
+          FOR SHARE",
+        site_id,
         by.organization_id
     )
-    .fetch_one(&mut *tx)
-    .await?;
-    let allowed = platform
-        .plan(&plan_id)
-        .is_some_and(|p| p.features.contains(&Feature::CustomDomains));
-    if !allowed {
-        let with_feature: Vec<&str> = platform
-            .catalog
-            .plans()
-            .iter()
-            .filter(|p| p.features.contains(&Feature::CustomDomains))
-            .map(|p| p.name.as_str())
-            .collect();
-        return Err(Error::LimitReached(format!(
-            "Custom domains are not part of your plan. Upgrade to {} to add one.",
-            with_feature.join(" or ")
-        )));
-    }
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    platform.require_feature(&plan_id, Feature::CustomDomains, "add one")?;
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM site_domains WHERE site_id = $1"#,
         site_id
@@ -197,6 +191,18 @@ pub async fn add(platform: &Platform, by: &Membership, site_id: Uuid, raw: &str)
         return Err(Error::LimitReached(format!(
             "A site can have at most {MAX_DOMAINS_PER_SITE} domains. Remove one first."
         )));
+    }
+    // Only a verified domain is exclusive: an unverified claim elsewhere does not keep
+    // its rightful owner out (whoever proves the TXT record first owns it).
+    let verified_elsewhere = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM site_domains
+                           WHERE domain = $1 AND verified_at IS NOT NULL) AS "taken!""#,
+        domain.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if verified_elsewhere {
+        return Err(Error::invalid("domain", taken(&domain)));
     }
     let row = sqlx::query_as!(
         DomainRow,
@@ -213,13 +219,10 @@ pub async fn add(platform: &Platform, by: &Membership, site_id: Uuid, raw: &str)
     .await
     .map_err(|e| {
         let e = Error::from(e);
-        if e.constraint() == Some("site_domains_domain_key") {
+        if e.constraint() == Some("site_domains_site_domain_key") {
             Error::invalid(
                 "domain",
-                format!(
-                    "{} is already added to a site. If it is yours, remove it there first.",
-                    domain.as_str()
-                ),
+                format!("{} is already added to this site.", domain.as_str()),
             )
         } else {
             e
@@ -235,6 +238,13 @@ pub async fn add(platform: &Platform, by: &Membership, site_id: Uuid, raw: &str)
     .await?;
     tx.commit().await?;
     Ok(view(platform, &slug, row))
+}
+
+fn taken(domain: &DomainName) -> String {
+    format!(
+        "{} is already verified for another site. If it is yours, remove it there first.",
+        domain.as_str()
+    )
 }
 
 /// Looks up the domain's TXT proof and, when it matches, marks the domain verified (it
@@ -290,7 +300,17 @@ pub async fn verify(
         error
     )
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| {
+        let e = Error::from(e);
+        match e.constraint() {
+            Some("site_domains_verified_key") => Error::Conflict(format!(
+                "{}: another site proved this domain first. If it is yours, ask its owner to remove it, then verify again.",
+                row.domain
+            )),
+            _ => e,
+        }
+    })?;
     if verified && row.verified_at.is_none() {
         audit::record(
             &mut *tx,

@@ -18,6 +18,7 @@ use crate::catalog::Limit;
 use crate::kernel::secrets::random_token;
 use crate::kernel::{Error, Result};
 use crate::tenancy::audit::{self, Actor};
+use crate::tenancy::organizations::lock_for_limits;
 use crate::tenancy::{Action, Membership};
 
 /// Names that belong to Slipway's own hosts or would confuse visitors.
@@ -214,20 +215,19 @@ async fn refuse_over_site_limit(
     tx: &mut sqlx::PgConnection,
     by: &Membership,
 ) -> Result<()> {
-    let org = sqlx::query!(
-        r#"SELECT o.plan_id,
-                  (SELECT count(*) FROM sites s
-                    WHERE s.organization_id = o.id AND s.status <> 'deleted') AS "sites!"
-             FROM organizations o WHERE o.id = $1 FOR UPDATE OF o"#,
+    let plan_id = lock_for_limits(&mut *tx, by.organization_id).await?;
+    let sites = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "sites!" FROM sites
+            WHERE organization_id = $1 AND status <> 'deleted' AND desired_state <> 'deleted'"#,
         by.organization_id
     )
     .fetch_one(&mut *tx)
     .await?;
-    let (limit, plan_name) = match platform.plan(&org.plan_id) {
+    let (limit, plan_name) = match platform.plan(&plan_id) {
         Some(plan) => (plan.limits.sites, plan.name.clone()),
-        None => (Limit::Count(0), org.plan_id.clone()),
+        None => (Limit::Count(0), plan_id.clone()),
     };
-    let used = u32::try_from(org.sites).unwrap_or(u32::MAX);
+    let used = u32::try_from(sites).unwrap_or(u32::MAX);
     if limit.allows_one_more(used) {
         return Ok(());
     }
@@ -558,7 +558,7 @@ async fn lock_live_site(
 ) -> Result<LockedSite> {
     let site = sqlx::query!(
         "SELECT id, slug, desired_state, status FROM sites
-          WHERE id = $1 AND organization_id = $2 AND status <> 'deleted' FOR UPDATE",
+          WHERE id = $1 AND organization_id = $2 AND status <> 'deleted' FOR NO KEY UPDATE",
         site_id,
         by.organization_id
     )

@@ -8,13 +8,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Platform;
+use crate::catalog::Feature;
 use crate::kernel::secrets::{hash_token, random_alphanumeric, random_token};
 use crate::kernel::{Error, Result};
 use crate::tenancy::audit::{self, Actor};
+use crate::tenancy::organizations::lock_for_limits;
 use crate::tenancy::{Action, Membership};
 
 const KEY_PREFIX: &str = "sk_live_";
 const PREFIX_LEN: usize = 12;
+/// Unrevoked keys per organization: enough for every integration, few enough to review.
+pub const MAX_ACTIVE_KEYS: i64 = 25;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +80,21 @@ pub async fn create(
     let key = format!("{KEY_PREFIX}{prefix}_{}", random_token());
     let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
     let mut tx = platform.db.begin().await?;
+    // Competing creations count one after another (the organization's row is locked).
+    let plan_id = lock_for_limits(&mut tx, by.organization_id).await?;
+    platform.require_feature(&plan_id, Feature::ApiAccess, "use the API")?;
+    let active = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "active!" FROM api_keys
+            WHERE organization_id = $1 AND revoked_at IS NULL"#,
+        by.organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= MAX_ACTIVE_KEYS {
+        return Err(Error::LimitReached(format!(
+            "An organization can have at most {MAX_ACTIVE_KEYS} active API keys. Revoke one you no longer use first."
+        )));
+    }
     let row = sqlx::query!(
         "INSERT INTO api_keys (organization_id, name, prefix, secret_hash, scopes, created_by)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
@@ -214,11 +233,14 @@ fn split(key: &str) -> Option<&str> {
     (valid_prefix && valid_secret).then_some(prefix)
 }
 
-/// Checks a presented key and records its use.
+/// Checks a presented key and records its use. A valid key of an organization whose plan
+/// (no longer) includes API access is refused with the plan's reason.
 pub async fn authenticate(platform: &Platform, key: &str) -> Result<KeyAuth, AuthFailure> {
     let prefix = split(key).ok_or(AuthFailure::Key(KeyError::Malformed))?;
     let row = sqlx::query!(
-        "SELECT id, organization_id, secret_hash, scopes, revoked_at FROM api_keys WHERE prefix = $1",
+        "SELECT k.id, k.organization_id, k.secret_hash, k.scopes, k.revoked_at, o.plan_id
+           FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+          WHERE k.prefix = $1",
         prefix
     )
     .fetch_optional(&platform.db)
@@ -231,6 +253,9 @@ pub async fn authenticate(platform: &Platform, key: &str) -> Result<KeyAuth, Aut
     if row.revoked_at.is_some() {
         return Err(AuthFailure::Key(KeyError::Revoked));
     }
+    platform
+        .require_feature(&row.plan_id, Feature::ApiAccess, "use the API")
+        .map_err(AuthFailure::Plan)?;
     sqlx::query!(
         "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
         row.id
@@ -255,6 +280,9 @@ pub async fn authenticate(platform: &Platform, key: &str) -> Result<KeyAuth, Aut
 pub enum AuthFailure {
     #[error(transparent)]
     Key(KeyError),
+    /// A valid key, but the organization's plan does not include the API.
+    #[error(transparent)]
+    Plan(Error),
     #[error(transparent)]
     Internal(Error),
 }

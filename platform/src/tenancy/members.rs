@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Actor};
 use super::authz::{Action, Membership, Role, may_grant};
+use super::organizations::lock_for_limits;
 use crate::Platform;
 use crate::catalog::Limit;
 use crate::kernel::secrets::{hash_token, random_token};
@@ -55,21 +56,19 @@ async fn check_member_limit(
     tx: &mut sqlx::PgConnection,
     organization_id: Uuid,
 ) -> Result<()> {
+    let plan_id = lock_for_limits(&mut *tx, organization_id).await?;
     let row = sqlx::query!(
-        r#"SELECT o.plan_id,
-                  (SELECT count(*) FROM organization_members WHERE organization_id = o.id) AS "members!",
+        r#"SELECT (SELECT count(*) FROM organization_members WHERE organization_id = $1) AS "members!",
                   (SELECT count(*) FROM invitations
-                    WHERE organization_id = o.id AND accepted_at IS NULL AND revoked_at IS NULL
-                      AND expires_at > now()) AS "invited!"
-             FROM organizations o WHERE o.id = $1 FOR UPDATE OF o"#,
+                    WHERE organization_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
+                      AND expires_at > now()) AS "invited!""#,
         organization_id
     )
     .fetch_one(&mut *tx)
     .await?;
-    let plan = platform.plan(&row.plan_id);
-    let (limit, plan_name) = match plan {
+    let (limit, plan_name) = match platform.plan(&plan_id) {
         Some(plan) => (plan.limits.members, plan.name.clone()),
-        None => (Limit::Count(1), row.plan_id.clone()),
+        None => (Limit::Count(1), plan_id.clone()),
     };
     let used = u32::try_from(row.members + row.invited).unwrap_or(u32::MAX);
     if limit.allows_one_more(used) {
@@ -132,8 +131,6 @@ pub async fn invite(
     .await?;
     check_member_limit(platform, &mut tx, by.organization_id).await?;
     let token = random_token();
-    let lifetime = chrono::Duration::from_std(INVITATION_LIFETIME)
-        .map_err(|e| Error::Internal(e.to_string()))?;
     let row = sqlx::query!(
         "INSERT INTO invitations (organization_id, email, role, token_hash, invited_by, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, expires_at",
@@ -142,7 +139,7 @@ pub async fn invite(
         role.as_str(),
         hash_token(&token),
         by.user_id,
-        Utc::now() + lifetime,
+        Utc::now() + invitation_lifetime()?,
     )
     .fetch_one(&mut *tx)
     .await
@@ -153,24 +150,7 @@ pub async fn invite(
         }
         _ => e,
     })?;
-    let organization = sqlx::query_scalar!(
-        "SELECT name FROM organizations WHERE id = $1",
-        by.organization_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let link = platform.link(&format!("/invitations/accept?token={token}"));
-    crate::infra::mail::send(
-        &mut tx,
-        &crate::infra::mail::Message {
-            to: email.clone(),
-            subject: format!("You are invited to {organization} on Slipway"),
-            body: format!(
-                "You have been invited to join {organization} as {role}.\n\nAccept within 7 days:\n\n{link}\n"
-            ),
-        },
-    )
-    .await?;
+    mail_invitation(platform, &mut tx, by.organization_id, email, role, &token).await?;
     audit::record(
         &mut *tx,
         audit::Entry::new("member.invited", Actor::User(by.user_id))
@@ -224,8 +204,12 @@ pub async fn accept_invitation(
 ) -> Result<Uuid> {
     let mut tx = platform.db.begin().await?;
     let row = sqlx::query!(
-        "SELECT i.id, i.organization_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at
-           FROM invitations i WHERE i.token_hash = $1 FOR UPDATE",
+        "SELECT i.id, i.organization_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at,
+                m.role AS \"inviter_role?\"
+           FROM invitations i
+           LEFT JOIN organization_members m
+             ON m.organization_id = i.organization_id AND m.user_id = i.invited_by
+          WHERE i.token_hash = $1 FOR UPDATE OF i",
         hash_token(token)
     )
     .fetch_optional(&mut *tx)
@@ -239,6 +223,17 @@ pub async fn accept_invitation(
     }
     if row.expires_at <= Utc::now() {
         return Err(Error::TokenExpired);
+    }
+    // An invitation is only as good as its inviter's rights today: one sent by an admin
+    // who has since been removed or demoted grants nothing.
+    let inviter_may_grant = match row.inviter_role.as_deref() {
+        Some(inviter) => may_grant(Role::parse(inviter)?, Role::parse(&row.role)?),
+        None => false,
+    };
+    if !inviter_may_grant {
+        return Err(Error::Conflict(
+            "This invitation is no longer valid: the person who sent it can no longer grant this role. Ask the organization's owners or admins for a new one.".into(),
+        ));
     }
     let user_email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user_id)
         .fetch_one(&mut *tx)
@@ -281,6 +276,166 @@ pub async fn accept_invitation(
     .await?;
     tx.commit().await?;
     Ok(row.organization_id)
+}
+
+/// Revokes the open invitations `inviter` sent that their role (`None`: no longer a
+/// member) does not allow them to grant any more.
+async fn revoke_invitations_beyond(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    inviter: Uuid,
+    role: Option<Role>,
+) -> Result<u64> {
+    let still_grantable: Vec<String> = Role::ALL
+        .into_iter()
+        .filter(|granted| role.is_some_and(|role| may_grant(role, *granted)))
+        .map(|granted| granted.as_str().to_owned())
+        .collect();
+    let revoked = sqlx::query!(
+        "UPDATE invitations SET revoked_at = now()
+          WHERE organization_id = $1 AND invited_by = $2
+            AND accepted_at IS NULL AND revoked_at IS NULL
+            AND NOT (role = ANY($3))",
+        organization_id,
+        inviter,
+        &still_grantable
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(revoked)
+}
+
+/// An open (pending, unexpired) invitation of the caller's organization that the caller may
+/// manage (one for a role they may grant), locked. An expired one is gone: resending it
+/// would bring back a seat the member limit no longer counts.
+async fn open_invitation(
+    tx: &mut sqlx::PgConnection,
+    by: &Membership,
+    invitation_id: Uuid,
+) -> Result<(String, Role)> {
+    by.require(Action::InviteMember)?;
+    let row = sqlx::query!(
+        "SELECT email, role FROM invitations
+          WHERE id = $1 AND organization_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL
+            AND expires_at > now()
+          FOR UPDATE",
+        invitation_id,
+        by.organization_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    let role = Role::parse(&row.role)?;
+    if !may_grant(by.role, role) {
+        return Err(Error::Forbidden);
+    }
+    Ok((row.email, role))
+}
+
+/// Revokes a pending invitation: its link stops working at once.
+pub async fn revoke_invitation(
+    platform: &Platform,
+    by: &Membership,
+    invitation_id: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<()> {
+    let mut tx = platform.db.begin().await?;
+    let (email, role) = open_invitation(&mut tx, by, invitation_id).await?;
+    sqlx::query!(
+        "UPDATE invitations SET revoked_at = now() WHERE id = $1",
+        invitation_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("member.invitation_revoked", Actor::User(by.user_id))
+            .organization(by.organization_id)
+            .subject(email)
+            .details(serde_json::json!({ "role": role }))
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sends a pending invitation again with a new link, valid for another 7 days; the old
+/// link stops working. The caller becomes its inviter.
+pub async fn resend_invitation(
+    platform: &Platform,
+    by: &Membership,
+    invitation_id: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<(Invitation, String)> {
+    let mut tx = platform.db.begin().await?;
+    let (email, role) = open_invitation(&mut tx, by, invitation_id).await?;
+    let token = random_token();
+    let expires_at = sqlx::query_scalar!(
+        "UPDATE invitations SET token_hash = $2, invited_by = $3, expires_at = $4
+          WHERE id = $1 RETURNING expires_at",
+        invitation_id,
+        hash_token(&token),
+        by.user_id,
+        Utc::now() + invitation_lifetime()?,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let email = Email::parse(&email)?;
+    mail_invitation(platform, &mut tx, by.organization_id, &email, role, &token).await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("member.invitation_resent", Actor::User(by.user_id))
+            .organization(by.organization_id)
+            .subject(email.to_string())
+            .details(serde_json::json!({ "role": role }))
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        Invitation {
+            id: invitation_id,
+            email: email.to_string(),
+            role,
+            expires_at,
+        },
+        token,
+    ))
+}
+
+fn invitation_lifetime() -> Result<chrono::Duration> {
+    chrono::Duration::from_std(INVITATION_LIFETIME).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Mails the invitation link.
+async fn mail_invitation(
+    platform: &Platform,
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    email: &Email,
+    role: Role,
+    token: &str,
+) -> Result<()> {
+    let organization = sqlx::query_scalar!(
+        "SELECT name FROM organizations WHERE id = $1",
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let link = platform.link(&format!("/invitations/accept?token={token}"));
+    crate::infra::mail::send(
+        tx,
+        &crate::infra::mail::Message {
+            to: email.clone(),
+            subject: format!("You are invited to {organization} on Slipway"),
+            body: format!(
+                "You have been invited to join {organization} as {role}.\n\nAccept within 7 days:\n\n{link}\n"
+            ),
+        },
+    )
+    .await
 }
 
 /// The number of owners, locked so two concurrent demotions cannot both pass the check.
@@ -347,6 +502,7 @@ pub async fn change_role(
     )
     .execute(&mut *tx)
     .await?;
+    revoke_invitations_beyond(&mut tx, by.organization_id, user_id, Some(role)).await?;
     audit::record(
         &mut *tx,
         audit::Entry::new("member.role_changed", Actor::User(by.user_id))
@@ -386,6 +542,7 @@ pub async fn remove_member(
     )
     .execute(&mut *tx)
     .await?;
+    revoke_invitations_beyond(&mut tx, by.organization_id, user_id, None).await?;
     sqlx::query!(
         "UPDATE sessions SET active_organization_id = NULL
           WHERE user_id = $1 AND active_organization_id = $2",

@@ -51,6 +51,31 @@ impl OrganizationName {
     }
 }
 
+/// Locks the organization's row for the rest of the caller's transaction and returns its
+/// plan: the first step of every counted limit (sites, members, domains, API keys).
+/// Competing decisions for one organization then run one after another.
+///
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: it still excludes every other limit decision, but
+/// not the `FOR KEY SHARE` lock each foreign-key insert takes on its organization (an audit
+/// entry written by a transaction that holds a site's lock), so the two cannot deadlock.
+///
+/// The counts must be read by statements *after* this one: a statement that waited for
+/// the lock still reads the other tables as of its own start, so a count in the locking
+/// statement itself would miss what the transaction it waited for had just committed.
+pub(crate) async fn lock_for_limits(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+) -> Result<String> {
+    let plan_id = sqlx::query_scalar!(
+        "SELECT plan_id FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+        organization_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    Ok(plan_id)
+}
+
 /// Creates an organization with `owner` as its first member, inside the caller's transaction.
 /// The slug comes from the name; on collision a random suffix is added.
 pub async fn create_in(
