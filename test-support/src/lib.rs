@@ -167,6 +167,11 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 /// Serves `platform` on `listener` (whose address is `base`).
 pub fn spawn_app_on(listener: TcpListener, base: String, platform: Platform) -> TestApp {
     let background = Background::new();
+    // The process's notification listener, as `slipway serve` starts it: one of the
+    // server's tasks, so it stops (and gives its connection back) when the test ends.
+    // Started lazily by a live page instead, it would outlive the test and keep the test's
+    // pool from closing.
+    platform.notifications.start(&background);
     let served = platform.clone();
     let stop = background.token();
     background.spawn("test server", async move {
