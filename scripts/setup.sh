@@ -33,7 +33,7 @@ if ! rustup toolchain list | grep -q "^$channel-"; then
 fi
 rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
-# Debian packages: C toolchain bits, PostgreSQL server, Chromium and its WebDriver.
+# Debian packages: C toolchain bits, PostgreSQL server, Chromium and its WebDriver, promtool.
 missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
@@ -41,6 +41,8 @@ command -v python3 >/dev/null || missing+=(python3 python3-pip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# promtool checks the /metrics output in the tests.
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   # The project runs its own cluster; keep the package from creating and starting one.

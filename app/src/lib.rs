@@ -8,6 +8,7 @@ pub mod dev;
 pub mod domains;
 pub mod error;
 pub mod format;
+pub mod health;
 pub mod pages;
 pub mod plans;
 #[cfg(feature = "ssr")]

@@ -1,5 +1,5 @@
-//! Server functions for `/dashboard/sites`: list, create, show (with deployments and
-//! logs) and act on sites. Each takes the session, calls one `platform` function and
+//! Server functions for `/dashboard/sites`: list, create, show (with deployments) and act
+//! on sites (health and logs are in `health`). Each takes the session, calls one `platform` function and
 //! maps its error.
 
 use leptos::prelude::*;
@@ -71,7 +71,6 @@ pub struct SiteView {
     /// (label, value) of the plan limits this site runs with.
     pub limits: Vec<(String, String)>,
     pub deployments: Vec<DeploymentView>,
-    pub logs: Vec<String>,
     pub can_deploy: bool,
     pub can_delete: bool,
     /// The app's API token and webhook secret, for admins and owners.
@@ -184,12 +183,6 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
     let site_id = parse_site_id(&id)?;
     let site = platform::sites::get(&state.platform, &me, site_id).await?;
     let deployments = platform::sites::deployments(&state.platform, &me, site_id, 10).await?;
-    let logs = match &state.runtime {
-        Some(runtime) => {
-            platform::provision::container_logs(&state.platform, runtime, &me, site_id, 50).await?
-        }
-        None => vec!["(this server process does not manage containers)".to_owned()],
-    };
     let overview =
         platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let limits = state
@@ -254,7 +247,6 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
                     .collect(),
             })
             .collect(),
-        logs,
         can_deploy: authorize(me.role, Action::DeploySite),
         can_delete,
         credentials,

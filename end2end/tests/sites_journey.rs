@@ -132,6 +132,44 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
         .await?;
     h.screenshot("site-active").await?;
+
+    // Health: the monitor's first probe shows, with a 90-day uptime bar. A crash is seen,
+    // the site restarted, and the incident and the restart appear on the page.
+    h.wait_for_text_containing("[data-health]", "Up").await?;
+    let days = h.texts("[data-uptime-bar] rect").await?.len();
+    ensure!(days == 90, "one cell per day for 90 days: {days}");
+    let site_id = h
+        .query_strings("SELECT id::text FROM sites WHERE slug = 'team-docs'")
+        .await?
+        .remove(0);
+    let killed = tokio::process::Command::new("docker")
+        .args(["kill", &format!("slipway-site-{site_id}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await?;
+    ensure!(killed.success(), "docker kill");
+    h.wait_for_text_containing("[data-incident=\"down\"]", "answering again")
+        .await?;
+    h.wait_for_text_containing("[data-restart]", "started (attempt 1")
+        .await?;
+    h.wait_for_text_containing("[data-health]", "Up").await?;
+    h.screenshot("site-health").await?;
+    // While an incident is open, every dashboard page says so.
+    h.sql(&format!(
+        "INSERT INTO incidents (organization_id, site_id, kind, summary)
+         SELECT organization_id, id, 'error_rate', '3.2% of requests failed over 15 minutes'
+           FROM sites WHERE id = '{site_id}'"
+    ))
+    .await?;
+    h.visit("/dashboard/sites").await?;
+    h.wait_for_text_containing("[data-incident-banner]", "Many failing requests")
+        .await?;
+    h.screenshot("incident-banner").await?;
+    h.sql("UPDATE incidents SET resolved_at = now() WHERE kind = 'error_rate'")
+        .await?;
+    h.visit(&page).await?;
+    h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
+        .await?;
     // The refused creations above answered 422 (the browser logs those); nothing else.
     let errors: Vec<String> = h
         .console_errors()
@@ -310,6 +348,19 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
         .texts("[data-deployment] [data-step] span:nth-child(2)")
         .await?;
     ensure!(steps.len() == 5, "steps after refreshes: {steps:?}");
+    // Health and logs come from the server: the uptime bar, the figures, the last lines,
+    // and a log filter that is a plain GET form.
+    let days = h.texts("[data-uptime-bar] rect").await?.len();
+    ensure!(days == 90, "one cell per day without JavaScript: {days}");
+    let page = h.path().await?;
+    h.visit(&format!("{page}?filter=listening")).await?;
+    h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
+        .await?;
+    let lines = h.texts("[data-logs]").await?.join("\n");
+    ensure!(
+        lines.lines().all(|l| l.contains("listening")),
+        "only matching lines: {lines}"
+    );
     h.screenshot("site-active-no-js").await?;
     // A domain added with a plain form post shows its DNS records after the redirect.
     h.submit("domain-add", &[("domain", "notes.example.org")])

@@ -7,6 +7,8 @@
 //!    volume, hardened container, start, health). 20 sites, one after another.
 //! 3. Density: `IDLE_SITES` sites (default 200) provisioned and left idle; memory per idle
 //!    site (`docker stats`) and this process's own memory (it is the control plane here).
+//! 4. The health monitor watching those idle sites for a minute (probes every 15 s): this
+//!    process's CPU and memory, and the most tenant-database connections seen meanwhile.
 //!
 //! `make site-image && cargo bench -p platform --bench provision` (needs DATABASE_URL).
 //! Everything it creates is deleted at the end.
@@ -36,6 +38,21 @@ fn summary(mut samples: Vec<Duration>) -> (Duration, Duration) {
         samples[samples.len() / 2],
         samples[(samples.len() * 95).div_ceil(100) - 1],
     )
+}
+
+/// This process's CPU time so far (user + system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name (in parentheses), fields 14 and 15 are utime and stime.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
 }
 
 fn rss_mib() -> f64 {
@@ -288,6 +305,59 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  control plane (this process) RSS           {:>7.1} MiB  ({before_rss:.1} MiB before the idle sites)",
         rss_mib()
+    );
+
+    // 4. The health monitor over the idle sites, probing every 15 s for a minute: its own
+    //    cost (this process's CPU time; nothing else runs here now) and the connections the
+    //    sites hold between probes (each site checks its database every 5 minutes only).
+    let monitor = Arc::new(
+        platform::monitor::Monitor::new(
+            p.clone(),
+            runtime.clone(),
+            Arc::new(platform::monitor::BareProber),
+            NETWORK,
+        )
+        .await?,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watching = tokio::spawn(monitor.run(stop.clone()));
+    let rss_before_monitor = rss_mib();
+    let cpu_before = cpu_seconds();
+    let window = Instant::now();
+    let mut most_connections = 0i64;
+    let mut samples = 0;
+    while window.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'site\\_%'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        most_connections = most_connections.max(held);
+        samples += 1;
+    }
+    let cpu = cpu_seconds() - cpu_before;
+    let elapsed = window.elapsed().as_secs_f64();
+    let checks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM site_checks WHERE at > now() - make_interval(secs => $1)",
+    )
+    .bind(elapsed)
+    .fetch_one(&pool)
+    .await?;
+    stop.cancel();
+    let _ = watching.await;
+    println!("health monitor over {count} idle sites, probing every 15 s, for {elapsed:.0} s:");
+    println!("  checks recorded                            {checks:>7}");
+    println!(
+        "  control plane CPU                          {:>7.2} % of one core",
+        cpu / elapsed * 100.0
+    );
+    println!(
+        "  control plane RSS                          {:>7.1} MiB  ({rss_before_monitor:.1} MiB before the monitor)",
+        rss_mib()
+    );
+    println!(
+        "  tenant database connections, most seen     {most_connections:>7}  ({samples} samples, every 2 s)"
     );
 
     // Clean up: delete every site through Slipway (finalizers), then the databases.

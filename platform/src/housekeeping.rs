@@ -32,6 +32,10 @@ pub struct Retention {
     pub dead_jobs: Duration,
     /// Hourly traffic rows (the graphs show 30 days).
     pub hourly_usage: Duration,
+    /// Each health check's raw result.
+    pub raw_checks: Duration,
+    /// Health checks per hour (the uptime bar shows 90 days).
+    pub hourly_checks: Duration,
 }
 
 pub const RETENTION: Retention = Retention {
@@ -44,6 +48,8 @@ pub const RETENTION: Retention = Retention {
     succeeded_jobs: Duration::from_secs(7 * DAY),
     dead_jobs: Duration::from_secs(90 * DAY),
     hourly_usage: Duration::from_secs(90 * DAY),
+    raw_checks: Duration::from_secs(2 * DAY),
+    hourly_checks: Duration::from_secs(91 * DAY),
 };
 
 /// What one run deleted, per kind of row.
@@ -55,6 +61,7 @@ pub struct Swept {
     pub mail: u64,
     pub jobs: u64,
     pub hourly_usage: u64,
+    pub checks: u64,
 }
 
 fn secs(retention: Duration) -> f64 {
@@ -131,6 +138,20 @@ pub async fn sweep(platform: &Platform) -> Result<Swept> {
     .execute(db)
     .await?
     .rows_affected();
+    let checks = sqlx::query!(
+        "DELETE FROM site_checks WHERE at < now() - make_interval(secs => $1)",
+        secs(r.raw_checks)
+    )
+    .execute(db)
+    .await?
+    .rows_affected()
+        + sqlx::query!(
+            "DELETE FROM site_check_hours WHERE hour < now() - make_interval(secs => $1)",
+            secs(r.hourly_checks)
+        )
+        .execute(db)
+        .await?
+        .rows_affected();
     let swept = Swept {
         sessions,
         tokens,
@@ -138,6 +159,7 @@ pub async fn sweep(platform: &Platform) -> Result<Swept> {
         mail,
         jobs,
         hourly_usage,
+        checks,
     };
     tracing::info!(?swept, "housekeeping done");
     Ok(swept)

@@ -11,8 +11,10 @@ pub mod config;
 pub mod development;
 pub mod housekeeping;
 pub mod identity;
+pub mod incidents;
 pub mod infra;
 pub mod kernel;
+pub mod monitor;
 pub mod provision;
 pub mod sites;
 pub mod tenancy;
@@ -58,6 +60,8 @@ pub struct Platform {
     /// `development` turns on the local mail page and the demo account; `production` refuses
     /// to start without its secrets.
     pub mode: config::Mode,
+    /// How sites are checked, restarted and alerted about (incidents read the alert delays).
+    pub monitor: Arc<config::MonitorConfig>,
 }
 
 impl Platform {
@@ -76,6 +80,7 @@ impl Platform {
             billing: Arc::new(billing::BillingSettings::default()),
             mailer: Arc::new(infra::mail::Mailer::Local),
             mode: config::Mode::Production,
+            monitor: Arc::new(config::MonitorConfig::default()),
         }
     }
 
@@ -123,6 +128,11 @@ impl Platform {
 
     pub fn with_mode(mut self, mode: config::Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    pub fn with_monitor(mut self, monitor: config::MonitorConfig) -> Self {
+        self.monitor = Arc::new(monitor);
         self
     }
 

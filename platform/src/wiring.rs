@@ -23,7 +23,8 @@ impl Platform {
             })
             .with_billing(billing_settings(config)?)
             .with_mailer(mailer(config)?)
-            .with_mode(config.mode);
+            .with_mode(config.mode)
+            .with_monitor(config.monitor.clone());
         if let Some(key) = config.master_key()? {
             platform = platform.with_master_key(key);
         }

@@ -216,6 +216,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("proxy.enabled is false: this process does not serve sites' visitors");
         None
     };
+    crate::start_metrics(&config, platform.clone(), &background).await?;
     let welcome = match config.mode {
         platform::config::Mode::Development => {
             Some(crate::dev::prepare(&platform, &config, proxy.as_ref()).await?)
@@ -289,6 +290,19 @@ async fn start_provisioning(
         "reconciler",
         reconciler.clone().run(background.token().cancelled_owned()),
     );
+    if config.monitor.enabled {
+        let monitor = platform::monitor::Monitor::new(
+            platform.clone(),
+            runtime.clone(),
+            crate::proxy::Proxy::prober(crate::proxy::Settings::from_config(&config.proxy)),
+            &config.provision.network,
+        )
+        .await
+        .context("starting the health monitor")?;
+        background.spawn("monitor", Arc::new(monitor).run(background.token()));
+    } else {
+        tracing::info!("monitor.enabled is false: this process does not watch sites' health");
+    }
     let every = std::time::Duration::from_secs(config.usage.storage_interval_secs.max(10));
     background.spawn_every("storage sampling", every, move || {
         let reconciler = reconciler.clone();

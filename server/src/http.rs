@@ -30,13 +30,23 @@ pub fn router(state: AppState) -> Router {
         let options = state.leptos_options.clone();
         move || shell(options.clone())
     };
+    // Live pages and live logs count against the same caps.
+    let streams = axum::Extension(std::sync::Arc::new(
+        crate::site_events::OpenStreams::default(),
+    ));
     Router::new()
         .route("/healthz", get(healthz))
         .route(
             "/api/sites/{id}/events",
-            get(crate::site_events::site_events).layer(axum::Extension(std::sync::Arc::new(
-                crate::site_events::OpenStreams::default(),
-            ))),
+            get(crate::site_events::site_events).layer(streams.clone()),
+        )
+        .route(
+            "/api/sites/{id}/logs",
+            get(crate::site_events::site_logs).layer(streams),
+        )
+        .route(
+            "/api/sites/{id}/logs.txt",
+            get(crate::site_events::download_logs),
         )
         .route("/api/webhooks/stripe", post(stripe_webhook))
         .merge(crate::api::router())
@@ -54,8 +64,24 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security_headers,
         ))
+        .layer(middleware::from_fn(count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Counts each answered request by route (the matched pattern, never the raw path: ids
+/// would explode the series) and status, and times it.
+async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    platform::infra::metrics::HTTP_REQUESTS.inc(&[&route, &status]);
+    platform::infra::metrics::HTTP_DURATION.observe(&[&route], started.elapsed());
+    response
 }
 
 /// CSRF protection for every state-changing request that a browser could send with our

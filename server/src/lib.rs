@@ -220,6 +220,90 @@ pub async fn start_proxy(
     })
 }
 
+/// `GET /metrics` in Prometheus' text format, for a listener of its own; with `token`, only
+/// for `Authorization: Bearer <token>`.
+pub fn metrics_router(platform: Platform, token: Option<String>) -> axum::Router {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let serve = move |headers: HeaderMap| {
+        let platform = platform.clone();
+        let token = token.clone();
+        async move {
+            if let Some(token) = token {
+                let presented = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                let matches = presented.is_some_and(|p| {
+                    use subtle::ConstantTimeEq as _;
+                    bool::from(p.as_bytes().ct_eq(token.as_bytes()))
+                });
+                if !matches {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        "send the metrics token as a bearer token\n",
+                    )
+                        .into_response();
+                }
+            }
+            match platform::infra::metrics::render(&platform.db).await {
+                Ok(text) => (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+                    .into_response(),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot render the metrics");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the database does not answer\n",
+                    )
+                        .into_response()
+                }
+            }
+        }
+    };
+    axum::Router::new().route("/metrics", axum::routing::get(serve))
+}
+
+/// Serves [`metrics_router`] on `metrics.listen`, when set, under `background`.
+pub async fn start_metrics(
+    config: &Config,
+    platform: Platform,
+    background: &Background,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    use secrecy::ExposeSecret as _;
+    let Some(address) = config.metrics.listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("setting `metrics.listen`: cannot listen on {address}"))?;
+    let bound = listener
+        .local_addr()
+        .context("reading the metrics address")?;
+    let token = config
+        .metrics
+        .bearer_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned());
+    let router = metrics_router(platform, token);
+    let stop = background.token();
+    background.spawn("metrics", async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the metrics listener failed");
+        }
+    });
+    tracing::info!(address = %bound, "metrics listening (/metrics)");
+    Ok(Some(bound))
+}
+
 /// Resolves on SIGTERM or Ctrl-C, whichever comes first.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

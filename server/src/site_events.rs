@@ -42,6 +42,21 @@ enum Full {
     Process,
 }
 
+impl Full {
+    fn refusal(self) -> Refusal {
+        match self {
+            Full::User => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many live site pages are open for your account; close some tabs",
+            ),
+            Full::Process => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server follows as many live pages as it can; the page refreshes instead",
+            ),
+        }
+    }
+}
+
 impl OpenStreams {
     /// Counts one more stream for the user, or says which cap it would pass. The count
     /// goes down when the returned guard is dropped (the stream ends).
@@ -94,50 +109,183 @@ pub async fn site_events(
     Extension(streams): Extension<Arc<OpenStreams>>,
     headers: HeaderMap,
 ) -> Response {
-    let refuse = |status: StatusCode, message: &'static str| (status, message).into_response();
-    let Ok(site_id) = id.parse::<Uuid>() else {
-        return refuse(StatusCode::NOT_FOUND, "no such site");
-    };
-    // The same sign-in check as every server function, and scoped like every other read:
-    // a site of another organization does not exist here.
-    let cookie = app::session::cookie_in(&headers, app::session::COOKIE);
-    let (session, membership) = match app::session::membership_of(&state, cookie.as_deref()).await {
-        Ok(signed_in) => signed_in,
-        Err(AppError::SignInRequired) => {
-            return refuse(StatusCode::UNAUTHORIZED, "sign in to follow this site");
-        }
-        Err(AppError::Internal) => {
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
-        Err(_) => return refuse(StatusCode::NOT_FOUND, "no such site"),
+    let (site_id, session, _) = match signed_in_site(&state, &id, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused.into_response(),
     };
     let platform = &state.platform;
-    if platform::sites::get(platform, &membership, site_id)
-        .await
-        .is_err()
-    {
-        return refuse(StatusCode::NOT_FOUND, "no such site");
-    }
     let guard = match streams.open(session.user_id) {
         Ok(guard) => guard,
-        Err(Full::User) => {
-            return refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many live site pages are open for your account; close some tabs",
-            );
-        }
-        Err(Full::Process) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this server follows as many live pages as it can; the page refreshes instead",
-            );
-        }
+        Err(full) => return full.refusal().into_response(),
     };
     let changes = platform.notifications.subscribe();
     let shutdown = shutdown.map(|Extension(flag)| flag);
     Sse::new(events(changes, site_id, shutdown, guard))
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Why a request was refused: its status and a short message.
+type Refusal = (StatusCode, &'static str);
+
+fn refuse(status: StatusCode, message: &'static str) -> Response {
+    (status, message).into_response()
+}
+
+/// The site `id` of the signed-in member's organization (the same check as every server
+/// function, scoped like every read: a site of another organization does not exist here),
+/// or the answer that refuses the request.
+async fn signed_in_site(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<
+    (
+        Uuid,
+        platform::identity::sessions::Session,
+        platform::tenancy::Membership,
+    ),
+    Refusal,
+> {
+    let Ok(site_id) = id.parse::<Uuid>() else {
+        return Err((StatusCode::NOT_FOUND, "no such site"));
+    };
+    let cookie = app::session::cookie_in(headers, app::session::COOKIE);
+    let (session, membership) = match app::session::membership_of(state, cookie.as_deref()).await {
+        Ok(signed_in) => signed_in,
+        Err(AppError::SignInRequired) => {
+            return Err((StatusCode::UNAUTHORIZED, "sign in to follow this site"));
+        }
+        Err(AppError::Internal) => {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+        }
+        Err(_) => return Err((StatusCode::NOT_FOUND, "no such site")),
+    };
+    if platform::sites::get(&state.platform, &membership, site_id)
+        .await
+        .is_err()
+    {
+        return Err((StatusCode::NOT_FOUND, "no such site"));
+    }
+    Ok((site_id, session, membership))
+}
+
+/// Refuses roles that may not read logs, and processes without Docker.
+fn logs_allowed(
+    state: &AppState,
+    membership: &platform::tenancy::Membership,
+) -> Result<std::sync::Arc<platform::infra::docker::Runtime>, Refusal> {
+    use platform::tenancy::{Action, authorize};
+    if !authorize(membership.role, Action::ViewLogs) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "logs are for owners, admins and editors",
+        ));
+    }
+    state.runtime.clone().ok_or((
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this server process does not manage containers",
+    ))
+}
+
+/// `GET /api/sites/{id}/logs`: the container's output as it is written, one event per line
+/// (owners, admins and editors; counted against the same caps as live pages).
+pub async fn site_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    shutdown: Option<Extension<ShutdownFlag>>,
+    Extension(streams): Extension<Arc<OpenStreams>>,
+    headers: HeaderMap,
+) -> Response {
+    let (site_id, session, membership) = match signed_in_site(&state, &id, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused.into_response(),
+    };
+    let runtime = match logs_allowed(&state, &membership) {
+        Ok(runtime) => runtime,
+        Err(refused) => return refused.into_response(),
+    };
+    let guard = match streams.open(session.user_id) {
+        Ok(guard) => guard,
+        Err(full) => return full.refusal().into_response(),
+    };
+    let lines =
+        match platform::provision::follow_logs(&state.platform, &runtime, &membership, site_id)
+            .await
+        {
+            Ok(lines) => lines,
+            Err(_) => return refuse(StatusCode::NOT_FOUND, "no such site"),
+        };
+    let shutdown = shutdown.map(|Extension(flag)| flag);
+    let stream = async_stream::stream! {
+        let _open = guard;
+        tokio::pin!(lines);
+        let stopping = stopped(shutdown);
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                line = futures_util::StreamExt::next(&mut lines) => match line {
+                    Some(line) => yield Ok::<_, Infallible>(Event::default().data(line)),
+                    None => break,
+                },
+                _ = &mut stopping => break,
+            }
+        }
+    };
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `GET /api/sites/{id}/logs.txt`: the last 10,000 lines, as a file to download.
+pub async fn download_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (site_id, _, membership) = match signed_in_site(&state, &id, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused.into_response(),
+    };
+    let runtime = match logs_allowed(&state, &membership) {
+        Ok(runtime) => runtime,
+        Err(refused) => return refused.into_response(),
+    };
+    match platform::provision::container_logs(
+        &state.platform,
+        &runtime,
+        &membership,
+        site_id,
+        10_000,
+    )
+    .await
+    {
+        Ok(lines) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_owned(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"site-{site_id}.log\""),
+                ),
+            ],
+            lines.join("\n") + "\n",
+        )
+            .into_response(),
+        Err(_) => refuse(StatusCode::NOT_FOUND, "no such site"),
+    }
+}
+
+/// Resolves when the server begins to shut down (never without a flag).
+async fn stopped(shutdown: Option<ShutdownFlag>) {
+    match shutdown {
+        Some(mut flag) => {
+            let _ = flag.wait_for(|stopping| *stopping).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Unnamed events (`message` in the browser), data `step` or `tick`.
@@ -154,15 +302,7 @@ fn events(
         let _open = guard;
         let mut tick = tokio::time::interval(TICK);
         tick.tick().await;
-        let mut shutdown = shutdown;
-        let stopping = async move {
-            match shutdown.as_mut() {
-                Some(flag) => {
-                    let _ = flag.wait_for(|stopping| *stopping).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
+        let stopping = stopped(shutdown);
         tokio::pin!(stopping);
         loop {
             tokio::select! {

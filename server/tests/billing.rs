@@ -752,6 +752,15 @@ async fn cancellation_keeps_sites_for_the_grace_period_then_deletes_them(pool: P
         .await
         .expect("overview");
     assert!(overview.grace_ends_at.is_some());
+    // The banner says so while it lasts.
+    let open = platform::incidents::open_for(&env.platform, &owner)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(
+        open[0].kind,
+        platform::incidents::IncidentKind::SubscriptionEnding
+    );
     env.settle().await;
     assert_eq!(env.desired_state(&owner).await, "running", "not yet");
 
@@ -763,6 +772,13 @@ async fn cancellation_keeps_sites_for_the_grace_period_then_deletes_them(pool: P
     assert_eq!(
         env.audit_count(&owner, "billing.grace_period_over").await,
         1
+    );
+    assert!(
+        platform::incidents::open_for(&env.platform, &owner)
+            .await
+            .unwrap()
+            .is_empty(),
+        "over when the grace period is"
     );
     assert_eq!(env.settle().await, 0, "once");
 }
@@ -782,6 +798,13 @@ async fn resubscribing_within_the_grace_period_keeps_the_sites(pool: PgPool) {
 
     env.subscribe(&owner, "starter", Interval::Yearly).await;
     assert_eq!(env.plan_of(&owner).await, "starter");
+    assert!(
+        platform::incidents::open_for(&env.platform, &owner)
+            .await
+            .unwrap()
+            .is_empty(),
+        "subscribing again ends the incident"
+    );
     assert_eq!(
         env.suspensions(&owner).await,
         [("comeback".to_owned(), None)]

@@ -6,7 +6,7 @@
 //! `SITE_NAME`, `PORT` (default 8000), `DATABASE_MAX_CONNECTIONS` (default 2).
 //!
 //! Subcommands besides `serve` (the default): `health` asks the running server's
-//! `/api/health` (a scratch image has no curl), and `probe tcp HOST:PORT` /
+//! `/healthz` (a scratch image has no curl), and `probe tcp HOST:PORT` /
 //! `probe unix PATH` / `probe postgres URL` report whether something is reachable from inside the container
 //! (Slipway's isolation tests run them with `docker exec`); `disk-usage PATH` prints the
 //! bytes under PATH (Slipway samples the data volume's size with it: a scratch image has
@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod faults;
 mod web;
 
 fn main() -> ExitCode {
@@ -89,14 +90,16 @@ fn required(name: &str) -> Result<String, String> {
 }
 
 async fn serve() -> Result<(), String> {
+    faults::crash_if_marked();
     let config = web::Config {
         name: std::env::var("SITE_NAME").unwrap_or_else(|_| "My site".to_owned()),
         token: required("SITE_TOKEN")?,
         webhook_secret: required("WEBHOOK_SECRET")?,
     };
     let database_url = required("DATABASE_URL")?;
-    // Within the role's CONNECTION LIMIT (the plan's), and idle connections are closed so
-    // that hundreds of quiet sites hold few of the cluster's connections.
+    // Within the role's CONNECTION LIMIT (the plan's), and idle connections are closed
+    // after 10 s (shorter than the monitor's 15 s probes, which touch the database only
+    // every 5 minutes) so that hundreds of quiet sites hold few of the cluster's connections.
     let max_connections = match std::env::var("DATABASE_MAX_CONNECTIONS") {
         Ok(value) => value
             .parse::<u32>()
@@ -110,7 +113,7 @@ async fn serve() -> Result<(), String> {
     let db = sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
-        .idle_timeout(Duration::from_secs(30))
+        .idle_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy(&database_url)
         .map_err(|error| format!("DATABASE_URL is not usable: {error}"))?;
@@ -145,14 +148,14 @@ async fn serve() -> Result<(), String> {
         .map_err(|error| format!("server error: {error}"))
 }
 
-/// `GET /api/health` over a bare HTTP/1.0 exchange: enough for a health check.
+/// `GET /healthz` over a bare HTTP/1.0 exchange: enough for a health check.
 async fn health() -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = SocketAddr::from(([127, 0, 0, 1], port()?));
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
         stream
-            .write_all(b"GET /api/health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;

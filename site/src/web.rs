@@ -28,15 +28,33 @@ pub struct Config {
 struct AppState {
     db: PgPool,
     config: Arc<Config>,
+    database_check: Arc<DatabaseCheck>,
+}
+
+/// The liveness path checks the database at most this often: probes every few seconds
+/// must not keep a connection open forever (the pool closes idle ones after 10 s).
+const DATABASE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// When the database was last checked, and whether it answered.
+#[derive(Default)]
+struct DatabaseCheck {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 pub fn router(db: PgPool, config: Config) -> Router {
     let state = AppState {
         db,
         config: Arc::new(config),
+        database_check: Arc::new(DatabaseCheck::default()),
+    };
+    let faults = if crate::faults::enabled() {
+        crate::faults::routes()
+    } else {
+        Router::new()
     };
     Router::new()
         .route("/", get(index))
+        .route("/healthz", get(liveness))
         .route("/posts/{slug}", get(show_post))
         .route("/api/health", get(health))
         // Static: crawlers ask for it first, and it costs the database nothing (the proxy
@@ -56,6 +74,7 @@ pub fn router(db: PgPool, config: Config) -> Router {
             get(get_post).put(update_post).delete(delete_post),
         )
         .route("/api/sync-content", post(sync_content))
+        .merge(faults)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -158,6 +177,38 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
+/// Liveness, cheap enough to ask every few seconds: no query, except one every
+/// [`DATABASE_CHECK_EVERY`] to keep the database honest.
+async fn liveness(State(state): State<AppState>) -> Response {
+    if crate::faults::HUNG.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    let mut last = state.database_check.last.lock().await;
+    let database_up = match *last {
+        Some((at, up)) if at.elapsed() < DATABASE_CHECK_EVERY => up,
+        _ => {
+            let up = sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(&state.db)
+                .await
+                .inspect_err(|cause| eprintln!("site: health: {cause}"))
+                .is_ok();
+            *last = Some((std::time::Instant::now(), up));
+            up
+        }
+    };
+    drop(last);
+    if database_up {
+        axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "database": "down" })),
+        )
+            .into_response()
+    }
+}
+
+/// Readiness with a database round trip, every time.
 async fn health(State(state): State<AppState>) -> Response {
     match sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(&state.db)

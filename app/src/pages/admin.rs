@@ -12,6 +12,7 @@ use crate::error::AppError;
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let check = Resource::new(|| (), |_| operator_check());
+    let feed = Resource::new(|| (), |_| crate::health::incident_feed());
     view! {
         <Title text="Operator" />
         <Suspense fallback=|| ()>
@@ -26,8 +27,9 @@ pub fn AdminPage() -> impl IntoView {
                                         {format!("Signed in as {email}, a platform operator.")}
                                     </p>
                                     <p class="mt-6 rounded-lg border border-dashed border-slate-300 bg-white p-6 text-slate-600">
-                                        "The operator panel (organizations, sites, subscriptions, health, revenue) is not built yet."
+                                        "The rest of the operator panel (organizations, sites, subscriptions, revenue) is not built yet."
                                     </p>
+                                    <super::health::IncidentFeed feed />
                                 </div>
                             </PublicPage>
                         }

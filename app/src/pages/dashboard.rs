@@ -116,6 +116,10 @@ fn Frame(me: Me) -> impl IntoView {
         move || (location.pathname.get(), location.search.get()),
         |_| past_due_banner(),
     );
+    let incidents = Resource::new(
+        move || (location.pathname.get(), location.search.get()),
+        |_| crate::health::open_incidents(),
+    );
     view! {
         <super::dev_mail::DevModeBar />
         <div class="min-h-screen md:flex">
@@ -216,6 +220,7 @@ fn Frame(me: Me) -> impl IntoView {
                             })
                     })}
                 </Suspense>
+                {(!no_organization).then(|| view! { <super::health::IncidentBanner incidents /> })}
                 <main class="px-4 py-8 sm:px-8">
                     {if no_organization {
                         view! { <NoOrganization /> }.into_any()

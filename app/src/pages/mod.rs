@@ -7,6 +7,7 @@ pub mod chrome;
 pub mod dashboard;
 pub mod dev_mail;
 pub mod forms;
+pub mod health;
 pub mod landing;
 pub mod not_found;
 pub mod pricing;

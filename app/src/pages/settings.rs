@@ -46,6 +46,7 @@ pub fn SettingsPage() -> impl IntoView {
         <Panel title="New organization" note="You will be its owner, on the free plan.">
             <NewOrganizationForm />
         </Panel>
+        <super::health::AlertSettings />
     }
 }
 

@@ -9,7 +9,7 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::dashboard::Panel;
 use super::forms::{Field, FormError, Submit, field_error, general_error};
@@ -18,6 +18,7 @@ use crate::domains::{
     AddDomain, DomainView, DomainsView, RemoveDomain, VerifyDomain, list_domains,
 };
 use crate::error::AppError;
+use crate::health::{site_health, site_logs};
 use crate::sites::{CreateSite, SiteAction, SiteView, SitesView, list_sites, site_detail};
 use crate::usage::usage_report;
 
@@ -254,6 +255,12 @@ pub fn SitePage() -> impl IntoView {
         },
         |(id, ..)| list_domains(id),
     );
+    let health = Resource::new(move || (id(), pushes.get()), |(id, _)| site_health(id));
+    let query = use_query_map();
+    let logs = Resource::new(
+        move || (id(), query.read().get("filter").unwrap_or_default()),
+        |(id, filter)| site_logs(id, filter),
+    );
     live_updates(id, set_pushes);
     view! {
         <a href="/dashboard/sites" class="text-sm text-indigo-700 hover:underline">
@@ -264,7 +271,10 @@ pub fn SitePage() -> impl IntoView {
         }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(site) => view! { <Site site act usage domains domain_actions /> }.into_any(),
+                    Ok(site) => {
+                        view! { <Site site act usage domains domain_actions health logs /> }
+                            .into_any()
+                    }
                     Err(error) => {
                         view! {
                             <Title text="Site" />
@@ -310,6 +320,8 @@ fn Site(
     usage: Resource<Result<crate::usage::UsageView, AppError>>,
     domains: Resource<Result<DomainsView, AppError>>,
     domain_actions: DomainActions,
+    health: Resource<Result<crate::health::HealthView, AppError>>,
+    logs: Resource<Result<crate::health::LogsView, AppError>>,
 ) -> impl IntoView {
     let in_progress = site.in_progress();
     view! {
@@ -382,18 +394,8 @@ fn Site(
         </Panel>
         <SiteUsage report=usage />
         <Domains site_id=site.id.clone() domains actions=domain_actions />
-        <Panel title="Logs" note="The container's last 50 lines.">
-            <pre
-                class="max-h-80 overflow-auto rounded-lg bg-slate-900 p-3 text-xs text-slate-100"
-                data-logs=""
-            >
-                {if site.logs.is_empty() {
-                    "(no output yet)".to_owned()
-                } else {
-                    site.logs.join("\n")
-                }}
-            </pre>
-        </Panel>
+        <super::health::SiteHealth health />
+        <super::health::SiteLogs site_id=site.id.clone() logs />
         {site
             .credentials
             .clone()

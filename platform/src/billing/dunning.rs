@@ -210,6 +210,13 @@ pub async fn end_grace_period(platform: &Platform, organization_id: Uuid) -> Res
         crate::sites::DeploymentReason::Billing,
     )
     .await?;
+    crate::incidents::resolve(
+        &mut tx,
+        platform,
+        &super::subscriptions::subscription_ending(organization_id),
+        &format!("the grace period is over: {} site(s) deleted", sites.len()),
+    )
+    .await?;
     audit::record(
         &mut *tx,
         audit::Entry::new("billing.grace_period_over", Actor::System)

@@ -122,6 +122,15 @@ async fn record_live(
     )
     .execute(&mut *tx)
     .await?;
+    if account.grace_ends_at.is_some() {
+        crate::incidents::resolve(
+            &mut *tx,
+            platform,
+            &subscription_ending(org),
+            "subscribed again: the sites are kept",
+        )
+        .await?;
+    }
     let is_current = account.stripe_subscription_id.as_deref() == Some(subscription.id.as_str());
     if account.status.as_deref() != Some(subscription.status.as_str()) || !is_current {
         audit::record(
@@ -202,6 +211,16 @@ async fn start_grace_period(
     )
     .await?;
     schedule_grace_period_end(&mut *tx, org, grace_ends_at).await?;
+    crate::incidents::open(
+        &mut *tx,
+        platform,
+        &subscription_ending(org),
+        &format!(
+            "the subscription ended; the sites are deleted on {} (UTC) unless you subscribe again",
+            grace_ends_at.format("%Y-%m-%d %H:%M")
+        ),
+    )
+    .await?;
     mail_owners(
         &mut *tx,
         org,
@@ -311,4 +330,14 @@ pub(crate) async fn sync_invoice(platform: &Platform, api: &StripeApi, id: &str)
     tx.commit().await?;
     enforce(platform, org).await?;
     Ok(())
+}
+
+/// The organization-wide incident that lasts while a grace period runs.
+pub(crate) fn subscription_ending(organization_id: uuid::Uuid) -> crate::incidents::Subject {
+    crate::incidents::Subject {
+        organization_id,
+        site_id: None,
+        kind: crate::incidents::IncidentKind::SubscriptionEnding,
+        detail: String::new(),
+    }
 }

@@ -60,7 +60,8 @@ impl Template {
             image: "slipway-site:latest".to_owned(),
             builtin: true,
             port: 8000,
-            health_path: "/api/health".to_owned(),
+            // Liveness without a query each time (the database is checked every 5 minutes).
+            health_path: "/healthz".to_owned(),
             env,
             data_path: "/data".to_owned(),
         }

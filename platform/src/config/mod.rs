@@ -44,6 +44,8 @@ pub struct Config {
     pub usage: UsageConfig,
     pub billing: BillingConfig,
     pub jobs: JobsConfig,
+    pub monitor: MonitorConfig,
+    pub metrics: MetricsConfig,
     /// How long a stopping server waits for its background work to finish its current step.
     pub shutdown_timeout_secs: u64,
     /// What a site can run. The first is the default; unset: the built-in CMS (`site/`).
@@ -67,6 +69,8 @@ impl Default for Config {
             usage: UsageConfig::default(),
             billing: BillingConfig::default(),
             jobs: JobsConfig::default(),
+            monitor: MonitorConfig::default(),
+            metrics: MetricsConfig::default(),
             shutdown_timeout_secs: 20,
             templates: vec![Template::builtin()],
             plans: default_plans(),

@@ -322,3 +322,88 @@ impl Default for JobsConfig {
         Self { workers: 4 }
     }
 }
+
+/// The health monitor (`[monitor]`): how sites are checked, restarted and alerted about.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Whether this process may run the monitor (one process of the installation does, under
+    /// a lease; the others stand by).
+    pub enabled: bool,
+    /// How often every active site's health path is probed.
+    pub interval_secs: u64,
+    /// How long a probe waits for an answer.
+    pub timeout_secs: u64,
+    /// A probe slower than this counts as `degraded`.
+    pub degraded_ms: u64,
+    /// Failed probes in a row before a site counts as down (a crash seen in the engine's
+    /// events counts at once).
+    pub failures_to_down: u32,
+    /// The wait before the second restart; each later one waits twice as long...
+    pub restart_backoff_secs: u64,
+    /// ...up to this.
+    pub restart_backoff_max_secs: u64,
+    /// Healthy this long without interruption: the next failure restarts at once again.
+    pub healthy_reset_secs: u64,
+    /// This many restarts within `crash_loop_window_secs` and still failing: the site is
+    /// `crash_looping` and no longer restarted.
+    pub crash_loop_restarts: u32,
+    pub crash_loop_window_secs: u64,
+    /// Members are mailed about a site down this long (blips are not mail)...
+    pub alert_after_secs: u64,
+    /// ...at most once per site in this period.
+    pub alert_every_secs: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 15,
+            timeout_secs: 5,
+            degraded_ms: 2_000,
+            failures_to_down: 2,
+            restart_backoff_secs: 10,
+            restart_backoff_max_secs: 300,
+            healthy_reset_secs: 600,
+            crash_loop_restarts: 5,
+            crash_loop_window_secs: 600,
+            alert_after_secs: 300,
+            alert_every_secs: 3_600,
+        }
+    }
+}
+
+impl MonitorConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs.max(1))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.max(1))
+    }
+
+    /// The wait before restart number `attempt` (0 = the first): none, then
+    /// `restart_backoff_secs` doubling up to `restart_backoff_max_secs`.
+    pub fn restart_delay(&self, attempt: u32) -> Duration {
+        if attempt == 0 {
+            return Duration::ZERO;
+        }
+        let doublings = (attempt - 1).min(20);
+        Duration::from_secs(
+            self.restart_backoff_secs
+                .saturating_mul(1 << doublings)
+                .min(self.restart_backoff_max_secs),
+        )
+    }
+}
+
+/// Prometheus metrics (`[metrics]`): served on a listener of their own, never the dashboard's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` is served, e.g. `127.0.0.1:9100`. Unset: no metrics listener.
+    pub listen: Option<SocketAddr>,
+    /// When set, scrapers must send `Authorization: Bearer <token>`.
+    pub bearer_token: Option<SecretString>,
+}

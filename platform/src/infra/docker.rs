@@ -18,11 +18,12 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 pub const LABEL_MANAGED: &str = "slipway.managed";
@@ -142,6 +143,12 @@ pub struct ContainerState {
     pub limits: ResourceLimits,
     pub exit_code: Option<i64>,
     pub restart_count: i64,
+    /// Whether the engine's own restart policy is on (containers made before the monitor).
+    pub engine_restarts: bool,
+    /// Whether its last process was killed for exceeding the memory limit.
+    pub oom_killed: bool,
+    /// The id (`sha256:...`) of the image it was created from.
+    pub image_id: String,
 }
 
 /// A container with Slipway's labels, as listed.
@@ -404,6 +411,20 @@ impl Runtime {
         }
     }
 
+    /// The id (`sha256:...`) the tag `image` names now, if it exists.
+    pub async fn image_id(&self, image: &str) -> RuntimeResult<Option<String>> {
+        match self
+            .docker()?
+            .inspect_image(image)
+            .await
+            .map_err(RuntimeError::from)
+        {
+            Ok(inspect) => Ok(inspect.id),
+            Err(RuntimeError::NotFound(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     pub async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
         match self
             .docker()?
@@ -431,7 +452,7 @@ impl Runtime {
              COPY --chown=65534:65534 data /data\n\
              USER 65534:65534\n\
              EXPOSE 8000\n\
-             HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD [\"/site\", \"health\"]\n\
+             HEALTHCHECK --interval=30s --timeout=3s --start-period=5s CMD [\"/site\", \"health\"]\n\
              ENTRYPOINT [\"/site\"]\n";
         let context = build_context(&[
             ("Dockerfile", dockerfile.as_bytes(), 0o644),
@@ -537,7 +558,8 @@ impl Runtime {
 
     /// Creates the site's container, hardened: no capabilities, no new privileges, a
     /// read-only root with one data volume (and a small /tmp), no host mounts, no
-    /// published ports, the plan's memory/CPU/pids limits, restarted when it crashes.
+    /// published ports, the plan's memory/CPU/pids limits. The engine does not restart it:
+    /// the monitor does.
     pub async fn create_container(
         &self,
         spec: &ContainerSpec,
@@ -566,10 +588,9 @@ impl Runtime {
                 read_only: Some(false),
                 ..Default::default()
             }]),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::ON_FAILURE),
-                maximum_retry_count: Some(5),
-            }),
+            // Slipway's monitor restarts sites (with backoff, and also when they hang): the
+            // engine's own policy would race it.
+            restart_policy: Some(no_restart()),
             network_mode: Some(network.to_owned()),
             ..Default::default()
         };
@@ -594,7 +615,8 @@ impl Runtime {
         Ok(created.id)
     }
 
-    /// Applies new limits to a container in place (no restart).
+    /// Applies new limits (and the monitor's restart policy) to a container in place (no
+    /// restart).
     pub async fn update_limits(&self, id: &str, limits: ResourceLimits) -> RuntimeResult<()> {
         self.docker()?
             .update_container(
@@ -604,6 +626,7 @@ impl Runtime {
                     memory_swap: Some(limits.memory_bytes),
                     nano_cpus: Some(limits.nano_cpus),
                     pids_limit: Some(limits.pids),
+                    restart_policy: Some(no_restart()),
                     ..Default::default()
                 },
             )
@@ -618,6 +641,16 @@ impl Runtime {
 
     pub async fn restart(&self, id: &str) -> RuntimeResult<()> {
         self.docker()?.restart_container(id, None).await?;
+        Ok(())
+    }
+
+    /// Restarts the container, killing it if it has not stopped within `grace_secs` (a hung
+    /// app may never finish what it is doing).
+    pub async fn restart_within(&self, id: &str, grace_secs: i32) -> RuntimeResult<()> {
+        let options = RestartContainerOptionsBuilder::default()
+            .t(grace_secs)
+            .build();
+        self.docker()?.restart_container(id, Some(options)).await?;
         Ok(())
     }
 
@@ -665,6 +698,108 @@ impl Runtime {
             text.push_str(&chunk?.to_string());
         }
         Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    /// The engine's events about this installation's site containers (died, out of memory,
+    /// health, removed, started), as they happen. Ends when the engine closes the stream.
+    pub fn events(
+        &self,
+        instance: Uuid,
+    ) -> RuntimeResult<impl Stream<Item = RuntimeResult<ContainerEvent>> + Send + use<>> {
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            (
+                "label",
+                vec![
+                    format!("{LABEL_MANAGED}=true"),
+                    format!("{LABEL_INSTANCE}={instance}"),
+                ],
+            ),
+            (
+                "event",
+                ["die", "oom", "destroy", "start", "health_status"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        let stream = self.docker()?.clone().events(Some(options));
+        Ok(stream.filter_map(|item| async move {
+            match item {
+                Ok(message) => container_event(message).map(Ok),
+                Err(error) => Some(Err(RuntimeError::from(error))),
+            }
+        }))
+    }
+
+    /// One reading of the container's memory and CPU use (the engine samples twice, about a
+    /// second apart, for the CPU figure).
+    pub async fn resource_use(&self, id: &str) -> RuntimeResult<ResourceUse> {
+        let options = StatsOptionsBuilder::default().stream(false).build();
+        let mut stream = self.docker()?.stats(id, Some(options));
+        let stats = stream
+            .next()
+            .await
+            .ok_or_else(|| RuntimeError::Failed("no statistics".to_owned()))??;
+        let memory = stats.memory_stats.unwrap_or_default();
+        // What `docker stats` shows: usage minus the page cache the kernel can drop.
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied())
+            .unwrap_or(0);
+        let memory_bytes = memory.usage.unwrap_or(0).saturating_sub(cache);
+        let total = |c: &Option<bollard::models::ContainerCpuStats>| {
+            c.as_ref().map_or((0, 0), |c| {
+                (
+                    c.cpu_usage
+                        .as_ref()
+                        .and_then(|u| u.total_usage)
+                        .unwrap_or(0),
+                    c.system_cpu_usage.unwrap_or(0),
+                )
+            })
+        };
+        let (cpu, system) = total(&stats.cpu_stats);
+        let (pre_cpu, pre_system) = total(&stats.precpu_stats);
+        let cpus = stats
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.online_cpus)
+            .unwrap_or(1)
+            .max(1);
+        let cpu_delta = cpu.saturating_sub(pre_cpu) as f64;
+        let system_delta = system.saturating_sub(pre_system) as f64;
+        let cpu_percent = if system_delta > 0.0 && pre_cpu > 0 {
+            cpu_delta / system_delta * f64::from(cpus) * 100.0
+        } else {
+            0.0
+        };
+        Ok(ResourceUse {
+            memory_bytes,
+            cpu_percent,
+        })
+    }
+
+    /// What the container writes from now on (stdout and stderr), one line per item; ends
+    /// when the container stops or the engine cannot be reached.
+    pub fn follow_logs(&self, id: &str) -> impl Stream<Item = String> + Send + use<> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail("0")
+            .build();
+        let stream = match self.docker() {
+            Ok(docker) => docker.clone().logs(id, Some(options)).left_stream(),
+            Err(_) => futures_util::stream::empty().right_stream(),
+        };
+        stream
+            .take_while(|chunk| std::future::ready(chunk.is_ok()))
+            .flat_map(|chunk| {
+                let text = chunk.map(|c| c.to_string()).unwrap_or_default();
+                futures_util::stream::iter(text.lines().map(str::to_owned).collect::<Vec<_>>())
+            })
     }
 
     /// Runs `cmd` inside the container and returns its exit code and output.
@@ -733,7 +868,86 @@ fn container_state(inspect: ContainerInspectResponse, network: &str) -> Containe
         },
         exit_code: state.exit_code,
         restart_count: inspect.restart_count.unwrap_or(0),
+        engine_restarts: host
+            .restart_policy
+            .and_then(|p| p.name)
+            .is_some_and(|name| {
+                name != RestartPolicyNameEnum::NO && name != RestartPolicyNameEnum::EMPTY
+            }),
+        oom_killed: state.oom_killed == Some(true),
+        image_id: inspect.image.unwrap_or_default(),
     }
+}
+
+fn no_restart() -> RestartPolicy {
+    RestartPolicy {
+        name: Some(RestartPolicyNameEnum::NO),
+        maximum_retry_count: None,
+    }
+}
+
+/// What the engine said happened to one of Slipway's site containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub site_id: Uuid,
+    pub container_id: String,
+    pub kind: ContainerEventKind,
+    /// The engine's clock.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEventKind {
+    /// The process ended (crashed, killed, or stopped on purpose).
+    Died {
+        exit_code: Option<i64>,
+    },
+    /// The kernel killed a process of the container for exceeding its memory limit.
+    OutOfMemory,
+    /// The image's own health check changed its verdict.
+    Health {
+        healthy: bool,
+    },
+    /// The container was removed.
+    Destroyed,
+    Started,
+}
+
+/// Reads one event of the engine's stream as a [`ContainerEvent`], when it is one.
+fn container_event(message: bollard::models::EventMessage) -> Option<ContainerEvent> {
+    let actor = message.actor?;
+    let attributes = actor.attributes.unwrap_or_default();
+    let site_id = attributes.get(LABEL_SITE)?.parse().ok()?;
+    let action = message.action?;
+    let kind = match action.as_str() {
+        "die" => ContainerEventKind::Died {
+            exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+        },
+        "oom" => ContainerEventKind::OutOfMemory,
+        "destroy" => ContainerEventKind::Destroyed,
+        "start" => ContainerEventKind::Started,
+        "health_status: healthy" => ContainerEventKind::Health { healthy: true },
+        "health_status: unhealthy" => ContainerEventKind::Health { healthy: false },
+        _ => return None,
+    };
+    let at = message
+        .time_nano
+        .map(chrono::DateTime::from_timestamp_nanos)
+        .unwrap_or_else(chrono::Utc::now);
+    Some(ContainerEvent {
+        site_id,
+        container_id: actor.id.unwrap_or_default(),
+        kind,
+        at,
+    })
+}
+
+/// One reading of a container's resource use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResourceUse {
+    pub memory_bytes: u64,
+    /// Of one core: 100.0 is one core fully used.
+    pub cpu_percent: f64,
 }
 
 /// An uncompressed tar of `files` (name, bytes, mode), for a build context.

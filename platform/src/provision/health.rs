@@ -3,8 +3,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use super::steps::{StepError, StepResult};
 use super::{Reconciler, SiteRow};
 use crate::catalog::Template;
@@ -25,16 +23,18 @@ impl Reconciler {
         loop {
             if address.is_none() || polls.is_multiple_of(20) {
                 let container = self.existing_container(site).await?;
-                if !container.running && container.restart_count >= 5 {
-                    return Err(self
-                        .failure_with_logs(
-                            &container.id,
-                            &format!(
-                                "the app keeps exiting (exit code {})",
-                                container.exit_code.unwrap_or(-1)
-                            ),
+                // Nothing restarts it behind our back (the monitor does that, for active
+                // sites only): a container that stopped here exited on its own.
+                if !container.running {
+                    let why = if container.oom_killed {
+                        "the app ran out of memory at start".to_owned()
+                    } else {
+                        format!(
+                            "the app exited at start (exit code {})",
+                            container.exit_code.unwrap_or(-1)
                         )
-                        .await);
+                    };
+                    return Err(self.failure_with_logs(&container.id, &why).await);
                 }
                 address = container.address;
             }
@@ -83,27 +83,5 @@ impl Reconciler {
 
 /// A bare `GET path` over HTTP/1.0: the status code, within 2 seconds.
 pub async fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await?;
-        let mut head = [0u8; 64];
-        let mut read = 0;
-        while read < 12 {
-            let n = stream.read(&mut head[read..]).await?;
-            if n == 0 {
-                break;
-            }
-            read += n;
-        }
-        let line = String::from_utf8_lossy(&head[..read]).to_string();
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
-    };
-    tokio::time::timeout(Duration::from_secs(2), exchange)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 2 s"))?
+    crate::monitor::probe::http_status(address, path, Duration::from_secs(2)).await
 }

@@ -39,6 +39,7 @@ pub use crate::sites::DeploymentStep as Step;
 #[derive(Debug, Clone)]
 struct SiteRow {
     id: Uuid,
+    organization_id: Uuid,
     name: String,
     slug: String,
     template: String,
@@ -296,6 +297,7 @@ fn short(id: &str) -> &str {
 }
 
 /// The last `lines` lines of the site's container log (empty when there is no container).
+/// Owners, admins and editors only.
 pub async fn container_logs(
     platform: &Platform,
     runtime: &Runtime,
@@ -303,7 +305,7 @@ pub async fn container_logs(
     site_id: Uuid,
     lines: usize,
 ) -> Result<Vec<String>> {
-    by.require(Action::ViewSites)?;
+    by.require(Action::ViewLogs)?;
     // Scoped: the site must belong to the caller's organization.
     crate::sites::get(platform, by, site_id).await?;
     match runtime
@@ -318,6 +320,19 @@ pub async fn container_logs(
         }
         Err(RuntimeError::Failed(detail)) => Ok(vec![format!("(no logs: {detail})")]),
     }
+}
+
+/// The site's container output from now on, line by line, until the container stops
+/// (owners, admins and editors only; scoped to the caller's organization).
+pub async fn follow_logs(
+    platform: &Platform,
+    runtime: &Runtime,
+    by: &Membership,
+    site_id: Uuid,
+) -> Result<impl futures_util::Stream<Item = String> + Send + use<>> {
+    by.require(Action::ViewLogs)?;
+    crate::sites::get(platform, by, site_id).await?;
+    Ok(runtime.follow_logs(&crate::infra::docker::container_name(site_id)))
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@ use uuid::Uuid;
 
 use super::steps::{StepError, StepResult};
 use super::{CHANNEL_PROGRESS, DeploymentRow, Outcome, Reconciler, SiteRow, Step, backoff};
+use crate::incidents::{self, IncidentKind, Subject};
 use crate::kernel::Result;
 use crate::sites::{DeploymentReason, DesiredState, SiteStatus};
 
 impl Reconciler {
     pub(super) async fn load(&self, site_id: Uuid) -> Result<Option<SiteRow>> {
         let row = sqlx::query!(
-            "SELECT s.id, s.name, s.slug, s.template, s.desired_state,
+            "SELECT s.id, s.organization_id, s.name, s.slug, s.template, s.desired_state,
                     s.generation, s.status, s.observed_generation, s.failures, o.plan_id,
                     s.db_password_sealed, s.api_token_sealed, s.webhook_secret_sealed
                FROM sites s JOIN organizations o ON o.id = s.organization_id
@@ -26,6 +27,7 @@ impl Reconciler {
         row.map(|r| {
             Ok(SiteRow {
                 id: r.id,
+                organization_id: r.organization_id,
                 name: r.name,
                 slug: r.slug,
                 template: r.template,
@@ -188,7 +190,20 @@ impl Reconciler {
             .execute(&self.platform.db)
             .await?;
         }
+        if let (DesiredState::Running, Some(c)) = (site.desired_state, &container) {
+            let template = self.template(site)?;
+            let current = self.runtime.image_id(&template.image).await?;
+            // Made from an older build of its image (the site image was rebuilt on an
+            // upgrade), or still under the engine's own restart policy: made again.
+            if current.is_some_and(|id| id != c.image_id) || c.engine_restarts {
+                return Ok(true);
+            }
+        }
         Ok(match site.desired_state {
+            // A container that crashed or hangs is the monitor's to restart (with backoff,
+            // and not at all once it is crash looping); a container that vanished is ours
+            // to make again.
+            DesiredState::Running if self.platform.monitor.enabled => container.is_none(),
             DesiredState::Running => !container.is_some_and(|c| c.running),
             DesiredState::Stopped => container.is_some_and(|c| c.running),
             DesiredState::Deleted => container.is_some(),
@@ -201,6 +216,7 @@ impl Reconciler {
         deployment: &DeploymentRow,
         status: SiteStatus,
     ) -> Result<()> {
+        observe_deployment(deployment, "succeeded");
         let mut tx = self.platform.db.begin().await?;
         sqlx::query!(
             "UPDATE sites SET status = $2, observed_generation = GREATEST(observed_generation, $3),
@@ -219,6 +235,36 @@ impl Reconciler {
         )
         .execute(&mut *tx)
         .await?;
+        let subject = |kind| Subject::site(site.organization_id, site.id, kind);
+        incidents::resolve(
+            &mut tx,
+            &self.platform,
+            &subject(IncidentKind::ProvisioningFailed),
+            "the next attempt succeeded",
+        )
+        .await?;
+        if status == SiteStatus::Active {
+            // Deployed and healthy (a restart from the dashboard, a container made again):
+            // whatever the monitor last saw is over, and its restart waits start afresh.
+            sqlx::query!(
+                "UPDATE site_health SET state = 'up', since = now(), reason = NULL, failures = 0,
+                        restart_attempt = 0, next_restart_at = NULL, healthy_since = now(),
+                        restarts_counted_from = now()
+                  WHERE site_id = $1",
+                site.id
+            )
+            .execute(&mut *tx)
+            .await?;
+            for kind in [IncidentKind::Down, IncidentKind::CrashLooping] {
+                incidents::resolve(
+                    &mut tx,
+                    &self.platform,
+                    &subject(kind),
+                    &format!("deployed again ({}) and healthy", deployment.reason),
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -256,6 +302,7 @@ impl Reconciler {
     ) -> Result<()> {
         let delay = backoff(site.failures, Duration::from_secs(600));
         tracing::warn!(site = %site.id, reason, retry_in_s = delay.as_secs(), "site failed");
+        observe_deployment(deployment, "failed");
         let mut tx = self.platform.db.begin().await?;
         sqlx::query!(
             "UPDATE sites SET status = 'failed', status_reason = $2, waiting_for = NULL,
@@ -275,6 +322,25 @@ impl Reconciler {
         )
         .execute(&mut *tx)
         .await?;
+        let (incident, opened) = incidents::open(
+            &mut tx,
+            &self.platform,
+            &Subject::site(
+                site.organization_id,
+                site.id,
+                IncidentKind::ProvisioningFailed,
+            ),
+            reason,
+        )
+        .await?;
+        if !opened {
+            incidents::note(
+                &mut tx,
+                incident,
+                &format!("failed again, retried in {} s", delay.as_secs()),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -291,4 +357,12 @@ impl Reconciler {
             tracing::debug!(%error, "cannot notify progress");
         }
     }
+}
+
+/// The deployment's duration so far, in the provisioning histogram.
+fn observe_deployment(deployment: &DeploymentRow, outcome: &str) {
+    let took = (chrono::Utc::now() - deployment.created_at)
+        .to_std()
+        .unwrap_or_default();
+    crate::infra::metrics::PROVISIONING.observe(&[deployment.reason.as_str(), outcome], took);
 }

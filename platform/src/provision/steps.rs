@@ -110,7 +110,19 @@ impl Reconciler {
         .fetch_one(&self.platform.db)
         .await?;
         self.notify_progress(site.id).await;
+        let started = std::time::Instant::now();
         let result = self.do_step(site, deployment, step).await;
+        crate::infra::metrics::RECONCILER_STEPS.observe(
+            &[
+                step.as_str(),
+                if result.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                },
+            ],
+            started.elapsed(),
+        );
         let (status, detail) = match &result {
             Ok(detail) => (StepStatus::Succeeded, detail.clone()),
             Err(StepError::Waiting { dependency, detail }) => (
@@ -225,14 +237,28 @@ impl Reconciler {
                 limits.pids
             )
         };
+        let template = self.template(site)?;
+        let image = self.runtime.image_id(&template.image).await?;
         match self
             .runtime
             .container(site.id, &self.config.network)
             .await?
         {
+            // Made from an older build of the image: the app inside is replaced (its data
+            // is in the volume and its database, which stay).
+            Some(existing) if image.as_ref().is_some_and(|id| *id != existing.image_id) => {
+                self.runtime.remove_container(&existing.id).await?;
+                let id = self.create_container(site, limits).await?;
+                Ok(format!(
+                    "created {} from the current {} (was {})",
+                    short(&id),
+                    template.image,
+                    short(&existing.id)
+                ))
+            }
             // A container found here may be one a pass cut off before recording it: it is
             // recorded exactly as if this pass had made it.
-            Some(existing) if existing.limits == limits => {
+            Some(existing) if existing.limits == limits && !existing.engine_restarts => {
                 self.record_container(site, &existing.id).await?;
                 Ok(format!("container {} exists", short(&existing.id)))
             }

@@ -57,6 +57,8 @@ pub enum Action {
     ViewOrganization,
     ViewMembers,
     ViewSites,
+    /// Read a site's container output (it may carry what the app prints about its users).
+    ViewLogs,
     EditSiteContent,
     DeploySite,
     ManageSites,
@@ -70,10 +72,11 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ViewOrganization,
         Action::ViewMembers,
         Action::ViewSites,
+        Action::ViewLogs,
         Action::EditSiteContent,
         Action::DeploySite,
         Action::ManageSites,
@@ -89,12 +92,12 @@ impl Action {
 
 /// The one permission function: may a member with `role` do `action`?
 ///
-/// viewer: read-only. editor: + site content and deploys. admin: + sites, team, API keys,
+/// viewer: read-only (not logs). editor: + logs, site content and deploys. admin: + sites, team, API keys,
 /// audit log. owner: + billing and deleting the organization.
 pub fn authorize(role: Role, action: Action) -> bool {
     let least = match action {
         Action::ViewOrganization | Action::ViewMembers | Action::ViewSites => Role::Viewer,
-        Action::EditSiteContent | Action::DeploySite => Role::Editor,
+        Action::ViewLogs | Action::EditSiteContent | Action::DeploySite => Role::Editor,
         Action::ManageSites
         | Action::InviteMember
         | Action::ChangeRole
@@ -161,11 +164,12 @@ mod tests {
     #[test]
     fn permission_matrix() {
         use Action::*;
-        let expected: [(Action, [bool; 4]); 13] = [
+        let expected: [(Action, [bool; 4]); 14] = [
             //                        owner  admin  editor viewer
             (ViewOrganization, [true, true, true, true]),
             (ViewMembers, [true, true, true, true]),
             (ViewSites, [true, true, true, true]),
+            (ViewLogs, [true, true, true, false]),
             (EditSiteContent, [true, true, true, false]),
             (DeploySite, [true, true, true, false]),
             (ManageSites, [true, true, false, false]),

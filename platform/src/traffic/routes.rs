@@ -6,8 +6,9 @@
 //! changed, a domain was added, verified or removed, a plan changed), coalescing bursts,
 //! and on a periodic full resync in case a notification was missed.
 //!
-//! Only `active` sites with a known upstream route to a container. Other live sites stay in
-//! the table so that visitors get the right page: suspended, or not available right now.
+//! Only `active` sites with a known upstream, not known down by the monitor, route to a
+//! container. Other live sites stay in the table so that visitors get the right page:
+//! suspended, restarting, or not available right now.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +40,10 @@ pub enum Unavailable {
     Starting,
     Stopped,
     Down,
+    /// The monitor found it down and is restarting it.
+    Restarting,
+    /// It kept crashing; the monitor stopped restarting it.
+    Crashing,
 }
 
 /// One site as the proxy sees it.
@@ -103,14 +108,15 @@ impl RouteTable {
     #[tracing::instrument(skip_all)]
     pub async fn reload(&self, platform: &Platform) -> Result<usize> {
         let sites = sqlx::query!(
-            "SELECT s.id, s.organization_id, s.slug, s.status, s.upstream, s.suspended_at IS NOT NULL AS suspended,
-                    o.plan_id,
+            r#"SELECT s.id, s.organization_id, s.slug, s.status, s.upstream, s.suspended_at IS NOT NULL AS suspended,
+                    o.plan_id, h.state AS "health?",
                     COALESCE(array_agg(d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}') AS domains
                FROM sites s
                JOIN organizations o ON o.id = s.organization_id
                LEFT JOIN site_domains d ON d.site_id = s.id AND d.verified_at IS NOT NULL
+               LEFT JOIN site_health h ON h.site_id = s.id
               WHERE s.status <> 'deleted' AND s.desired_state <> 'deleted'
-              GROUP BY s.id, o.plan_id"
+              GROUP BY s.id, o.plan_id, h.state"#
         )
         .fetch_all(&platform.db)
         .await?;
@@ -131,6 +137,13 @@ impl RouteTable {
                 Target::Suspended
             } else {
                 match (site.status.as_str(), site.upstream.as_deref()) {
+                    // Known down: no visitor waits for a container that is not there.
+                    ("active", _) if site.health.as_deref() == Some("down") => {
+                        Target::Unavailable(Unavailable::Restarting)
+                    }
+                    ("active", _) if site.health.as_deref() == Some("crash_looping") => {
+                        Target::Unavailable(Unavailable::Crashing)
+                    }
                     ("active", Some(upstream)) => match upstream.parse() {
                         Ok(address) => Target::Upstream(address),
                         Err(_) => Target::Unavailable(Unavailable::Down),

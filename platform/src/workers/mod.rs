@@ -92,6 +92,7 @@ async fn run(platform: &Platform, job: &Job) -> Result<(), JobError> {
             housekeeping::sweep(platform).await?;
             Ok(())
         }
+        JobKind::IncidentAlert => crate::incidents::alert(platform, id(job, "incident_id")?).await,
     }
 }
 

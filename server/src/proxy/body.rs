@@ -110,13 +110,20 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn record(self, bytes_out: u64) {
-        self.meter.record(&Exchange {
+        let exchange = Exchange {
             status: self.status,
             bytes_in: self.request.bytes.load(Ordering::Relaxed),
             bytes_out,
             latency: self.started.elapsed(),
             page_view: self.page_view,
-        });
+        };
+        self.meter.record(&exchange);
+        platform::infra::metrics::PROXY.record(
+            exchange.status,
+            exchange.bytes_in,
+            exchange.bytes_out,
+            exchange.latency,
+        );
     }
 }
 

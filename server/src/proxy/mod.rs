@@ -79,6 +79,39 @@ impl Scheme {
     }
 }
 
+/// The monitor's probes go through the same client and connection pool as visitors.
+impl platform::monitor::Prober for Proxy {
+    fn probe(
+        &self,
+        address: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> platform::monitor::probe::ProbeFuture<'_> {
+        let uri = format!("http://{address}{path}");
+        Box::pin(async move {
+            let request = Request::get(uri)
+                .header(header::HOST, "localhost")
+                .header(header::USER_AGENT, "slipway-monitor")
+                .body(body::full(""))
+                .map_err(|e| format!("cannot make the request: {e}"))?;
+            let exchange = async {
+                let response = self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| format!("no answer: {}", error_chain(&e)))?;
+                let status = response.status().as_u16();
+                // Read to the end, so the connection goes back to the pool.
+                let _ = response.into_body().collect().await;
+                Ok(status)
+            };
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| format!("no answer within {} s", timeout.as_secs_f64()))?
+        })
+    }
+}
+
 /// Headers that belong to one connection, never forwarded (RFC 9110 7.6.1), plus the
 /// proxy-only ones.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -130,6 +163,16 @@ impl Proxy {
 
     pub fn routes(&self) -> &Arc<RouteTable> {
         &self.routes
+    }
+
+    /// A pooled client of the proxy's kind, for the health monitor's probes (a proxy of
+    /// its own, so probes never take a worker thread's connections).
+    pub fn prober(settings: Settings) -> Arc<dyn platform::monitor::Prober> {
+        let routes = Arc::new(RouteTable::new(
+            "localhost",
+            Arc::new(platform::traffic::usage::Meters::default()),
+        ));
+        Arc::new(Self::new(routes, settings))
     }
 
     /// Answers one request (never fails: every problem is a page).
@@ -254,6 +297,8 @@ impl Proxy {
             Target::Unavailable(Unavailable::Starting) => Page::Starting,
             Target::Unavailable(Unavailable::Stopped) => Page::Stopped,
             Target::Unavailable(Unavailable::Down) => Page::Down,
+            Target::Unavailable(Unavailable::Restarting) => Page::Restarting,
+            Target::Unavailable(Unavailable::Crashing) => Page::Crashing,
         };
         Err(Box::new(page.response()))
     }

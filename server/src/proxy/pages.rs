@@ -9,6 +9,8 @@
 //! | site suspended                    | 503    | `Retry-After: 3600` |
 //! | site being set up                 | 503    | `Retry-After: 10` |
 //! | site stopped                      | 503    | `Retry-After: 3600` |
+//! | site down, being restarted        | 503    | `Retry-After: 10` |
+//! | site crashing, no longer restarted| 503    | `Retry-After: 600` |
 //! | site busy (concurrency limit)     | 503    | `Retry-After: 1`  |
 //! | site not answering                | 502    |                   |
 //! | site too slow to answer           | 504    |                   |
@@ -28,6 +30,8 @@ pub enum Page {
     Suspended,
     Starting,
     Stopped,
+    Restarting,
+    Crashing,
     Busy,
     Down,
     Timeout,
@@ -39,9 +43,12 @@ impl Page {
             Page::BadRequest => StatusCode::BAD_REQUEST,
             Page::UnknownHost => StatusCode::NOT_FOUND,
             Page::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Page::Suspended | Page::Starting | Page::Stopped | Page::Busy => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Page::Suspended
+            | Page::Starting
+            | Page::Stopped
+            | Page::Restarting
+            | Page::Crashing
+            | Page::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Page::Down => StatusCode::BAD_GATEWAY,
             Page::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -50,7 +57,8 @@ impl Page {
     fn retry_after(self) -> Option<&'static str> {
         match self {
             Page::Suspended | Page::Stopped => Some("3600"),
-            Page::Starting => Some("10"),
+            Page::Starting | Page::Restarting => Some("10"),
+            Page::Crashing => Some("600"),
             Page::Busy => Some("1"),
             _ => None,
         }
@@ -81,6 +89,14 @@ impl Page {
             Page::Stopped => (
                 "This site is offline",
                 "Its owner has stopped this site for now.",
+            ),
+            Page::Restarting => (
+                "This site is restarting",
+                "This site stopped answering and is being restarted. Try again in a few seconds.",
+            ),
+            Page::Crashing => (
+                "This site is down",
+                "This site keeps failing and its owner has been told. Try again later.",
             ),
             Page::Busy => (
                 "This site is busy",

@@ -44,6 +44,8 @@ crate::text_enum! {
         StripeReconcileOrganization => "stripe_reconcile_organization",
         /// Nightly: delete what is past its retention.
         Housekeeping => "housekeeping",
+        /// Mail a site's members that it has been down for a while (if it still is).
+        IncidentAlert => "incident_alert",
     }
 }
 
@@ -69,6 +71,8 @@ impl JobKind {
         let (first, max, window) = match self {
             // Users wait for these links; a day later they are useless anyway.
             JobKind::Mail => (30, 30 * MINUTE, DAY),
+            // An alert a day late is noise.
+            JobKind::IncidentAlert => (30, 30 * MINUTE, DAY),
             // Stripe itself re-delivers an event for 3 days: Slipway never gives up sooner,
             // so a Stripe outage of any length shorter than that loses nothing.
             JobKind::StripeEvent => (10, HOUR, 3 * DAY),
