@@ -238,19 +238,17 @@ pub async fn save_alert_choices(enabled: Option<Vec<String>>) -> Result<(), AppE
     use platform::incidents::AlertKind;
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
-    let enabled = enabled.unwrap_or_default();
-    for raw in &enabled {
-        if AlertKind::parse(raw).is_none() {
-            return Err(AppError::Invalid {
+    let enabled = enabled
+        .unwrap_or_default()
+        .iter()
+        .map(|raw| {
+            AlertKind::parse(raw).ok_or_else(|| AppError::Invalid {
                 field: "enabled".to_owned(),
                 message: format!("{raw:?} is not a kind of alert."),
-            });
-        }
-    }
-    for kind in AlertKind::ALL {
-        let on = enabled.iter().any(|e| e == kind.as_str());
-        platform::incidents::set_preference(&state.platform, &me, *kind, on).await?;
-    }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    platform::incidents::set_preferences(&state.platform, &me, &enabled).await?;
     Ok(())
 }
 

@@ -154,10 +154,15 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         .await?;
     h.wait_for_text_containing("[data-health]", "Up").await?;
     h.screenshot("site-health").await?;
-    // While an incident is open, every dashboard page says so.
+    // While an incident is open, every dashboard page says so. (The counts it stands on are
+    // recorded too, so the monitor's own judgement keeps it open meanwhile.)
     h.sql(&format!(
-        "INSERT INTO incidents (organization_id, site_id, kind, summary)
-         SELECT organization_id, id, 'error_rate', '3.2% of requests failed over 15 minutes'
+        "INSERT INTO usage_minutes (site_id, organization_id, minute, requests, status_5xx)
+         SELECT id, organization_id, date_trunc('minute', now()), 500, 16
+           FROM sites WHERE id = '{site_id}';
+         INSERT INTO incidents (organization_id, site_id, kind, summary)
+         SELECT organization_id, id, 'error_rate',
+                '16 of 500 requests in the last 15 minutes failed with a server error (3.2%)'
            FROM sites WHERE id = '{site_id}'"
     ))
     .await?;
@@ -165,8 +170,45 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-incident-banner]", "Many failing requests")
         .await?;
     h.screenshot("incident-banner").await?;
-    h.sql("UPDATE incidents SET resolved_at = now() WHERE kind = 'error_rate'")
+    // Members choose their alert mails on the settings page (owners get them all at first).
+    h.visit("/dashboard/settings").await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing("[data-alerts]", "More than 1% of a site's requests fail")
         .await?;
+    h.click(r#"[data-alerts] input[value="usage"]"#).await?;
+    h.click("[data-alerts] button[type=submit]").await?;
+    h.wait_for_text_containing("[data-saved]", "Saved.").await?;
+    let chosen = h
+        .query_strings(
+            "SELECT p.kind || '=' || p.enabled FROM alert_preferences p JOIN users u ON u.id = p.user_id
+              WHERE u.email = 'grace@example.com' ORDER BY p.kind",
+        )
+        .await?;
+    ensure!(
+        chosen
+            == [
+                "crash_looping=true",
+                "down=true",
+                "error_rate=true",
+                "usage=false"
+            ],
+        "alert choices stored: {chosen:?}"
+    );
+    h.screenshot("settings-alerts").await?;
+    // Operators see every organization's incidents in their feed.
+    h.sql("UPDATE users SET is_operator = true WHERE email = 'grace@example.com'")
+        .await?;
+    h.visit("/admin").await?;
+    h.wait_for_text_containing("[data-incident-feed]", "Many failing requests")
+        .await?;
+    h.wait_for_text_containing("[data-incident-feed]", "Site down")
+        .await?;
+    h.screenshot("admin-incidents").await?;
+    h.sql(
+        "DELETE FROM usage_minutes;
+         UPDATE incidents SET resolved_at = now() WHERE kind = 'error_rate'",
+    )
+    .await?;
     h.visit(&page).await?;
     h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
         .await?;
@@ -362,6 +404,21 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
         "only matching lines: {lines}"
     );
     h.screenshot("site-active-no-js").await?;
+    // An open incident's banner is on every page, from the server.
+    h.sql(
+        "INSERT INTO incidents (organization_id, kind, summary)
+         SELECT organization_id, 'subscription_ending',
+                'The subscription was canceled: its sites are deleted in 7 days unless it is renewed'
+           FROM sites WHERE slug = 'notes-nojs'",
+    )
+    .await?;
+    h.visit("/dashboard").await?;
+    h.wait_for_text_containing("[data-incident-banner]", "Subscription ending")
+        .await?;
+    h.screenshot("incident-banner-no-js").await?;
+    h.sql("UPDATE incidents SET resolved_at = now() WHERE kind = 'subscription_ending'")
+        .await?;
+    h.visit(&page).await?;
     // A domain added with a plain form post shows its DNS records after the redirect.
     h.submit("domain-add", &[("domain", "notes.example.org")])
         .await?;

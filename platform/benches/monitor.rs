@@ -141,17 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?
     .id;
     reconciler.run_until_idle(5).await?;
-    let monitor = Arc::new(
-        platform::monitor::Monitor::new(
-            p.clone(),
-            runtime.clone(),
-            Arc::new(platform::monitor::BareProber),
-            NETWORK,
-        )
-        .await?,
-    );
-    let stop = tokio_util::sync::CancellationToken::new();
-    let watching = tokio::spawn(monitor.run(stop.clone()));
+    let (stop, watching) = support::start_monitor(&p, runtime.clone(), NETWORK).await?;
     let health = async || -> Option<String> {
         sqlx::query_scalar("SELECT state FROM site_health WHERE site_id = $1")
             .bind(site)

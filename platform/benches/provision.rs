@@ -7,8 +7,10 @@
 //!    volume, hardened container, start, health). 20 sites, one after another.
 //! 3. Density: `IDLE_SITES` sites (default 200) provisioned and left idle; memory per idle
 //!    site (`docker stats`) and this process's own memory (it is the control plane here).
-//! 4. The health monitor watching those idle sites for a minute (probes every 15 s): this
-//!    process's CPU and memory, and the most tenant-database connections seen meanwhile.
+//! 4. The health monitor watching those idle sites for `WATCH_SECS` (default 400: longer
+//!    than the sites' 5-to-6-minute database check, so a round of checks falls inside),
+//!    probing every 15 s: this process's CPU and memory, and the tenant-database
+//!    connections seen meanwhile (sampled every second: the most, and the mean).
 //!
 //! `make site-image && cargo bench -p platform --bench provision` (needs DATABASE_URL).
 //! Everything it creates is deleted at the end.
@@ -205,8 +207,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         loop {
-            if let Ok(200) =
-                platform::provision::http_status((address, 8000).into(), "/api/health").await
+            if let Ok(200) = platform::monitor::probe::http_status(
+                (address, 8000).into(),
+                "/api/health",
+                Duration::from_secs(2),
+            )
+            .await
             {
                 break;
             }
@@ -307,33 +313,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_mib()
     );
 
-    // 4. The health monitor over the idle sites, probing every 15 s for a minute: its own
-    //    cost (this process's CPU time; nothing else runs here now) and the connections the
-    //    sites hold between probes (each site checks its database every 5 minutes only).
-    let monitor = Arc::new(
-        platform::monitor::Monitor::new(
-            p.clone(),
-            runtime.clone(),
-            Arc::new(platform::monitor::BareProber),
-            NETWORK,
-        )
-        .await?,
+    // 4. The health monitor over the idle sites, probing every 15 s: its own cost (this
+    //    process's CPU time; nothing else runs here now) and the connections the sites hold
+    //    (each checks its database every 5 to 6 minutes, on a connection it closes at once).
+    let watch = Duration::from_secs(
+        std::env::var("WATCH_SECS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(400),
     );
-    let stop = tokio_util::sync::CancellationToken::new();
-    let watching = tokio::spawn(monitor.run(stop.clone()));
+    let (stop, watching) = support::start_monitor(&p, runtime.clone(), NETWORK).await?;
     let rss_before_monitor = rss_mib();
     let cpu_before = cpu_seconds();
     let window = Instant::now();
     let mut most_connections = 0i64;
+    let mut all_connections = 0i64;
     let mut samples = 0;
-    while window.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    while window.elapsed() < watch {
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let held: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'site\\_%'",
         )
         .fetch_one(&pool)
         .await?;
         most_connections = most_connections.max(held);
+        all_connections += held;
         samples += 1;
     }
     let cpu = cpu_seconds() - cpu_before;
@@ -357,7 +361,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_mib()
     );
     println!(
-        "  tenant database connections, most seen     {most_connections:>7}  ({samples} samples, every 2 s)"
+        "  tenant database connections, most seen     {most_connections:>7}  (mean {:.2}; {samples} samples, every second)",
+        all_connections as f64 / f64::from(samples.max(1))
     );
 
     // Clean up: delete every site through Slipway (finalizers), then the databases.

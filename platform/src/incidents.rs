@@ -5,9 +5,11 @@
 //! per site and kind), so the monitor, the reconciler and billing may all report the same
 //! trouble at once and one incident results. Mail is never sent at once for a site down:
 //! opening queues an `incident_alert` job due after `monitor.alert_after_secs`; the job
-//! mails only if the incident is still open and the site's members were not mailed within
-//! `monitor.alert_every_secs`. Resolving an incident they were mailed about mails them
-//! that it is over, in the same transaction.
+//! mails only if the incident is still open and the site's members were not mailed about it
+//! within `monitor.alert_every_secs`. Resolving a down incident they were mailed about
+//! mails them that it is over, in the same transaction. Crash looping, failing requests and
+//! usage near a limit are mailed when they open (failing requests at most once per site per
+//! `alert_every_secs`); each member chooses which kinds they receive ([`AlertKind`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,10 @@ crate::text_enum! {
         Down => "down",
         /// A site was stopped from restarting itself because it kept crashing.
         CrashLooping => "crash_looping",
+        /// More than 1% of a site's requests failed over 15 minutes.
+        ErrorRate => "error_rate",
+        /// A site's usage this month passed 80% of a plan limit, or reached it.
+        Usage => "usage",
     }
 }
 
@@ -69,6 +75,8 @@ impl AlertKind {
         match self {
             AlertKind::Down => "A site is down (after 5 minutes), and when it is back",
             AlertKind::CrashLooping => "A site keeps crashing and is no longer restarted",
+            AlertKind::ErrorRate => "More than 1% of a site's requests fail (over 15 minutes)",
+            AlertKind::Usage => "A site passes 80% of a plan limit this month, or reaches it",
         }
     }
 }
@@ -125,8 +133,11 @@ pub async fn open(
     note(&mut *conn, id, summary).await?;
     let alert_at = match subject.kind {
         IncidentKind::Down => Some(Utc::now() + seconds(platform.monitor.alert_after_secs)),
-        IncidentKind::CrashLooping => Some(Utc::now()),
-        _ => None,
+        IncidentKind::CrashLooping
+        | IncidentKind::ErrorRate
+        | IncidentKind::UsageWarning
+        | IncidentKind::UsageExceeded => Some(Utc::now()),
+        IncidentKind::ProvisioningFailed | IncidentKind::SubscriptionEnding => None,
     };
     if let Some(at) = alert_at {
         jobs::enqueue(
@@ -251,73 +262,106 @@ pub async fn alert(platform: &Platform, incident_id: Uuid) -> Result<(), JobErro
         "/dashboard/sites/{}",
         incident.site_id.unwrap_or_default()
     ));
-    let outcome = match kind {
-        IncidentKind::Down => {
-            // At most one such mail per site per period: a site that flaps is one mail.
-            let recently = sqlx::query_scalar!(
-                r#"SELECT EXISTS (SELECT 1 FROM incidents
-                    WHERE site_id = $1 AND id <> $2
-                      AND alerted_at > now() - make_interval(secs => $3)) AS "recently!""#,
-                incident.site_id,
-                incident_id,
-                platform.monitor.alert_every_secs as f64
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-            if recently {
-                // Not marked as mailed: no "back up" mail follows a "down" mail not sent.
-                note(
-                    &mut tx,
-                    incident_id,
-                    "not mailed: members were mailed about this site less than an hour ago",
-                )
-                .await?;
-                tx.commit().await.map_err(Error::from)?;
-                return Ok(());
-            } else {
-                let minutes = (Utc::now() - incident.opened_at).num_minutes().max(1);
-                let sent = mail_members(
-                    &mut tx,
-                    incident.organization_id,
-                    AlertKind::Down,
-                    &format!("{} is down", site.name),
-                    &format!(
-                        "{} ({}) has not been answering for {minutes} minutes: {}\n\nSlipway keeps trying to bring it back and will tell you when it is up.\nDetails: {link}\n",
-                        site.name, site.url, incident.summary
-                    ),
-                )
-                .await?;
-                format!("mailed {sent} member(s)")
-            }
-        }
-        IncidentKind::CrashLooping => {
-            let members = mail_members(
+    // Down and failing requests: at most one mail per site per period, so a site that
+    // flaps is one mail (a site down is not mailed again after a crash-looping mail).
+    let throttled_by: &[&str] = match kind {
+        IncidentKind::Down => &["down", "crash_looping"],
+        IncidentKind::ErrorRate => &["error_rate"],
+        _ => &[],
+    };
+    if !throttled_by.is_empty() {
+        let recently = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM incidents
+                WHERE site_id = $1 AND id <> $2 AND kind = ANY($3)
+                  AND alerted_at > now() - make_interval(secs => $4)) AS "recently!""#,
+            incident.site_id,
+            incident_id,
+            throttled_by as &[&str],
+            platform.monitor.alert_every_secs as f64
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        if recently {
+            // Not marked as mailed: no "back up" mail follows a "down" mail not sent.
+            note(
                 &mut tx,
-                incident.organization_id,
-                AlertKind::CrashLooping,
-                &format!("{} keeps crashing", site.name),
+                incident_id,
                 &format!(
-                    "{} ({}) crashed again after repeated restarts, so Slipway stopped restarting it: {}\n\nRestart it from the dashboard once the cause is fixed: {link}\n",
+                    "not mailed: members were mailed about this site in the last {} minutes",
+                    platform.monitor.alert_every_secs.div_ceil(60)
+                ),
+            )
+            .await?;
+            tx.commit().await.map_err(Error::from)?;
+            return Ok(());
+        }
+    }
+    let (alert_kind, subject, body) = match kind {
+        IncidentKind::Down => {
+            let minutes = (Utc::now() - incident.opened_at).num_minutes().max(1);
+            (
+                AlertKind::Down,
+                format!("{} is down", site.name),
+                format!(
+                    "{} ({}) has not been answering for {minutes} minutes: {}\n\nSlipway keeps trying to bring it back and will tell you when it is up.\nDetails: {link}\n",
                     site.name, site.url, incident.summary
                 ),
             )
-            .await?;
-            let operators = mail_operators(
-                &mut tx,
-                &format!("[slipway] {} is crash looping", site.name),
-                &format!(
-                    "Site {} ({}) of organization {} is crash looping: {}\n{link}\n",
-                    site.name,
-                    incident.site_id.unwrap_or_default(),
-                    incident.organization_id,
-                    incident.summary
-                ),
-            )
-            .await?;
-            format!("mailed {members} member(s) and {operators} operator(s)")
         }
-        _ => return Ok(()),
+        IncidentKind::CrashLooping => (
+            AlertKind::CrashLooping,
+            format!("{} keeps crashing", site.name),
+            format!(
+                "{} ({}) crashed again after repeated restarts, so Slipway stopped restarting it: {}\n\nRestart it from the dashboard once the cause is fixed: {link}\n",
+                site.name, site.url, incident.summary
+            ),
+        ),
+        IncidentKind::ErrorRate => (
+            AlertKind::ErrorRate,
+            format!("{} is failing requests", site.name),
+            format!(
+                "{} ({}) is up, but {}.\n\nIts logs may say why: {link}\n",
+                site.name, site.url, incident.summary
+            ),
+        ),
+        IncidentKind::UsageWarning | IncidentKind::UsageExceeded => (
+            AlertKind::Usage,
+            format!("{}: {}", site.name, kind.title().to_lowercase()),
+            format!(
+                "{} ({}) — {}.\n\nUsage and plans: {}\n",
+                site.name,
+                site.url,
+                incident.summary,
+                platform.link("/dashboard/usage")
+            ),
+        ),
+        IncidentKind::ProvisioningFailed | IncidentKind::SubscriptionEnding => return Ok(()),
+    };
+    let members = mail_members(
+        &mut tx,
+        incident.organization_id,
+        alert_kind,
+        &subject,
+        &body,
+    )
+    .await?;
+    let outcome = if kind == IncidentKind::CrashLooping {
+        let operators = mail_operators(
+            &mut tx,
+            &format!("[slipway] {} is crash looping", site.name),
+            &format!(
+                "Site {} ({}) of organization {} is crash looping: {}\n{link}\n",
+                site.name,
+                incident.site_id.unwrap_or_default(),
+                incident.organization_id,
+                incident.summary
+            ),
+        )
+        .await?;
+        format!("mailed {members} member(s) and {operators} operator(s)")
+    } else {
+        format!("mailed {members} member(s)")
     };
     sqlx::query!(
         "UPDATE incidents SET alerted_at = now() WHERE id = $1",
@@ -489,6 +533,26 @@ async fn list(
         .collect()
 }
 
+/// How many incidents of each kind are open (every kind, zeros included): a metric.
+pub async fn open_counts(db: &sqlx::PgPool) -> Result<Vec<(IncidentKind, i64)>> {
+    let open = sqlx::query!(
+        r#"SELECT kind, count(*) AS "count!" FROM incidents
+            WHERE resolved_at IS NULL GROUP BY kind"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(IncidentKind::ALL
+        .iter()
+        .map(|kind| {
+            let count = open
+                .iter()
+                .find(|o| o.kind == kind.as_str())
+                .map_or(0, |o| o.count);
+            (*kind, count)
+        })
+        .collect())
+}
+
 /// The organization's open incidents (the dashboard's banner).
 pub async fn open_for(platform: &Platform, by: &Membership) -> Result<Vec<Incident>> {
     by.require(Action::ViewSites)?;
@@ -543,21 +607,22 @@ pub async fn preferences(platform: &Platform, by: &Membership) -> Result<Vec<(Al
         .collect())
 }
 
-/// Records the member's choice for one kind of alert.
-pub async fn set_preference(
+/// Records the member's choices, in one statement: kinds in `enabled` on, the others off.
+pub async fn set_preferences(
     platform: &Platform,
     by: &Membership,
-    kind: AlertKind,
-    enabled: bool,
+    enabled: &[AlertKind],
 ) -> Result<()> {
+    let kinds: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+    let on: Vec<bool> = AlertKind::ALL.iter().map(|k| enabled.contains(k)).collect();
     sqlx::query!(
         "INSERT INTO alert_preferences (organization_id, user_id, kind, enabled)
-         VALUES ($1, $2, $3, $4)
+         SELECT $1, $2, kind, enabled FROM unnest($3::text[], $4::bool[]) AS c(kind, enabled)
          ON CONFLICT (organization_id, user_id, kind) DO UPDATE SET enabled = EXCLUDED.enabled",
         by.organization_id,
         by.user_id,
-        kind.as_str(),
-        enabled
+        &kinds as &[&str],
+        &on
     )
     .execute(&platform.db)
     .await?;

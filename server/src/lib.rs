@@ -246,7 +246,19 @@ pub fn metrics_router(platform: Platform, token: Option<String>) -> axum::Router
                         .into_response();
                 }
             }
-            match platform::infra::metrics::render(&platform.db).await {
+            let rendered = async {
+                let mut text = platform::infra::metrics::render(&platform.db).await?;
+                let open = platform::incidents::open_counts(&platform.db).await?;
+                platform::infra::metrics::write_gauge(
+                    &mut text,
+                    "slipway_incidents_open",
+                    "Open incidents by kind (one per site, or organization, and kind).",
+                    "kind",
+                    open.iter().map(|(kind, count)| (kind.as_str(), *count)),
+                );
+                Ok::<_, platform::Error>(text)
+            };
+            match rendered.await {
                 Ok(text) => (
                     [(
                         header::CONTENT_TYPE,

@@ -13,8 +13,9 @@ use std::time::Duration;
 use app::error::AppError;
 use app::state::AppState;
 use axum::Extension;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -104,23 +105,17 @@ pub type ShutdownFlag = tokio::sync::watch::Receiver<bool>;
 
 pub async fn site_events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    site: MemberSite,
     shutdown: Option<Extension<ShutdownFlag>>,
     Extension(streams): Extension<Arc<OpenStreams>>,
-    headers: HeaderMap,
 ) -> Response {
-    let (site_id, session, _) = match signed_in_site(&state, &id, &headers).await {
-        Ok(found) => found,
-        Err(refused) => return refused.into_response(),
-    };
-    let platform = &state.platform;
-    let guard = match streams.open(session.user_id) {
+    let guard = match streams.open(site.session.user_id) {
         Ok(guard) => guard,
         Err(full) => return full.refusal().into_response(),
     };
-    let changes = platform.notifications.subscribe();
+    let changes = state.platform.notifications.subscribe();
     let shutdown = shutdown.map(|Extension(flag)| flag);
-    Sse::new(events(changes, site_id, shutdown, guard))
+    Sse::new(events(changes, site.id, shutdown, guard))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -132,90 +127,107 @@ fn refuse(status: StatusCode, message: &'static str) -> Response {
     (status, message).into_response()
 }
 
-/// The site `id` of the signed-in member's organization (the same check as every server
-/// function, scoped like every read: a site of another organization does not exist here),
-/// or the answer that refuses the request.
-async fn signed_in_site(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<
-    (
-        Uuid,
-        platform::identity::sessions::Session,
-        platform::tenancy::Membership,
-    ),
-    Refusal,
-> {
-    let Ok(site_id) = id.parse::<Uuid>() else {
-        return Err((StatusCode::NOT_FOUND, "no such site"));
-    };
-    let cookie = app::session::cookie_in(headers, app::session::COOKIE);
-    let (session, membership) = match app::session::membership_of(state, cookie.as_deref()).await {
-        Ok(signed_in) => signed_in,
-        Err(AppError::SignInRequired) => {
-            return Err((StatusCode::UNAUTHORIZED, "sign in to follow this site"));
-        }
-        Err(AppError::Internal) => {
-            return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
-        }
-        Err(_) => return Err((StatusCode::NOT_FOUND, "no such site")),
-    };
-    if platform::sites::get(&state.platform, &membership, site_id)
-        .await
-        .is_err()
-    {
-        return Err((StatusCode::NOT_FOUND, "no such site"));
-    }
-    Ok((site_id, session, membership))
+/// The site `{id}` of the request's path, of the signed-in member's organization (the same
+/// check as every server function, scoped like every read: a site of another organization
+/// does not exist here). Extracting it refuses the request otherwise.
+pub struct MemberSite {
+    pub id: Uuid,
+    pub session: platform::identity::sessions::Session,
+    pub membership: platform::tenancy::Membership,
 }
 
-/// Refuses roles that may not read logs, and processes without Docker.
-fn logs_allowed(
-    state: &AppState,
-    membership: &platform::tenancy::Membership,
-) -> Result<std::sync::Arc<platform::infra::docker::Runtime>, Refusal> {
-    use platform::tenancy::{Action, authorize};
-    if !authorize(membership.role, Action::ViewLogs) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "logs are for owners, admins and editors",
-        ));
+impl FromRequestParts<AppState> for MemberSite {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let no_such_site = || refuse(StatusCode::NOT_FOUND, "no such site");
+        let Ok(Path(id)) = Path::<String>::from_request_parts(parts, state).await else {
+            return Err(no_such_site());
+        };
+        let Ok(id) = id.parse::<Uuid>() else {
+            return Err(no_such_site());
+        };
+        let cookie = app::session::cookie_in(&parts.headers, app::session::COOKIE);
+        let (session, membership) =
+            match app::session::membership_of(state, cookie.as_deref()).await {
+                Ok(signed_in) => signed_in,
+                Err(AppError::SignInRequired) => {
+                    return Err(refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "sign in to follow this site",
+                    ));
+                }
+                Err(AppError::Internal) => {
+                    return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+                }
+                Err(_) => return Err(no_such_site()),
+            };
+        if platform::sites::get(&state.platform, &membership, id)
+            .await
+            .is_err()
+        {
+            return Err(no_such_site());
+        }
+        Ok(Self {
+            id,
+            session,
+            membership,
+        })
     }
-    state.runtime.clone().ok_or((
-        StatusCode::SERVICE_UNAVAILABLE,
-        "this server process does not manage containers",
-    ))
+}
+
+/// A [`MemberSite`] whose logs the member may read (owners, admins and editors), with the
+/// process's Docker engine to read them from.
+pub struct LogReader {
+    site: MemberSite,
+    runtime: Arc<platform::infra::docker::Runtime>,
+}
+
+impl FromRequestParts<AppState> for LogReader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        use platform::tenancy::{Action, authorize};
+        let site = MemberSite::from_request_parts(parts, state).await?;
+        if !authorize(site.membership.role, Action::ViewLogs) {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "logs are for owners, admins and editors",
+            ));
+        }
+        let Some(runtime) = state.runtime.clone() else {
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server process does not manage containers",
+            ));
+        };
+        Ok(Self { site, runtime })
+    }
 }
 
 /// `GET /api/sites/{id}/logs`: the container's output as it is written, one event per line
 /// (owners, admins and editors; counted against the same caps as live pages).
 pub async fn site_logs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    LogReader { site, runtime }: LogReader,
     shutdown: Option<Extension<ShutdownFlag>>,
     Extension(streams): Extension<Arc<OpenStreams>>,
-    headers: HeaderMap,
 ) -> Response {
-    let (site_id, session, membership) = match signed_in_site(&state, &id, &headers).await {
-        Ok(found) => found,
-        Err(refused) => return refused.into_response(),
-    };
-    let runtime = match logs_allowed(&state, &membership) {
-        Ok(runtime) => runtime,
-        Err(refused) => return refused.into_response(),
-    };
-    let guard = match streams.open(session.user_id) {
+    let guard = match streams.open(site.session.user_id) {
         Ok(guard) => guard,
         Err(full) => return full.refusal().into_response(),
     };
-    let lines =
-        match platform::provision::follow_logs(&state.platform, &runtime, &membership, site_id)
-            .await
-        {
-            Ok(lines) => lines,
-            Err(_) => return refuse(StatusCode::NOT_FOUND, "no such site"),
-        };
+    let lines = match platform::provision::follow_logs(
+        &state.platform,
+        &runtime,
+        &site.membership,
+        site.id,
+    )
+    .await
+    {
+        Ok(lines) => lines,
+        Err(_) => return refuse(StatusCode::NOT_FOUND, "no such site"),
+    };
     let shutdown = shutdown.map(|Extension(flag)| flag);
     let stream = async_stream::stream! {
         let _open = guard;
@@ -240,21 +252,13 @@ pub async fn site_logs(
 /// `GET /api/sites/{id}/logs.txt`: the last 10,000 lines, as a file to download.
 pub async fn download_logs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    LogReader { site, runtime }: LogReader,
 ) -> Response {
-    let (site_id, _, membership) = match signed_in_site(&state, &id, &headers).await {
-        Ok(found) => found,
-        Err(refused) => return refused.into_response(),
-    };
-    let runtime = match logs_allowed(&state, &membership) {
-        Ok(runtime) => runtime,
-        Err(refused) => return refused.into_response(),
-    };
+    let site_id = site.id;
     match platform::provision::container_logs(
         &state.platform,
         &runtime,
-        &membership,
+        &site.membership,
         site_id,
         10_000,
     )

@@ -114,6 +114,7 @@ impl World {
         );
         let mut config = Config::default();
         config.proxy.listen = "127.0.0.1:0".parse().unwrap();
+        config.usage.flush_interval_secs = 1;
         let proxy = server::start_proxy(&config, platform.clone(), &background)
             .await
             .unwrap();
@@ -241,6 +242,28 @@ impl World {
             .fetch_one(&self.pool)
             .await
             .unwrap()
+    }
+
+    /// A new member of the site's organization with `role`: their id and email.
+    async fn add_member(&self, role: &str) -> (Uuid, String) {
+        let email = format!("{}@slipway.test", unique(role));
+        let user: Uuid = sqlx::query_scalar(
+            "INSERT INTO users (email, name, password_hash) VALUES ($1, 'M', 'x') RETURNING id",
+        )
+        .bind(&email)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)",
+        )
+        .bind(self.owner.organization_id)
+        .bind(user)
+        .bind(role)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        (user, email)
     }
 
     async fn finish(self) {
@@ -424,37 +447,21 @@ async fn down_past_the_alert_delay_mails_owners_and_admins_once_and_again_when_b
         ("viewer", Some(false)),
         ("viewer", Some(true)),
     ] {
-        let email = format!("{}@slipway.test", unique(role));
-        let user: Uuid = sqlx::query_scalar(
-            "INSERT INTO users (email, name, password_hash) VALUES ($1, 'M', 'x') RETURNING id",
-        )
-        .bind(&email)
-        .fetch_one(&world.pool)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)",
-        )
-        .bind(world.owner.organization_id)
-        .bind(user)
-        .bind(role)
-        .execute(&world.pool)
-        .await
-        .unwrap();
+        let (user, email) = world.add_member(role).await;
         if let Some(enabled) = opted {
             let member = Membership {
                 organization_id: world.owner.organization_id,
                 user_id: user,
                 role: platform::tenancy::Role::parse(role).unwrap(),
             };
-            platform::incidents::set_preference(
-                &world.platform,
-                &member,
-                platform::incidents::AlertKind::Down,
-                enabled,
-            )
-            .await
-            .unwrap();
+            let chosen: &[platform::incidents::AlertKind] = if enabled {
+                &[platform::incidents::AlertKind::Down]
+            } else {
+                &[]
+            };
+            platform::incidents::set_preferences(&world.platform, &member, chosen)
+                .await
+                .unwrap();
         }
         members.push(email);
     }
@@ -563,6 +570,10 @@ async fn metrics_pass_promtool_and_show_the_provisioning_histogram(pool: PgPool)
     );
     assert!(text.contains("slipway_monitor_checks_total{source=\"probe\",result=\"up\"}"));
     assert!(
+        text.contains("slipway_incidents_open{kind=\"down\"} 0"),
+        "{text}"
+    );
+    assert!(
         text.contains("slipway_sites{status=\"active\"} 1"),
         "{text}"
     );
@@ -662,6 +673,97 @@ async fn logs_are_for_owners_admins_and_editors_of_the_site_organization(pool: P
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn the_logs_endpoints_stream_and_download_for_editors_only(pool: PgPool) {
+    let world = World::start(pool, fast_monitor()).await;
+    // The dashboard's server, with this process's engine (as `slipway serve` has it).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (platform, runtime, stop) = (
+        world.platform.clone(),
+        world.runtime.clone(),
+        world.background.token(),
+    );
+    world.background.spawn("dashboard", async move {
+        server::serve(
+            &Config::default(),
+            platform,
+            Some(runtime),
+            listener,
+            stop.cancelled_owned(),
+        )
+        .await
+        .unwrap();
+    });
+    let (editor, _) = world.add_member("editor").await;
+    let (viewer, _) = world.add_member("viewer").await;
+    let stranger = test_support::owner_on_plan(&world.platform, "pro").await;
+    let get = async |path: String, user: Option<Uuid>| {
+        let mut request = world.client.get(format!("{base}{path}"));
+        if let Some(user) = user {
+            request = request.header(
+                "Cookie",
+                test_support::session_cookie(&world.platform, user).await,
+            );
+        }
+        request.send().await.unwrap()
+    };
+    let site = world.site;
+    for (path, user, status) in [
+        (format!("/api/sites/{site}/logs.txt"), None, 401),
+        (format!("/api/sites/{site}/logs.txt"), Some(viewer), 403),
+        (format!("/api/sites/{site}/logs"), Some(viewer), 403),
+        (
+            format!("/api/sites/{site}/logs.txt"),
+            Some(stranger.user_id),
+            404,
+        ),
+        (
+            format!("/api/sites/{site}/logs"),
+            Some(stranger.user_id),
+            404,
+        ),
+        ("/api/sites/not-a-uuid/logs".to_owned(), Some(editor), 404),
+        (
+            format!("/api/sites/{}/logs.txt", Uuid::new_v4()),
+            Some(editor),
+            404,
+        ),
+    ] {
+        let response = get(path.clone(), user).await;
+        assert_eq!(response.status().as_u16(), status, "{path} as {user:?}");
+    }
+    let download = get(format!("/api/sites/{site}/logs.txt"), Some(editor)).await;
+    assert_eq!(download.status().as_u16(), 200);
+    assert_eq!(
+        download.headers()["content-disposition"],
+        format!("attachment; filename=\"site-{site}.log\"").as_str()
+    );
+    assert!(download.text().await.unwrap().contains("listening on"));
+    // The live stream: each line the site writes from now on is an event.
+    let mut stream = get(format!("/api/sites/{site}/logs"), Some(editor)).await;
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.fault("hang").await;
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("hanging, as asked") {
+            let chunk = stream.chunk().await.unwrap().expect("the stream goes on");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line in the stream: {seen:?}"));
+    drop(stream);
+    world.finish().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_vanished_container_is_made_again_by_the_reconciler(pool: PgPool) {
     let world = World::start(pool, fast_monitor()).await;
     let before = world
@@ -695,5 +797,73 @@ async fn a_vanished_container_is_made_again_by_the_reconciler(pool: PgPool) {
     let actions: Vec<String> = world.restarts().await.into_iter().map(|r| r.0).collect();
     assert_eq!(actions, ["recreate"]);
     assert_eq!(world.incidents().await, [("down".to_owned(), true)]);
+    world.finish().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_site_failing_its_visitors_requests_gets_an_error_rate_incident_until_it_stops(
+    pool: PgPool,
+) {
+    let world = World::start(
+        pool,
+        MonitorConfig {
+            traffic_check_secs: 1,
+            ..fast_monitor()
+        },
+    )
+    .await;
+    let error_rate = async || {
+        sqlx::query_as::<_, (String, Option<chrono::DateTime<chrono::Utc>>)>(
+            "SELECT summary, resolved_at FROM incidents WHERE site_id = $1 AND kind = 'error_rate'",
+        )
+        .bind(world.site)
+        .fetch_all(&world.pool)
+        .await
+        .unwrap()
+    };
+    for _ in 0..30 {
+        assert_eq!(world.get("/").await, Some(200));
+    }
+    for _ in 0..3 {
+        assert_eq!(world.get("/__test/status/500").await, Some(500));
+    }
+    world
+        .wait_for(
+            "an error-rate incident",
+            Duration::from_secs(15),
+            async || error_rate().await.len() == 1,
+        )
+        .await;
+    let incidents = error_rate().await;
+    assert!(
+        incidents[0].0.contains("failed with a server error"),
+        "{incidents:?}"
+    );
+    // The dashboard's banner shows it.
+    let banner = platform::incidents::open_for(&world.platform, &world.owner)
+        .await
+        .unwrap();
+    assert!(
+        banner
+            .iter()
+            .any(|i| i.kind == platform::incidents::IncidentKind::ErrorRate)
+    );
+    // Visitors' requests succeed again: the rate falls under 1% and it is resolved.
+    for _ in 0..400 {
+        assert_eq!(world.get("/healthz").await, Some(200));
+    }
+    world
+        .wait_for(
+            "the incident resolved",
+            Duration::from_secs(15),
+            async || {
+                error_rate()
+                    .await
+                    .iter()
+                    .all(|(_, resolved)| resolved.is_some())
+            },
+        )
+        .await;
+    assert_eq!(error_rate().await.len(), 1, "one incident while it lasted");
     world.finish().await;
 }

@@ -716,19 +716,31 @@ async fn no_malformed_request_to_any_route_gets_a_5xx(pool: PgPool) {
             }
         }
     }
-    // Other routes: live events with malformed ids, the Stripe webhook with malformed
-    // signatures (local billing: 404 by design), non-UTF-8 and oversized cookies.
+    // Other routes: live events and logs with malformed or foreign ids (this server has no
+    // Docker engine, so the owner's own site's logs, a 503 said plainly, are not asked), the
+    // Stripe webhook with malformed signatures (local billing: 404 by design), non-UTF-8
+    // and oversized cookies.
     for id in [
         "not-a-uuid",
         "%00",
         &site.to_string(),
         &Uuid::new_v4().to_string(),
     ] {
-        let request = server
-            .client
-            .get(server.url(&format!("/api/sites/{id}/events")))
-            .header("Cookie", session_cookie(&p, orphan.user_id).await);
-        requests.push((format!("GET events {id}"), Box::new(move || request)));
+        for what in ["events", "logs", "logs.txt"] {
+            for user in [orphan.user_id, owner.user_id] {
+                if user == owner.user_id && *id == site.to_string() {
+                    continue;
+                }
+                let request = server
+                    .client
+                    .get(server.url(&format!("/api/sites/{id}/{what}")))
+                    .header("Cookie", session_cookie(&p, user).await);
+                requests.push((
+                    format!("GET {what} {id} as {user}"),
+                    Box::new(move || request),
+                ));
+            }
+        }
     }
     for signature in [
         "t=-9223372036854775808,v1=00",

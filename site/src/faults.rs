@@ -7,12 +7,14 @@
 //!   exits; for N seconds (default an hour) every start exits at once (a site that
 //!   crash-loops, then recovers by itself).
 //! - `POST /__test/oom`: allocates memory until the kernel kills the process.
+//! - `GET /__test/status/{code}`: answers with that status (a site failing some requests).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 
 /// Set by `/__test/hang`: the liveness path never answers again (until a restart).
 pub static HUNG: AtomicBool = AtomicBool::new(false);
@@ -100,6 +102,12 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
                     }
                 });
                 StatusCode::ACCEPTED
+            }),
+        )
+        .route(
+            "/__test/status/{code}",
+            get(|Path(code): Path<u16>| async move {
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
             }),
         )
 }

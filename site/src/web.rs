@@ -31,14 +31,52 @@ struct AppState {
     database_check: Arc<DatabaseCheck>,
 }
 
-/// The liveness path checks the database at most this often: probes every few seconds
-/// must not keep a connection open forever (the pool closes idle ones after 10 s).
+/// The liveness path checks the database about this often (plus up to a minute, different
+/// for each process, so sites started together do not check together): probes every few
+/// seconds must not keep a connection open forever.
 const DATABASE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// When the database was last checked, and whether it answered.
-#[derive(Default)]
 struct DatabaseCheck {
     last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    every: std::time::Duration,
+}
+
+impl Default for DatabaseCheck {
+    fn default() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // A random number per process, without a dependency for it.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self {
+            last: tokio::sync::Mutex::new(None),
+            every: DATABASE_CHECK_EVERY + std::time::Duration::from_millis(random % 60_000),
+        }
+    }
+}
+
+impl DatabaseCheck {
+    /// `SELECT 1`. An idle site (no pooled connection) checks on a connection of its own
+    /// and closes it at once, so it holds none between checks; a busy one uses its pool.
+    async fn run(&self, db: &PgPool) -> bool {
+        let idle = db.size() == 0;
+        let checked = async {
+            let mut conn = db.acquire().await?;
+            sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(&mut *conn)
+                .await?;
+            if idle {
+                // It answered: a connection that does not close cleanly is not a database down.
+                let _ = conn.close().await;
+            }
+            Ok::<_, sqlx::Error>(())
+        };
+        checked
+            .await
+            .inspect_err(|cause| eprintln!("site: health: {cause}"))
+            .is_ok()
+    }
 }
 
 pub fn router(db: PgPool, config: Config) -> Router {
@@ -177,21 +215,18 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
-/// Liveness, cheap enough to ask every few seconds: no query, except one every
+/// Liveness, cheap enough to ask every few seconds: no query, except one about every
 /// [`DATABASE_CHECK_EVERY`] to keep the database honest.
 async fn liveness(State(state): State<AppState>) -> Response {
     if crate::faults::HUNG.load(std::sync::atomic::Ordering::SeqCst) {
         std::future::pending::<()>().await;
     }
-    let mut last = state.database_check.last.lock().await;
+    let check = &state.database_check;
+    let mut last = check.last.lock().await;
     let database_up = match *last {
-        Some((at, up)) if at.elapsed() < DATABASE_CHECK_EVERY => up,
+        Some((at, up)) if at.elapsed() < check.every => up,
         _ => {
-            let up = sqlx::query_scalar::<_, i32>("SELECT 1")
-                .fetch_one(&state.db)
-                .await
-                .inspect_err(|cause| eprintln!("site: health: {cause}"))
-                .is_ok();
+            let up = check.run(&state.db).await;
             *last = Some((std::time::Instant::now(), up));
             up
         }

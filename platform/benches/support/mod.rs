@@ -71,3 +71,29 @@ impl BenchDb {
         Ok(())
     }
 }
+
+/// Starts a health monitor probing over plain HTTP (`BareProber`: the benches have no
+/// proxy): cancel the token to stop it, then await the task.
+// The sign-in bench runs no monitor.
+#[allow(dead_code)]
+pub async fn start_monitor(
+    platform: &platform::Platform,
+    runtime: std::sync::Arc<platform::infra::docker::Runtime>,
+    network: &str,
+) -> BenchResult<(
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+)> {
+    let monitor = std::sync::Arc::new(
+        platform::monitor::Monitor::new(
+            platform.clone(),
+            runtime,
+            std::sync::Arc::new(platform::monitor::BareProber),
+            network,
+        )
+        .await?,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watching = tokio::spawn(monitor.run(stop.clone()));
+    Ok((stop, watching))
+}

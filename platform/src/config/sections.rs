@@ -353,6 +353,10 @@ pub struct MonitorConfig {
     pub alert_after_secs: u64,
     /// ...at most once per site in this period.
     pub alert_every_secs: u64,
+    /// How often error rates and usage against plan limits are judged.
+    pub traffic_check_secs: u64,
+    /// Fewer requests than this in 15 minutes are too few to judge an error rate by.
+    pub error_rate_min_requests: u64,
 }
 
 impl Default for MonitorConfig {
@@ -370,6 +374,8 @@ impl Default for MonitorConfig {
             crash_loop_window_secs: 600,
             alert_after_secs: 300,
             alert_every_secs: 3_600,
+            traffic_check_secs: 60,
+            error_rate_min_requests: 20,
         }
     }
 }
@@ -381,6 +387,10 @@ impl MonitorConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs.max(1))
+    }
+
+    pub fn traffic_check(&self) -> Duration {
+        Duration::from_secs(self.traffic_check_secs.max(1))
     }
 
     /// The wait before restart number `attempt` (0 = the first): none, then

@@ -71,6 +71,13 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+/// This installation's id (`instance`): every Docker object it creates is labelled with it.
+pub async fn instance_id(pool: &PgPool) -> Result<uuid::Uuid, sqlx::Error> {
+    sqlx::query_scalar!("SELECT instance_id FROM instance")
+        .fetch_one(pool)
+        .await
+}
+
 /// Applies every pending migration; a no-op when the schema is current.
 #[tracing::instrument(skip_all)]
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {

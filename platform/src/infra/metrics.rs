@@ -133,6 +133,20 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Writes one gauge with one label: a `label="value"` series per row.
+pub fn write_gauge<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    rows: impl IntoIterator<Item = (&'a str, i64)>,
+) {
+    header(out, name, help, "gauge");
+    for (value, count) in rows {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {count}", escape(value));
+    }
+}
+
 /// `{a="x",b="y"}` (with `le` last for buckets), or nothing without labels.
 fn label_set(names: &[&str], values: &[String], le: Option<&str>) -> String {
     let mut pairs: Vec<String> = names
@@ -292,8 +306,8 @@ impl ProxyTotals {
     }
 }
 
-/// Everything, in the text exposition format: the in-memory series, then gauges read
-/// from Postgres now.
+/// The text exposition format: the in-memory series, then gauges read from Postgres now.
+/// (The server's `/metrics` adds open incidents by kind, from `incidents::open_counts`.)
 pub async fn render(db: &sqlx::PgPool) -> crate::kernel::Result<String> {
     let mut out = String::new();
     HTTP_REQUESTS.render(&mut out);
@@ -310,34 +324,26 @@ pub async fn render(db: &sqlx::PgPool) -> crate::kernel::Result<String> {
     )
     .fetch_all(db)
     .await?;
-    gauge(&mut out, "slipway_sites", "Sites by status.");
-    for row in sites {
-        let _ = writeln!(
-            out,
-            "slipway_sites{{status=\"{}\"}} {}",
-            escape(&row.status),
-            row.count
-        );
-    }
+    write_gauge(
+        &mut out,
+        "slipway_sites",
+        "Sites by status.",
+        "status",
+        sites.iter().map(|row| (row.status.as_str(), row.count)),
+    );
     let health = sqlx::query!(
         r#"SELECT state, count(*) AS "count!" FROM site_health h JOIN sites s ON s.id = h.site_id
             WHERE s.status = 'active' GROUP BY state ORDER BY state"#
     )
     .fetch_all(db)
     .await?;
-    gauge(
+    write_gauge(
         &mut out,
         "slipway_sites_health",
         "Active sites by the monitor's verdict.",
+        "state",
+        health.iter().map(|row| (row.state.as_str(), row.count)),
     );
-    for row in health {
-        let _ = writeln!(
-            out,
-            "slipway_sites_health{{state=\"{}\"}} {}",
-            escape(&row.state),
-            row.count
-        );
-    }
     let due: i64 = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM sites
             WHERE status <> 'deleted' AND (observed_generation < generation

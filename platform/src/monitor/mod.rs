@@ -19,11 +19,15 @@
 //! - **Routing**: the proxy reads the health: a down site gets the 503 "restarting" page at
 //!   once, and the new container's address as soon as it answers again.
 //!
+//! - **Traffic**: every `monitor.traffic_check_secs` it also judges error rates and usage
+//!   against plan limits ([`traffic`]).
+//!
 //! State lives in `site_health` (written through on every change) and is reloaded every
 //! couple of seconds, so a monitor taking over continues where the last one stopped.
 
 pub mod checks;
 pub mod probe;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -125,9 +129,7 @@ impl Monitor {
         prober: Arc<dyn Prober>,
         network: &str,
     ) -> Result<Self> {
-        let instance = sqlx::query_scalar!("SELECT instance_id FROM instance")
-            .fetch_one(&platform.db)
-            .await?;
+        let instance = crate::infra::db::instance_id(&platform.db).await?;
         Ok(Self {
             platform,
             runtime,
@@ -149,6 +151,8 @@ impl Monitor {
         let mut sampled: Option<Instant> = None;
         let mut follower: Option<tokio::task::JoinHandle<()>> = None;
         let mut sampling: Option<tokio::task::JoinHandle<()>> = None;
+        let mut judged: Option<Instant> = None;
+        let mut judging: Option<tokio::task::JoinHandle<()>> = None;
         let mut pending_checks: Vec<Check> = Vec::new();
         loop {
             tokio::select! {
@@ -184,7 +188,8 @@ impl Monitor {
                 leading = now_leading;
             }
             if !leading {
-                if let Some(task) = follower.take() {
+                // Another process leads now: nothing of this one's may act on stale state.
+                for task in [follower.take(), judging.take()].into_iter().flatten() {
                     task.abort();
                 }
                 continue;
@@ -210,13 +215,19 @@ impl Monitor {
                 sampled = Some(Instant::now());
                 sampling = Some(self.sample_resources(sites.keys().copied().collect()));
             }
+            if judged.is_none_or(|t| t.elapsed() >= self.platform.monitor.traffic_check())
+                && judging.as_ref().is_none_or(|task| task.is_finished())
+            {
+                judged = Some(Instant::now());
+                judging = Some(self.judge_traffic());
+            }
             self.start_due_work(&mut sites, &sender).await;
             let checks = std::mem::take(&mut pending_checks);
             if let Err(error) = checks::record(&self.platform.db, &checks).await {
                 tracing::warn!(%error, checks = checks.len(), "monitor: cannot record checks");
             }
         }
-        if let Some(task) = follower.take() {
+        for task in [follower, sampling, judging].into_iter().flatten() {
             task.abort();
         }
         let _ = checks::record(&self.platform.db, &pending_checks).await;
@@ -285,22 +296,13 @@ impl Monitor {
         .await?;
         for row in settled {
             let mut tx = self.platform.db.begin().await?;
-            for kind in [IncidentKind::Down, IncidentKind::CrashLooping] {
-                incidents::resolve(
-                    &mut tx,
-                    &self.platform,
-                    &Subject::site(row.organization_id, row.site_id, kind),
-                    "the site was stopped or suspended",
-                )
-                .await?;
-            }
-            sqlx::query!(
-                "UPDATE site_health SET state = 'up', since = now(), reason = NULL, failures = 0,
-                        restart_attempt = 0, next_restart_at = NULL
-                  WHERE site_id = $1",
-                row.site_id
+            start_afresh(
+                &mut tx,
+                &self.platform,
+                row.organization_id,
+                row.site_id,
+                "the site was stopped or suspended",
             )
-            .execute(&mut *tx)
             .await?;
             tx.commit().await?;
         }
@@ -715,22 +717,7 @@ impl Monitor {
         site.next_probe = Instant::now() + RECOVERING_PROBE;
         tracing::warn!(site = %site_id, reason, "site is down");
         let mut tx = self.platform.db.begin().await?;
-        sqlx::query!(
-            "INSERT INTO site_health (site_id, state, since, reason, failures, restart_attempt,
-                                      next_restart_at, last_restart_at, healthy_since, last_check_at)
-             VALUES ($1, 'down', now(), $2, $3, $4, $5, $6, NULL, now())
-             ON CONFLICT (site_id) DO UPDATE SET state = 'down', since = now(), reason = $2,
-                failures = $3, restart_attempt = $4, next_restart_at = $5, last_restart_at = $6,
-                healthy_since = NULL, last_check_at = now()",
-            site_id,
-            reason,
-            site.failures,
-            site.restart_attempt,
-            site.next_restart_at,
-            site.last_restart_at
-        )
-        .execute(&mut *tx)
-        .await?;
+        store(&mut tx, site_id, site).await?;
         site.stored = true;
         let (incident, opened) = incidents::open(
             &mut tx,
@@ -793,6 +780,24 @@ impl Monitor {
         Ok(())
     }
 
+    /// Judges error rates and usage against limits, in the background.
+    fn judge_traffic(&self) -> tokio::task::JoinHandle<()> {
+        let platform = self.platform.clone();
+        tokio::spawn(async move {
+            match traffic::judge(&platform).await {
+                Ok(judged) if judged != traffic::Judged::default() => {
+                    tracing::info!(
+                        opened = judged.opened,
+                        resolved = judged.resolved,
+                        "traffic incidents"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "monitor: cannot judge error rates and usage"),
+            }
+        })
+    }
+
     /// Samples memory and CPU of each site's container, a few at a time, in the background.
     fn sample_resources(&self, ids: Vec<Uuid>) -> tokio::task::JoinHandle<()> {
         let runtime = self.runtime.clone();
@@ -838,6 +843,37 @@ impl Monitor {
         .fetch_one(&self.platform.db)
         .await?)
     }
+}
+
+/// Forgets what the monitor last saw of a site (deployed again and healthy, or no longer
+/// meant to run): `up`, restart waits and the crash-loop count start afresh, and its
+/// down and crash-looping incidents are resolved with `message`.
+pub(crate) async fn start_afresh(
+    conn: &mut sqlx::PgConnection,
+    platform: &Platform,
+    organization_id: Uuid,
+    site_id: Uuid,
+    message: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE site_health SET state = 'up', since = now(), reason = NULL, failures = 0,
+                restart_attempt = 0, next_restart_at = NULL, healthy_since = now(),
+                restarts_counted_from = now()
+          WHERE site_id = $1",
+        site_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    for kind in [IncidentKind::Down, IncidentKind::CrashLooping] {
+        incidents::resolve(
+            &mut *conn,
+            platform,
+            &Subject::site(organization_id, site_id, kind),
+            message,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Writes the tracked health of a site through to `site_health`.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::steps::{StepError, StepResult};
 use super::{Reconciler, SiteRow};
 use crate::catalog::Template;
+use crate::monitor::probe::http_status;
 
 impl Reconciler {
     /// Polls the health path until it answers 200, the container stops for good, or the
@@ -39,7 +40,12 @@ impl Reconciler {
                 address = container.address;
             }
             if let Some(ip) = address {
-                match http_status(SocketAddr::new(ip, template.port), &template.health_path).await {
+                let probe = http_status(
+                    SocketAddr::new(ip, template.port),
+                    &template.health_path,
+                    Duration::from_secs(2),
+                );
+                match probe.await {
                     Ok(200) => {
                         let detail = format!(
                             "{} answered 200 after {} ms",
@@ -79,9 +85,4 @@ impl Reconciler {
             StepError::Failed(format!("{reason}\nlast log lines:\n{}", logs.join("\n")))
         }
     }
-}
-
-/// A bare `GET path` over HTTP/1.0: the status code, within 2 seconds.
-pub async fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
-    crate::monitor::probe::http_status(address, path, Duration::from_secs(2)).await
 }

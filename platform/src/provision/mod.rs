@@ -27,7 +27,6 @@ use crate::sites::{DeploymentReason, DesiredState, SiteStatus};
 use crate::tenancy::{Action, Membership};
 
 pub use crate::infra::notify::{CHANNEL_PROGRESS, CHANNEL_SITES};
-pub use health::http_status;
 
 /// Namespace of the advisory locks that claim sites (first key of the two-key form).
 const LOCK_NAMESPACE: i32 = 0x0511_19a7;
@@ -115,9 +114,7 @@ impl Reconciler {
         if let Some(port) = config.tenant_database_port {
             tenants.port = port;
         }
-        let instance = sqlx::query_scalar!("SELECT instance_id FROM instance")
-            .fetch_one(&platform.db)
-            .await?;
+        let instance = crate::infra::db::instance_id(&platform.db).await?;
         Ok(Self {
             platform,
             runtime,

@@ -235,35 +235,28 @@ impl Reconciler {
         )
         .execute(&mut *tx)
         .await?;
-        let subject = |kind| Subject::site(site.organization_id, site.id, kind);
         incidents::resolve(
             &mut tx,
             &self.platform,
-            &subject(IncidentKind::ProvisioningFailed),
+            &Subject::site(
+                site.organization_id,
+                site.id,
+                IncidentKind::ProvisioningFailed,
+            ),
             "the next attempt succeeded",
         )
         .await?;
         if status == SiteStatus::Active {
             // Deployed and healthy (a restart from the dashboard, a container made again):
             // whatever the monitor last saw is over, and its restart waits start afresh.
-            sqlx::query!(
-                "UPDATE site_health SET state = 'up', since = now(), reason = NULL, failures = 0,
-                        restart_attempt = 0, next_restart_at = NULL, healthy_since = now(),
-                        restarts_counted_from = now()
-                  WHERE site_id = $1",
-                site.id
+            crate::monitor::start_afresh(
+                &mut tx,
+                &self.platform,
+                site.organization_id,
+                site.id,
+                &format!("deployed again ({}) and healthy", deployment.reason),
             )
-            .execute(&mut *tx)
             .await?;
-            for kind in [IncidentKind::Down, IncidentKind::CrashLooping] {
-                incidents::resolve(
-                    &mut tx,
-                    &self.platform,
-                    &subject(kind),
-                    &format!("deployed again ({}) and healthy", deployment.reason),
-                )
-                .await?;
-            }
         }
         tx.commit().await?;
         Ok(())

@@ -8,6 +8,10 @@
 //! taken counts are put back, so nothing is lost while Postgres is away. What a crash
 //! loses is at most one flush interval (`usage.flush_interval_secs`, 10 s by default).
 //!
+//! The same flush adds requests, and the 5xx the site itself answered, per minute to
+//! `usage_minutes`, which the health monitor reads for error rates
+//! ([`crate::monitor::traffic`]).
+//!
 //! Bandwidth is request plus response body bytes as they crossed the proxy (headers are not
 //! counted). Storage is sampled: the site's schema size plus its data volume's size.
 
@@ -39,6 +43,9 @@ pub struct Exchange {
     pub latency: Duration,
     /// A successful GET of an HTML page.
     pub page_view: bool,
+    /// The status came from the site itself, not from one of the proxy's own pages (busy,
+    /// no answer, too large): only the site's own 5xx count towards its error rate.
+    pub site_answered: bool,
 }
 
 /// One site's counters since the last flush.
@@ -53,6 +60,8 @@ pub struct SiteMeter {
     status: [AtomicU64; 5],
     page_views: AtomicU64,
     latency: [AtomicU64; BUCKETS],
+    /// 5xx answered by the site itself.
+    site_5xx: AtomicU64,
 }
 
 /// A flushed copy of a meter's counters.
@@ -64,6 +73,7 @@ pub struct Counts {
     pub status: [u64; 5],
     pub page_views: u64,
     pub latency: [u64; BUCKETS],
+    pub site_5xx: u64,
 }
 
 impl Counts {
@@ -83,6 +93,7 @@ impl SiteMeter {
             status: Default::default(),
             page_views: AtomicU64::new(0),
             latency: Default::default(),
+            site_5xx: AtomicU64::new(0),
         }
     }
 
@@ -99,6 +110,9 @@ impl SiteMeter {
             _ => 4,
         };
         self.status[class].fetch_add(1, relaxed);
+        if class == 4 && exchange.site_answered {
+            self.site_5xx.fetch_add(1, relaxed);
+        }
         if exchange.page_view {
             self.page_views.fetch_add(1, relaxed);
         }
@@ -115,6 +129,7 @@ impl SiteMeter {
             status: std::array::from_fn(|i| take(&self.status[i])),
             page_views: take(&self.page_views),
             latency: std::array::from_fn(|i| take(&self.latency[i])),
+            site_5xx: take(&self.site_5xx),
         }
     }
 
@@ -131,6 +146,7 @@ impl SiteMeter {
         for (c, n) in self.latency.iter().zip(counts.latency) {
             add(c, n);
         }
+        add(&self.site_5xx, counts.site_5xx);
     }
 }
 
@@ -277,6 +293,22 @@ async fn write(
         )
         .execute(&mut *tx)
         .await?;
+        if c.requests > 0 {
+            sqlx::query!(
+                "INSERT INTO usage_minutes AS m (site_id, organization_id, minute, requests, status_5xx)
+                 VALUES ($1, $2, date_trunc('minute', $3::timestamptz), $4, $5)
+                 ON CONFLICT (site_id, minute) DO UPDATE SET
+                    requests = m.requests + EXCLUDED.requests,
+                    status_5xx = m.status_5xx + EXCLUDED.status_5xx",
+                meter.site_id,
+                meter.organization_id,
+                at,
+                as_i64(c.requests),
+                as_i64(c.site_5xx)
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         for (metric, quantity) in [
             ("requests", c.requests),
             ("bandwidth", c.bytes_in.saturating_add(c.bytes_out)),
@@ -541,12 +573,14 @@ mod tests {
                 bytes_out: 100,
                 latency: Duration::from_millis(3),
                 page_view: status == 200,
+                site_answered: status != 502,
             });
         }
         let taken = meter.take();
         assert_eq!(taken.requests, 6);
         assert_eq!((taken.bytes_in, taken.bytes_out), (60, 600));
         assert_eq!(taken.status, [0, 2, 1, 1, 2]);
+        assert_eq!(taken.site_5xx, 1, "the proxy's own 502 is not the site's");
         assert_eq!(taken.page_views, 1);
         assert_eq!(taken.latency[0], 6);
         assert!(meter.take().is_empty());

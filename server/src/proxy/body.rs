@@ -102,6 +102,8 @@ pub struct Recorder {
     pub started: Instant,
     pub status: u16,
     pub page_view: bool,
+    /// The status is the site's answer, not one of the proxy's own pages.
+    pub site_answered: bool,
     pub request: Arc<RequestTally>,
     /// Held until the response is finished: streaming responses count against the site's
     /// concurrency limit too.
@@ -116,6 +118,7 @@ impl Recorder {
             bytes_out,
             latency: self.started.elapsed(),
             page_view: self.page_view,
+            site_answered: self.site_answered,
         };
         self.meter.record(&exchange);
         platform::infra::metrics::PROXY.record(

@@ -188,11 +188,13 @@ impl Proxy {
             Err(answer) => return *answer,
         };
         let tally = Arc::new(RequestTally::default());
-        let recorder = |status: StatusCode, page_view: bool, permit| Recorder {
+        // Without a permit the answer is the proxy's own page; with one, the site's.
+        let recorder = |status: StatusCode, page_view: bool, permit: Option<_>| Recorder {
             meter: route.meter.clone(),
             started,
             status: status.as_u16(),
             page_view,
+            site_answered: permit.is_some(),
             request: tally.clone(),
             permit,
         };
