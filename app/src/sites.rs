@@ -68,6 +68,8 @@ pub struct SiteView {
     pub settled: bool,
     pub status_reason: Option<String>,
     pub waiting_for: Option<String>,
+    /// Why the site is suspended (visitors get the "suspended" page), when it is.
+    pub suspended: Option<String>,
     /// (label, value) of the plan limits this site runs with.
     pub limits: Vec<(String, String)>,
     pub deployments: Vec<DeploymentView>,
@@ -226,6 +228,7 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
         status: site.status.to_string(),
         status_reason: site.status_reason,
         waiting_for: site.waiting_for,
+        suspended: site.suspended,
         limits,
         deployments: deployments
             .into_iter()

@@ -418,7 +418,60 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
     h.screenshot("incident-banner-no-js").await?;
     h.sql("UPDATE incidents SET resolved_at = now() WHERE kind = 'subscription_ending'")
         .await?;
+    // An operator suspends the site with a reason (at the command line): its members read
+    // why on its page, visitors get the 503 "suspended" page; resumed, it serves again.
+    h.sql("UPDATE users SET is_operator = true WHERE email = 'ada@example.com'")
+        .await?;
+    let operator = |action: &'static str, reason: &'static str| {
+        [
+            "admin",
+            action,
+            "--site",
+            "notes-nojs",
+            "--operator",
+            "ada@example.com",
+            "--reason",
+            reason,
+        ]
+    };
+    h.cli(&operator("suspend-site", "phishing report 812"))
+        .await?;
+    let proxy_port = h.proxy_port;
+    let visitor_status = async || -> Result<u16> {
+        Ok(reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{proxy_port}/"))
+            .header("Host", "notes-nojs.localhost")
+            .send()
+            .await?
+            .status()
+            .as_u16())
+    };
+    let served = async |wanted: u16| -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while visitor_status().await? != wanted {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "visitors never got {wanted}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    };
+    served(503).await?;
     h.visit(&page).await?;
+    h.wait_for_text_containing(
+        "[data-suspended]",
+        "Suspended by the operators of this service: phishing report 812",
+    )
+    .await?;
+    h.screenshot("site-suspended-by-operator").await?;
+    h.cli(&operator("resume-site", "page taken down")).await?;
+    served(200).await?;
+    h.visit(&page).await?;
+    ensure!(
+        h.texts("[data-suspended]").await?.is_empty(),
+        "no suspension shown once resumed"
+    );
     // A domain added with a plain form post shows its DNS records after the redirect.
     h.submit("domain-add", &[("domain", "notes.example.org")])
         .await?;

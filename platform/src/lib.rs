@@ -5,6 +5,7 @@
 
 // The contexts, leaf first: each depends only on those above it in this list
 // (`python3 scripts/module_cycles.py platform/src` proves there is no cycle).
+pub mod admin;
 pub mod billing;
 pub mod catalog;
 pub mod config;

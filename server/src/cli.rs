@@ -67,6 +67,11 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Suspend a site of any organization: visitors get the "suspended" page, its data is
+    /// kept, its members see the reason. Recorded in the audit log with the operator as actor.
+    SuspendSite(SiteAction),
+    /// Lift an operator's suspension of a site.
+    ResumeSite(SiteAction),
     /// Local billing mode: put an organization on a plan (limits apply at once).
     SetPlan {
         /// The organization's slug.
@@ -76,6 +81,20 @@ pub enum AdminCommand {
         #[arg(long)]
         plan: String,
     },
+}
+
+/// An operator's action on one site.
+#[derive(Debug, clap::Args)]
+pub struct SiteAction {
+    /// The site's slug.
+    #[arg(long)]
+    site: String,
+    /// Why (shown to the site's members, kept in the audit log).
+    #[arg(long)]
+    reason: String,
+    /// The email of the operator acting.
+    #[arg(long)]
+    operator: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +122,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             create_operator(&config, &email, &name).await
         }
         Command::Admin(AdminCommand::SetPlan { org, plan }) => set_plan(&config, &org, &plan).await,
+        Command::Admin(AdminCommand::SuspendSite(action)) => {
+            site_action(&config, &action, true).await
+        }
+        Command::Admin(AdminCommand::ResumeSite(action)) => {
+            site_action(&config, &action, false).await
+        }
         Command::Admin(AdminCommand::Jobs {
             action: Some(JobsAction::Retry { id }),
             ..
@@ -392,6 +417,34 @@ async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> 
     }
     pool.close().await;
     Ok(())
+}
+
+/// `admin suspend-site` / `admin resume-site`.
+async fn site_action(config: &Config, action: &SiteAction, suspend: bool) -> anyhow::Result<()> {
+    use platform::admin::{self, Operator, Reason};
+    let (slug, reason, operator) = (&action.site, &action.reason, &action.operator);
+    let pool = db::connect(&config.database).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    let acted = async {
+        let by = Operator::by_email(&platform, operator).await.map_err(|_| {
+            anyhow::anyhow!("{operator} is not a platform operator (see `slipway admin create`)")
+        })?;
+        let reason = Reason::parse(reason)?;
+        let site = admin::site_by_slug(&platform, &by, slug)
+            .await
+            .map_err(|_| anyhow::anyhow!("no site {slug:?}"))?;
+        if suspend {
+            admin::suspend_site(&platform, &by, site, &reason).await?;
+            println!("{slug} is suspended: visitors get the \"suspended\" page");
+        } else {
+            admin::resume_site(&platform, &by, site, &reason).await?;
+            println!("{slug} is resumed");
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let outcome = acted.await;
+    pool.close().await;
+    outcome
 }
 
 async fn stripe_sync(config: &Config) -> anyhow::Result<()> {

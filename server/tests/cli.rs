@@ -640,3 +640,93 @@ async fn admin_set_plan_assigns_plans_in_local_billing_mode(pool: PgPool) {
         .expect("plan");
     assert_eq!(plan, "pro", "refused commands change nothing");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_suspend_site_and_resume_site_act_as_a_named_operator_with_a_reason(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let platform = test_support::test_platform(pool.clone());
+    let owner = test_support::owner_on_plan(&platform, "pro").await;
+    let site = test_support::site(&platform, &owner, "reported-site").await;
+    let operator = test_support::owner_with_email(&platform, "ops@example.com").await;
+    sqlx::query("UPDATE users SET is_operator = true WHERE id = $1")
+        .bind(operator.user_id)
+        .execute(&pool)
+        .await
+        .expect("operator");
+    let run = |command: &str, args: &[&str]| {
+        slipway(&dir)
+            .args(["admin", command])
+            .args(args)
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .output()
+            .expect("runs")
+    };
+    // Not an operator, no reason, no such site: one line each, nothing changed.
+    let owner_email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(owner.user_id)
+        .fetch_one(&pool)
+        .await
+        .expect("email");
+    assert_eq!(
+        failure_line(&run(
+            "suspend-site",
+            &site_args(&owner_email, "reported-site", "spam")
+        )),
+        format!("slipway: {owner_email} is not a platform operator (see `slipway admin create`)")
+    );
+    assert_eq!(
+        failure_line(&run(
+            "suspend-site",
+            &site_args("ops@example.com", "reported-site", " ")
+        )),
+        "slipway: Say why, in a few words (3 to 500 characters, one line)."
+    );
+    assert_eq!(
+        failure_line(&run(
+            "suspend-site",
+            &site_args("ops@example.com", "no-such-site", "spam")
+        )),
+        "slipway: no site \"no-such-site\""
+    );
+
+    let suspended = run(
+        "suspend-site",
+        &site_args("ops@example.com", "reported-site", "phishing report 812"),
+    );
+    assert!(
+        suspended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&suspended.stderr)
+    );
+    let (reason, actor): (Option<String>, Option<uuid::Uuid>) = sqlx::query_as(
+        "SELECT s.suspended_reason, a.actor_user_id FROM sites s
+           JOIN audit_log a ON a.action = 'site.suspend' AND a.details ->> 'site_id' = s.id::text
+          WHERE s.id = $1",
+    )
+    .bind(site)
+    .fetch_one(&pool)
+    .await
+    .expect("suspended and audited");
+    assert_eq!(reason.as_deref(), Some("operator: phishing report 812"));
+    assert_eq!(actor, Some(operator.user_id));
+
+    let resumed = run(
+        "resume-site",
+        &site_args("ops@example.com", "reported-site", "page taken down"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout),
+        "reported-site is resumed\n"
+    );
+    assert_eq!(
+        failure_line(&run(
+            "resume-site",
+            &site_args("ops@example.com", "reported-site", "again")
+        )),
+        "slipway: This site is not suspended."
+    );
+}
+
+fn site_args<'a>(operator: &'a str, site: &'a str, reason: &'a str) -> [&'a str; 6] {
+    ["--operator", operator, "--site", site, "--reason", reason]
+}

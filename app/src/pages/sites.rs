@@ -370,6 +370,20 @@ fn Site(
                     </pre>
                 }
             })}
+        {site
+            .suspended
+            .clone()
+            .map(|words| {
+                view! {
+                    <p
+                        class="mt-4 rounded-lg border border-red-200 bg-red-50 p-3 text-sm text-red-900"
+                        data-suspended=""
+                    >
+                        <strong>{words}</strong>
+                        " Visitors see a \"suspended\" page; the site's data is kept."
+                    </p>
+                }
+            })}
         <FormError error=general_error(act.value()) />
         <Actions site=site.clone() act />
         <Progress site=site.clone() />

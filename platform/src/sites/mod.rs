@@ -125,6 +125,8 @@ pub struct SiteSummary {
     pub status: SiteStatus,
     pub status_reason: Option<String>,
     pub waiting_for: Option<String>,
+    /// Why the site is suspended, in the customer's words; `None` when it is not.
+    pub suspended: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -204,6 +206,7 @@ pub async fn create(platform: &Platform, by: &Membership, form: &NewSite) -> Res
         status: SiteStatus::Pending,
         status_reason: None,
         waiting_for: None,
+        suspended: None,
         created_at,
     })
 }
@@ -275,7 +278,8 @@ async fn live_sites(
     site_id: Option<Uuid>,
 ) -> Result<Vec<SiteSummary>> {
     let rows = sqlx::query!(
-        "SELECT id, name, slug, template, desired_state, status, status_reason, waiting_for, created_at
+        "SELECT id, name, slug, template, desired_state, status, status_reason, waiting_for,
+                suspended_reason, suspended_at, created_at
            FROM sites
           WHERE organization_id = $1 AND status <> 'deleted' AND ($2::uuid IS NULL OR id = $2)
           ORDER BY created_at DESC",
@@ -296,6 +300,13 @@ async fn live_sites(
                 status: SiteStatus::stored(&r.status)?,
                 status_reason: r.status_reason,
                 waiting_for: r.waiting_for,
+                suspended: r.suspended_at.map(|_| {
+                    suspension_words(
+                        r.suspended_reason
+                            .as_deref()
+                            .unwrap_or("no reason recorded"),
+                    )
+                }),
                 created_at: r.created_at,
             })
         })
@@ -658,65 +669,158 @@ pub(crate) async fn delete_all(
     Ok(sites.into_iter().map(|s| s.slug).collect())
 }
 
+/// How an operator's suspension is recorded in `sites.suspended_reason` (billing's own start
+/// with `billing:`; each side lifts only its own).
+pub(crate) const OPERATOR_PREFIX: &str = "operator: ";
+
+/// What a customer reads about their site's suspension, from its recorded reason.
+pub fn suspension_words(recorded: &str) -> String {
+    if let Some(reason) = recorded.strip_prefix(OPERATOR_PREFIX) {
+        format!("Suspended by the operators of this service: {reason}")
+    } else if let Some(reason) = recorded.strip_prefix("billing: ") {
+        format!("Suspended by billing: {reason}. See the Billing page.")
+    } else {
+        format!("Suspended: {recorded}")
+    }
+}
+
+/// Who suspends or resumes a site, and the reason the audit log keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct SuspendedBy<'a> {
+    pub actor: Actor,
+    pub reason: &'a str,
+}
+
 /// Suspends a site: visitors get the suspended page (the proxy answers 503 with
 /// `Retry-After`), its container and data are kept. `reason` is for operators and the audit
 /// log, never shown to visitors. Returns whether the site was running and is now suspended.
 pub async fn suspend(platform: &Platform, site_id: Uuid, reason: &str) -> Result<bool> {
+    let by = SuspendedBy {
+        actor: Actor::System,
+        reason,
+    };
+    suspend_as(platform, site_id, reason, by).await
+}
+
+/// Lifts a suspension; the site serves again within a second. Returns whether it was
+/// suspended.
+pub async fn resume(platform: &Platform, site_id: Uuid) -> Result<bool> {
+    let by = SuspendedBy {
+        actor: Actor::System,
+        reason: "",
+    };
+    resume_as(platform, site_id, "", by).await
+}
+
+/// Suspends the site with `recorded` as its `suspended_reason` (one atomic update: of
+/// several at once, one does), audited as `by`. Whether this call suspended it.
+pub(crate) async fn suspend_as(
+    platform: &Platform,
+    site_id: Uuid,
+    recorded: &str,
+    by: SuspendedBy<'_>,
+) -> Result<bool> {
     let mut tx = platform.db.begin().await?;
     let site = sqlx::query!(
         "UPDATE sites SET suspended_at = now(), suspended_reason = $2, updated_at = now()
           WHERE id = $1 AND suspended_at IS NULL AND status <> 'deleted'
           RETURNING organization_id, slug",
         site_id,
-        reason
+        recorded
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(site) = site else {
         return Ok(false);
     };
-    audit::record(
-        &mut *tx,
-        audit::Entry::new("site.suspend", Actor::System)
-            .organization(site.organization_id)
-            .subject(format!("site:{}", site.slug))
-            .details(serde_json::json!({ "site_id": site_id, "reason": reason })),
+    audit_suspension(
+        &mut tx,
+        "site.suspend",
+        site_id,
+        site.organization_id,
+        &site.slug,
+        by,
     )
     .await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Lifts a suspension; the site serves again within a second. Returns whether it was
-/// suspended.
-pub async fn resume(platform: &Platform, site_id: Uuid) -> Result<bool> {
+/// Lifts a suspension whose recorded reason starts with `only` (any when empty), audited
+/// as `by`. Whether this call lifted it.
+pub(crate) async fn resume_as(
+    platform: &Platform,
+    site_id: Uuid,
+    only: &str,
+    by: SuspendedBy<'_>,
+) -> Result<bool> {
     let mut tx = platform.db.begin().await?;
     let site = sqlx::query!(
         "UPDATE sites SET suspended_at = NULL, suspended_reason = NULL, updated_at = now()
           WHERE id = $1 AND suspended_at IS NOT NULL
+            AND ($2 = '' OR starts_with(suspended_reason, $2))
           RETURNING organization_id, slug",
-        site_id
+        site_id,
+        only
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(site) = site else {
         return Ok(false);
     };
-    audit::record(
-        &mut *tx,
-        audit::Entry::new("site.resume", Actor::System)
-            .organization(site.organization_id)
-            .subject(format!("site:{}", site.slug))
-            .details(serde_json::json!({ "site_id": site_id })),
+    audit_suspension(
+        &mut tx,
+        "site.resume",
+        site_id,
+        site.organization_id,
+        &site.slug,
+        by,
     )
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+async fn audit_suspension(
+    tx: &mut sqlx::PgConnection,
+    action: &'static str,
+    site_id: Uuid,
+    organization_id: Uuid,
+    slug: &str,
+    by: SuspendedBy<'_>,
+) -> Result<()> {
+    let mut details = serde_json::json!({ "site_id": site_id });
+    if !by.reason.is_empty() {
+        details["reason"] = by.reason.into();
+    }
+    if matches!(by.actor, Actor::User(_)) {
+        details["by_operator"] = true.into();
+    }
+    audit::record(
+        &mut *tx,
+        audit::Entry::new(action, by.actor)
+            .organization(organization_id)
+            .subject(format!("site:{slug}"))
+            .details(details),
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn customers_read_who_suspended_and_why() {
+        assert_eq!(
+            suspension_words("operator: phishing page reported"),
+            "Suspended by the operators of this service: phishing page reported"
+        );
+        assert_eq!(
+            suspension_words(crate::billing::SUSPENDED_PAYMENT),
+            "Suspended by billing: payment failed. See the Billing page."
+        );
+    }
 
     #[test]
     fn slugs_follow_the_rules() {
