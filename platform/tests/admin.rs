@@ -133,6 +133,58 @@ async fn an_operator_suspends_and_resumes_a_site_with_a_reason_its_members_see(p
         suspended(&platform, &owner, site).await.as_deref(),
         Some("Suspended by billing: payment failed. See the Billing page.")
     );
+    // An operator suspending a site billing suspended takes the suspension over: paying
+    // (billing's enforcement in good standing) no longer lifts it.
+    admin::suspend_site(&platform, &op, site, &reason)
+        .await
+        .unwrap();
+    platform::billing::dunning::enforce(&platform, owner.organization_id)
+        .await
+        .unwrap();
+    assert!(
+        suspended(&platform, &owner, site)
+            .await
+            .is_some_and(|words| words.starts_with("Suspended by the operators")),
+    );
+    // Resumed by the operator while the organization does not pay: billing suspends it
+    // again at once, for that.
+    sqlx::query(
+        "INSERT INTO billing_accounts (organization_id, stripe_customer_id, status, failed_payments)
+         VALUES ($1, 'cus_test_unpaid', 'past_due', 99)",
+    )
+    .bind(owner.organization_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    admin::resume_site(&platform, &op, site, &lifted)
+        .await
+        .unwrap();
+    assert_eq!(
+        suspended(&platform, &owner, site).await.as_deref(),
+        Some("Suspended by billing: payment failed. See the Billing page.")
+    );
+    sqlx::query("DELETE FROM billing_accounts WHERE organization_id = $1")
+        .bind(owner.organization_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    platform::billing::dunning::enforce(&platform, owner.organization_id)
+        .await
+        .unwrap();
+    assert_eq!(suspended(&platform, &owner, site).await, None, "paid again");
+
+    // An older free-text suspension: members read no internal note; operators may lift it.
+    sites::suspend(&platform, site, "abuse report #12 (internal)")
+        .await
+        .unwrap();
+    assert_eq!(
+        suspended(&platform, &owner, site).await.as_deref(),
+        Some("Suspended by the operators of this service.")
+    );
+    admin::resume_site(&platform, &op, site, &lifted)
+        .await
+        .unwrap();
+    assert_eq!(suspended(&platform, &owner, site).await, None);
 
     // Unknown and deleted sites do not exist.
     assert!(matches!(

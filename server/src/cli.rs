@@ -426,13 +426,22 @@ async fn site_action(config: &Config, action: &SiteAction, suspend: bool) -> any
     let pool = db::connect(&config.database).await?;
     let platform = Platform::from_config(pool.clone(), config)?;
     let acted = async {
-        let by = Operator::by_email(&platform, operator).await.map_err(|_| {
-            anyhow::anyhow!("{operator} is not a platform operator (see `slipway admin create`)")
-        })?;
-        let reason = Reason::parse(reason)?;
-        let site = admin::site_by_slug(&platform, &by, slug)
+        let by = Operator::by_email(&platform, operator)
             .await
-            .map_err(|_| anyhow::anyhow!("no site {slug:?}"))?;
+            .map_err(|error| match error {
+                platform::Error::Forbidden => anyhow::anyhow!(
+                    "{operator} is not a platform operator (see `slipway admin create`)"
+                ),
+                other => other.into(),
+            })?;
+        let reason = Reason::parse(reason)?;
+        let site =
+            admin::site_by_slug(&platform, &by, slug)
+                .await
+                .map_err(|error| match error {
+                    platform::Error::NotFound => anyhow::anyhow!("no site {slug:?}"),
+                    other => other.into(),
+                })?;
         if suspend {
             admin::suspend_site(&platform, &by, site, &reason).await?;
             println!("{slug} is suspended: visitors get the \"suspended\" page");

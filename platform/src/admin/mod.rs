@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::Platform;
 use crate::kernel::{Error, Result};
-use crate::sites::{self, OPERATOR_PREFIX, SuspendedBy, suspension_words};
+use crate::sites::{self, OPERATOR_PREFIX, Owner, SuspendedBy, suspension_words};
 use crate::tenancy::audit::Actor;
 
 /// A user checked to be a platform operator.
@@ -94,8 +94,9 @@ pub async fn site_by_slug(platform: &Platform, _by: &Operator, slug: &str) -> Re
 }
 
 /// Suspends any organization's site: visitors get the suspended page (503), its container
-/// and data are kept, and its members see `reason` on the site's page. One atomic update:
-/// of operators suspending at once, one does; the others are told it already is.
+/// and data are kept, and its members see `reason` on the site's page. A suspension of
+/// billing's becomes the operator's (paying does not lift it). One atomic update: of
+/// operators suspending at once, one does; the others are told it already is.
 pub async fn suspend_site(
     platform: &Platform,
     by: &Operator,
@@ -103,25 +104,31 @@ pub async fn suspend_site(
     reason: &Reason,
 ) -> Result<()> {
     let recorded = format!("{OPERATOR_PREFIX}{}", reason.as_str());
-    if !sites::suspend_as(platform, site_id, &recorded, by.acting(reason)).await? {
+    if !sites::suspend_as(platform, site_id, &recorded, true, by.acting(reason)).await? {
         return Err(refusal(platform, site_id, "suspended").await?);
     }
     tracing::info!(site = %site_id, operator = %by.email, "site suspended by an operator");
     Ok(())
 }
 
-/// Lifts an operator's suspension of a site (billing's are lifted by billing, when the
-/// organization pays).
+/// Lifts a suspension that is not billing's (billing lifts its own when the organization
+/// pays), then has billing judge the organization again: a site of an organization that
+/// does not pay is suspended again, by billing.
 pub async fn resume_site(
     platform: &Platform,
     by: &Operator,
     site_id: Uuid,
     reason: &Reason,
 ) -> Result<()> {
-    if !sites::resume_as(platform, site_id, OPERATOR_PREFIX, by.acting(reason)).await? {
+    if !sites::resume_as(platform, site_id, Owner::NotBilling, by.acting(reason)).await? {
         return Err(refusal(platform, site_id, "resumed").await?);
     }
     tracing::info!(site = %site_id, operator = %by.email, "site resumed by an operator");
+    let organization_id =
+        sqlx::query_scalar!("SELECT organization_id FROM sites WHERE id = $1", site_id)
+            .fetch_one(&platform.db)
+            .await?;
+    crate::billing::dunning::enforce(platform, organization_id).await?;
     Ok(())
 }
 

@@ -72,17 +72,27 @@ pub async fn enforce(platform: &Platform, organization_id: Uuid) -> Result<Enfor
                 done.suspended.push(site.slug.clone());
             }
             (Some(reason), Some(now)) if billing_owned && now != reason => {
-                // Keep the suspension, record the reason that now holds.
+                // Keep the suspension, record the reason that now holds (if it is still
+                // billing's: an operator may have taken it over meanwhile).
                 sqlx::query!(
-                    "UPDATE sites SET suspended_reason = $2 WHERE id = $1",
+                    "UPDATE sites SET suspended_reason = $2
+                      WHERE id = $1 AND suspended_at IS NOT NULL
+                        AND starts_with(suspended_reason, $3)",
                     site.id,
-                    reason
+                    reason,
+                    BILLING_REASON_PREFIX
                 )
                 .execute(&platform.db)
                 .await?;
             }
             (None, Some(_)) if billing_owned => {
-                crate::sites::resume(platform, site.id).await?;
+                // Only if it is still billing's, decided in the update itself.
+                let system = crate::sites::SuspendedBy {
+                    actor: crate::tenancy::audit::Actor::System,
+                    reason: "",
+                };
+                crate::sites::resume_as(platform, site.id, crate::sites::Owner::Billing, system)
+                    .await?;
                 done.resumed.push(site.slug.clone());
             }
             _ => {}

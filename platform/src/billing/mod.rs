@@ -53,7 +53,7 @@ pub use webhooks::{Received, WebhookError, receive_webhook};
 pub const SUSPENDED_PAYMENT: &str = "billing: payment failed";
 pub const SUSPENDED_OVER_LIMIT: &str = "billing: over the plan's site limit";
 pub const SUSPENDED_ENDED: &str = "billing: subscription ended";
-const BILLING_REASON_PREFIX: &str = "billing:";
+use crate::sites::BILLING_PREFIX as BILLING_REASON_PREFIX;
 
 /// Billing as configured (see `config::BillingConfig`).
 #[derive(Clone, Debug)]

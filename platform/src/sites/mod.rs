@@ -680,7 +680,8 @@ pub fn suspension_words(recorded: &str) -> String {
     } else if let Some(reason) = recorded.strip_prefix("billing: ") {
         format!("Suspended by billing: {reason}. See the Billing page.")
     } else {
-        format!("Suspended: {recorded}")
+        // Older free-text notes are for operators, not customers.
+        "Suspended by the operators of this service.".to_owned()
     }
 }
 
@@ -699,34 +700,64 @@ pub async fn suspend(platform: &Platform, site_id: Uuid, reason: &str) -> Result
         actor: Actor::System,
         reason,
     };
-    suspend_as(platform, site_id, reason, by).await
+    suspend_as(platform, site_id, reason, false, by).await
 }
 
-/// Lifts a suspension; the site serves again within a second. Returns whether it was
-/// suspended.
+/// Lifts a suspension, whoever made it; the site serves again within a second. Returns
+/// whether it was suspended.
 pub async fn resume(platform: &Platform, site_id: Uuid) -> Result<bool> {
     let by = SuspendedBy {
         actor: Actor::System,
         reason: "",
     };
-    resume_as(platform, site_id, "", by).await
+    resume_as(platform, site_id, Owner::Anyone, by).await
 }
 
+/// Whose suspensions a resumption (or a take-over) may touch, by the recorded reason's
+/// prefix (`billing:` for billing's; operators' and older free-text notes otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Anyone,
+    Billing,
+    NotBilling,
+}
+
+impl Owner {
+    /// (must start with, must not start with), '' for no condition.
+    fn prefixes(self) -> (&'static str, &'static str) {
+        match self {
+            Owner::Anyone => ("", ""),
+            Owner::Billing => (BILLING_PREFIX, ""),
+            Owner::NotBilling => ("", BILLING_PREFIX),
+        }
+    }
+}
+
+/// How billing's suspensions are recorded (`billing: payment failed`, ...).
+pub(crate) const BILLING_PREFIX: &str = "billing:";
+
 /// Suspends the site with `recorded` as its `suspended_reason` (one atomic update: of
-/// several at once, one does), audited as `by`. Whether this call suspended it.
+/// several at once, one does), audited as `by`; with `over_billing`, a suspension of
+/// billing's becomes this one (so paying does not lift it). Whether this call suspended it.
 pub(crate) async fn suspend_as(
     platform: &Platform,
     site_id: Uuid,
     recorded: &str,
+    over_billing: bool,
     by: SuspendedBy<'_>,
 ) -> Result<bool> {
     let mut tx = platform.db.begin().await?;
     let site = sqlx::query!(
-        "UPDATE sites SET suspended_at = now(), suspended_reason = $2, updated_at = now()
-          WHERE id = $1 AND suspended_at IS NULL AND status <> 'deleted'
+        "UPDATE sites SET suspended_at = coalesce(suspended_at, now()), suspended_reason = $2,
+                updated_at = now()
+          WHERE id = $1 AND status <> 'deleted'
+            AND (suspended_at IS NULL
+                 OR ($3 AND starts_with(coalesce(suspended_reason, ''), $4)))
           RETURNING organization_id, slug",
         site_id,
-        recorded
+        recorded,
+        over_billing,
+        BILLING_PREFIX
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -746,22 +777,24 @@ pub(crate) async fn suspend_as(
     Ok(true)
 }
 
-/// Lifts a suspension whose recorded reason starts with `only` (any when empty), audited
-/// as `by`. Whether this call lifted it.
+/// Lifts a suspension of `owner`, audited as `by`. Whether this call lifted it.
 pub(crate) async fn resume_as(
     platform: &Platform,
     site_id: Uuid,
-    only: &str,
+    owner: Owner,
     by: SuspendedBy<'_>,
 ) -> Result<bool> {
+    let (must, must_not) = owner.prefixes();
     let mut tx = platform.db.begin().await?;
     let site = sqlx::query!(
         "UPDATE sites SET suspended_at = NULL, suspended_reason = NULL, updated_at = now()
-          WHERE id = $1 AND suspended_at IS NOT NULL
-            AND ($2 = '' OR starts_with(suspended_reason, $2))
+          WHERE id = $1 AND suspended_at IS NOT NULL AND status <> 'deleted'
+            AND ($2 = '' OR starts_with(coalesce(suspended_reason, ''), $2))
+            AND ($3 = '' OR NOT starts_with(coalesce(suspended_reason, ''), $3))
           RETURNING organization_id, slug",
         site_id,
-        only
+        must,
+        must_not
     )
     .fetch_optional(&mut *tx)
     .await?;
