@@ -272,6 +272,52 @@ async fn sessions_expire_end_and_end_everywhere(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn an_operators_session_ends_twelve_hours_after_sign_in_however_active(pool: PgPool) {
+    let p = platform(pool.clone());
+    let customer = signup::sign_up(&p, sign_up_input("ada@example.com"), None)
+        .await
+        .unwrap();
+    let operator = signup::sign_up(&p, sign_up_input("ops@example.com"), None)
+        .await
+        .unwrap();
+    test_support::make_operator(&p, operator.user_id).await;
+    let signed_in = async |user: uuid::Uuid, hours_ago: i32| {
+        let token = sessions::create_session(&p, user, None, None)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE sessions SET created_at = now() - make_interval(hours => $2)
+              WHERE user_id = $1 AND created_at > now() - interval '1 minute'",
+        )
+        .bind(user)
+        .bind(hours_ago)
+        .execute(&pool)
+        .await
+        .unwrap();
+        token
+    };
+    // Used a moment ago or not, an operator's session of 13 hours is over; 11 hours is not,
+    // and its expiry never slides past the 12th hour.
+    let old = signed_in(operator.user_id, 13).await;
+    assert!(sessions::session(&p, &old).await.unwrap().is_none());
+    let recent = signed_in(operator.user_id, 11).await;
+    let live = sessions::session(&p, &recent).await.unwrap().expect("live");
+    let left = live.expires_at - chrono::Utc::now();
+    assert!(
+        left <= chrono::Duration::hours(1) && left > chrono::Duration::minutes(55),
+        "{left:?}"
+    );
+    // A customer's session of 13 hours lives on (it slides for 14 days of inactivity).
+    let customer_old = signed_in(customer.user_id, 13).await;
+    assert!(
+        sessions::session(&p, &customer_old)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn password_reset_is_single_use_expiring_and_signs_out(pool: PgPool) {
     let p = platform(pool.clone());
     let user = signup::sign_up(&p, sign_up_input("ada@example.com"), None)

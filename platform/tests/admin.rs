@@ -11,11 +11,7 @@ use uuid::Uuid;
 
 async fn operator(platform: &Platform) -> Operator {
     let user = test_support::owner(platform).await;
-    sqlx::query("UPDATE users SET is_operator = true WHERE id = $1")
-        .bind(user.user_id)
-        .execute(&platform.db)
-        .await
-        .unwrap();
+    test_support::make_operator(platform, user.user_id).await;
     Operator::verify(platform, user.user_id).await.unwrap()
 }
 

@@ -648,11 +648,7 @@ async fn admin_suspend_site_and_resume_site_act_as_a_named_operator_with_a_reaso
     let owner = test_support::owner_on_plan(&platform, "pro").await;
     let site = test_support::site(&platform, &owner, "reported-site").await;
     let operator = test_support::owner_with_email(&platform, "ops@example.com").await;
-    sqlx::query("UPDATE users SET is_operator = true WHERE id = $1")
-        .bind(operator.user_id)
-        .execute(&pool)
-        .await
-        .expect("operator");
+    test_support::make_operator(&platform, operator.user_id).await;
     let run = |command: &str, args: &[&str]| {
         slipway(&dir)
             .args(["admin", command])

@@ -787,7 +787,7 @@ mod tenancy_over_http {
             .execute(&pool)
             .await
             .expect("promote");
-        let allowed = page(Some(customer)).await.expect("request");
+        let allowed = page(Some(customer.clone())).await.expect("request");
         assert_eq!(allowed.status().as_u16(), 200);
         assert!(
             allowed
@@ -796,6 +796,64 @@ mod tenancy_over_http {
                 .expect("body")
                 .contains("a platform operator")
         );
+
+        // Every operator function and page, enumerated from the app itself so that a new
+        // one cannot be forgotten: refused to nobody and to customers, answered to operators.
+        let (_, _, stranger) = user(&p, "stranger@example.com", "Stranger").await;
+        let callers = [
+            (None, 401),
+            (Some(stranger.clone()), 403),
+            (Some(customer.clone()), 200),
+        ];
+        let functions: Vec<(&str, reqwest::Method)> = leptos::server_fn::axum::server_fn_paths()
+            .filter(|(path, _)| path.starts_with("/api/admin/"))
+            .map(|(path, method)| {
+                (
+                    path,
+                    reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
+                )
+            })
+            .collect();
+        assert!(functions.len() >= 2, "operator functions: {functions:?}");
+        for (path, method) in &functions {
+            for (cookie, status) in &callers {
+                let mut request = client
+                    .request(method.clone(), format!("{}{path}", server.base))
+                    .header("Origin", &server.base)
+                    .header("Accept", "application/json")
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body("");
+                if let Some(cookie) = cookie {
+                    request = request.header("Cookie", cookie);
+                }
+                let answer = request.send().await.expect("request");
+                assert_eq!(
+                    answer.status().as_u16(),
+                    *status,
+                    "{method} {path} as {:?}",
+                    cookie.as_ref().map(|_| "someone")
+                );
+            }
+        }
+        let pages: Vec<String> = leptos_axum::generate_route_list(app::App)
+            .iter()
+            .map(|r| r.path().to_owned())
+            .filter(|path| path.starts_with("/admin"))
+            .collect();
+        assert!(!pages.is_empty());
+        for path in &pages {
+            for (cookie, status) in &callers {
+                let mut request = client
+                    .get(format!("{}{path}", server.base))
+                    .header("Accept", "text/html");
+                if let Some(cookie) = cookie {
+                    request = request.header("Cookie", cookie);
+                }
+                let answer = request.send().await.expect("request");
+                let expected = if cookie.is_none() { 302 } else { *status };
+                assert_eq!(answer.status().as_u16(), expected, "GET {path}");
+            }
+        }
     }
 }
 

@@ -78,6 +78,15 @@ pub async fn owner_on_plan(platform: &Platform, plan: &str) -> Membership {
     owner
 }
 
+/// Makes the user a platform operator directly (as `slipway admin create` does).
+pub async fn make_operator(platform: &Platform, user_id: Uuid) {
+    sqlx::query("UPDATE users SET is_operator = true WHERE id = $1")
+        .bind(user_id)
+        .execute(&platform.db)
+        .await
+        .expect("operator flag set");
+}
+
 /// Puts the member's organization on `plan` directly (no billing involved).
 pub async fn set_plan(platform: &Platform, member: &Membership, plan: &str) {
     sqlx::query("UPDATE organizations SET plan_id = $2 WHERE id = $1")

@@ -15,6 +15,9 @@ use crate::tenancy::audit::{self, Actor};
 
 /// How long a session lasts without being used.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
+/// An operator's session ends this long after sign-in, however active: operators can act on
+/// every organization, so a stolen or forgotten session must not last.
+pub const OPERATOR_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// Failed sign-ins tolerated per account, then per IP, within [`THROTTLE_WINDOW`].
 pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
@@ -115,19 +118,26 @@ pub async fn create_session(
     Ok(token)
 }
 
-/// The live session behind a cookie token, extending its expiry (sliding window).
+/// The live session behind a cookie token, extending its expiry (sliding window). An
+/// operator's ends [`OPERATOR_SESSION_LIFETIME`] after sign-in, whatever its activity (the
+/// flag is read here, so it also holds for a session older than the user's operator flag).
 pub async fn session(platform: &Platform, token: &str) -> Result<Option<Session>> {
     let lifetime =
         chrono::Duration::from_std(SESSION_LIFETIME).map_err(|e| Error::Internal(e.to_string()))?;
     let row = sqlx::query!(
         r#"UPDATE sessions s
-              SET last_seen_at = now(), expires_at = $2
+              SET last_seen_at = now(),
+                  expires_at = CASE WHEN u.is_operator
+                                    THEN least($2, s.created_at + make_interval(secs => $3))
+                                    ELSE $2 END
              FROM users u
             WHERE s.id_hash = $1 AND s.expires_at > now() AND u.id = s.user_id
+              AND (NOT u.is_operator OR s.created_at > now() - make_interval(secs => $3))
         RETURNING s.user_id, u.email, u.name, u.email_verified_at, u.is_operator,
                   s.active_organization_id, s.expires_at"#,
         hash_token(token),
         Utc::now() + lifetime,
+        OPERATOR_SESSION_LIFETIME.as_secs_f64(),
     )
     .fetch_optional(&platform.db)
     .await?;
