@@ -76,6 +76,10 @@ HBA
         CREATE ROLE slipway LOGIN CREATEDB CREATEROLE;
       END IF;
     END \$\$;"
+  # It may end other roles' sessions (pg_signal_backend): dropping a test database WITH
+  # (FORCE) ends the sessions sites' roles left open there, e.g. from a container removed
+  # with `docker rm -f`, whose connection the server has not yet seen close.
+  psql_admin -c "GRANT pg_signal_backend TO slipway"
   if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'slipway'")" != "1" ]; then
     psql_admin -c "CREATE DATABASE slipway OWNER slipway"
   fi
