@@ -411,6 +411,8 @@ pub struct AuditView {
     pub actor: String,
     pub subject: String,
     pub ip: String,
+    /// Why, where the actor gave a reason.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,6 +428,19 @@ pub struct SettingsView {
     pub audit_log: Option<Vec<AuditView>>,
     /// A key created by a plain form post (no JavaScript), shown once on this render.
     pub new_key: Option<String>,
+}
+
+/// An audit log entry as the audit tables show it.
+#[cfg(feature = "ssr")]
+pub(crate) fn audit_view(line: platform::tenancy::audit::LogLine) -> AuditView {
+    AuditView {
+        at: line.at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        action: line.action,
+        actor: line.actor.unwrap_or_else(|| "—".into()),
+        subject: line.subject.unwrap_or_default(),
+        ip: line.ip.unwrap_or_default(),
+        reason: line.reason.unwrap_or_default(),
+    }
 }
 
 /// Hands a key created without JavaScript to the settings page it redirects to.
@@ -471,13 +486,7 @@ pub async fn settings() -> Result<SettingsView, AppError> {
             audit::recent(&state.platform, &me, 100)
                 .await?
                 .into_iter()
-                .map(|line| AuditView {
-                    at: time(line.at),
-                    action: line.action,
-                    actor: line.actor.unwrap_or_else(|| "—".into()),
-                    subject: line.subject.unwrap_or_default(),
-                    ip: line.ip.unwrap_or_default(),
-                })
+                .map(audit_view)
                 .collect(),
         )
     } else {

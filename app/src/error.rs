@@ -123,6 +123,10 @@ impl From<platform::Error> for AppError {
             ),
             E::LimitReached(message) => (StatusCode::PAYMENT_REQUIRED, AppError::Refused(message)),
             E::Conflict(message) => (StatusCode::CONFLICT, AppError::Refused(message)),
+            E::AccountDisabled(_) => (
+                StatusCode::FORBIDDEN,
+                AppError::Forbidden(error.to_string()),
+            ),
             E::Unavailable(message) => {
                 (StatusCode::SERVICE_UNAVAILABLE, AppError::Refused(message))
             }

@@ -11,6 +11,16 @@ pub fn usd(cents: u64) -> String {
     }
 }
 
+/// [`usd`] of an amount that may be negative: `-1500` -> `−$15`.
+pub fn usd_signed(cents: i64) -> String {
+    let amount = usd(cents.unsigned_abs());
+    if cents < 0 {
+        format!("−{amount}")
+    } else {
+        amount
+    }
+}
+
 /// `1234567` -> `1,234,567`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -22,6 +32,25 @@ pub fn count(n: u64) -> String {
         grouped.push(digit);
     }
     grouped
+}
+
+/// A URL query from its non-empty parameters, percent-encoded: `[("q", "a b"), ("x", "")]`
+/// -> `?q=a%20b` (empty when every value is).
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    let mut query = String::new();
+    for (name, value) in pairs.iter().filter(|(_, value)| !value.is_empty()) {
+        query.push(if query.is_empty() { '?' } else { '&' });
+        query.push_str(name);
+        query.push('=');
+        for byte in value.bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+                query.push(char::from(byte));
+            } else {
+                query.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    query
 }
 
 /// Sizes in binary units, named as the pricing page names them: `1536` -> `1.5 KB`,
@@ -45,7 +74,17 @@ pub fn bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{bytes, count, usd};
+    #[test]
+    fn queries_carry_any_text_and_leave_out_empty_values() {
+        use super::query;
+        assert_eq!(query(&[("q", ""), ("sort", "")]), "");
+        assert_eq!(
+            query(&[("q", "a b&c=d#é"), ("plan", ""), ("after", "x~1")]),
+            "?q=a%20b%26c%3Dd%23%C3%A9&after=x~1"
+        );
+    }
+
+    use super::{bytes, count, usd, usd_signed};
 
     #[test]
     fn formats_dollars_and_cents() {
@@ -55,6 +94,8 @@ mod tests {
         assert_eq!(usd(1205), "$12.05");
         assert_eq!(usd(149_000), "$1,490");
         assert_eq!(usd(123_456_789), "$1,234,567.89");
+        assert_eq!(usd_signed(-1500), "−$15");
+        assert_eq!(usd_signed(1250), "$12.50");
     }
 
     #[test]

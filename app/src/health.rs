@@ -71,7 +71,7 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 #[cfg(feature = "ssr")]
-fn incident_view(i: platform::incidents::Incident) -> IncidentView {
+pub(crate) fn incident_view(i: platform::incidents::Incident) -> IncidentView {
     IncidentView {
         id: i.id.to_string(),
         kind: i.kind.as_str().to_owned(),

@@ -9,6 +9,7 @@ pub mod domains;
 pub mod error;
 pub mod format;
 pub mod health;
+pub mod operator;
 pub mod pages;
 pub mod plans;
 #[cfg(feature = "ssr")]
@@ -25,7 +26,9 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use pages::admin::AdminPage;
+use pages::admin::{AdminPage, OrganizationsPage};
+use pages::admin_organization::OrganizationPage;
+use pages::admin_users::{UserPage, UsersPage};
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
 use pages::billing::BillingPage;
 use pages::dashboard::{DashboardLayout, DashboardSection, Section};
@@ -90,6 +93,18 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("admin/organizations")
+                        view=OrganizationsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("admin/organizations/:slug")
+                        view=OrganizationPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("admin/users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/users/:id") view=UserPage ssr=SsrMode::Async />
                     <Route path=path!("dev/mail") view=DevMailPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
                         <Route

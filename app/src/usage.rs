@@ -109,7 +109,6 @@ pub(crate) fn bar(label: &str, used: u64, limit: u64, format: fn(u64) -> String)
 /// The organization's usage, or one site's when `site` is given.
 #[server(endpoint = "usage/report")]
 pub async fn usage_report(site: Option<String>) -> Result<UsageView, AppError> {
-    use crate::format::{bytes, count};
     let state = crate::state::app_state()?;
     let (_, me) = crate::session::require_membership(&state).await?;
     let site_id = match site.as_deref().filter(|s| !s.is_empty()) {
@@ -117,6 +116,13 @@ pub async fn usage_report(site: Option<String>) -> Result<UsageView, AppError> {
         None => None,
     };
     let report = platform::traffic::usage::report(&state.platform, &me, site_id, DAYS).await?;
+    Ok(usage_view(report))
+}
+
+/// A usage report as the usage panels draw it.
+#[cfg(feature = "ssr")]
+pub(crate) fn usage_view(report: platform::traffic::usage::Report) -> UsageView {
+    use crate::format::{bytes, count};
     let total =
         |f: fn(&platform::traffic::usage::Day) -> u64| report.days.iter().map(f).sum::<u64>();
     let latest_storage = report.days.iter().rev().find_map(|d| d.storage_bytes);
@@ -170,10 +176,10 @@ pub async fn usage_report(site: Option<String>) -> Result<UsageView, AppError> {
             ],
         })
         .collect();
-    Ok(UsageView {
+    UsageView {
         plan_name: report.plan_name,
         month: report.period.format("%B %Y").to_string(),
         charts,
         sites,
-    })
+    }
 }

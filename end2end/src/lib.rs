@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -44,6 +44,8 @@ pub struct Harness {
     settings: Vec<(String, String)>,
     /// Where the server's standard output goes.
     output: PathBuf,
+    /// Every console error read so far (Chromium hands each out once).
+    console: std::sync::Mutex<Vec<String>>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -238,6 +240,7 @@ impl Harness {
             admin_url,
             settings,
             output,
+            console: std::sync::Mutex::default(),
         })
     }
 
@@ -430,14 +433,29 @@ impl Harness {
         }
     }
 
+    /// Clicks the first element `css` finds. An element the page replaced between finding
+    /// and clicking it (a list re-rendered as its data arrives) is found again.
     pub async fn click(&self, css: &str) -> Result<()> {
-        self.browser
-            .find(Locator::Css(css))
-            .await
-            .with_context(|| format!("finding {css}"))?
-            .click()
-            .await?;
-        Ok(())
+        let mut attempts = 0;
+        loop {
+            let clicked = async {
+                self.browser
+                    .find(Locator::Css(css))
+                    .await
+                    .with_context(|| format!("finding {css}"))?
+                    .click()
+                    .await?;
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            match clicked {
+                Err(error) if attempts < 5 && replaced(&error) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Waits until the browser is at `expected` (path and query).
@@ -463,16 +481,58 @@ impl Harness {
         })
     }
 
-    /// Console messages of level SEVERE since the last call (Chromium's errors).
+    /// Console messages of level SEVERE since the last call (Chromium's errors). The
+    /// harness keeps them too, for the checks at the end.
     pub async fn console_errors(&self) -> Result<Vec<String>> {
         let entries = self.browser.issue_cmd(BrowserLog).await?;
-        Ok(entries
+        let errors: Vec<String> = entries
             .as_array()
             .into_iter()
             .flatten()
             .filter(|entry| entry["level"] == "SEVERE")
             .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        self.console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(errors.iter().cloned());
+        Ok(errors)
+    }
+
+    /// Where the console stands now: [`Self::assert_no_panics_since`] looks at what comes
+    /// after.
+    pub async fn console_mark(&self) -> Result<usize> {
+        self.console_errors().await?;
+        Ok(self
+            .console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len())
+    }
+
+    /// Every console error of the test since `mark` that contains one of `needles`.
+    async fn console_errors_with(&self, mark: usize, needles: &[&str]) -> Result<Vec<String>> {
+        self.console_errors().await?;
+        Ok(self
+            .console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .skip(mark)
+            .filter(|message| needles.iter().any(|needle| message.contains(needle)))
+            .cloned()
             .collect())
+    }
+
+    /// Fails if the WASM app panicked (a page that no longer hydrates, say) since `mark`
+    /// (from [`Self::console_mark`]): a dead app leaves the server-rendered page looking
+    /// fine while every click does nothing.
+    pub async fn assert_no_panics_since(&self, mark: usize) -> Result<()> {
+        let fatal = self
+            .console_errors_with(mark, &["panicked", "hydration error"])
+            .await?;
+        ensure!(fatal.is_empty(), "the app panicked: {fatal:#?}");
+        Ok(())
     }
 
     /// Fails if the page is wider than the window (a layout that does not fit a phone).
@@ -511,14 +571,11 @@ impl Harness {
     }
 
     /// Fails if the browser refused anything under the pages' Content-Security-Policy
-    /// since the console was last read (Chromium logs each violation as an error).
+    /// in the whole test (Chromium logs each violation as an error).
     pub async fn assert_no_policy_violations(&self) -> Result<()> {
-        let violations: Vec<String> = self
-            .console_errors()
-            .await?
-            .into_iter()
-            .filter(|message| message.contains("Content Security Policy"))
-            .collect();
+        let violations = self
+            .console_errors_with(0, &["Content Security Policy"])
+            .await?;
         if !violations.is_empty() {
             bail!("the pages broke their Content-Security-Policy: {violations:#?}");
         }
@@ -596,13 +653,19 @@ pub async fn submit_in(browser: &Client, form: &str, fields: &[(&str, &str)]) ->
     let mut attempts = 0;
     loop {
         match fill_and_submit(browser, form, fields).await {
-            Err(error) if attempts < 5 && format!("{error:#}").contains("stale element") => {
+            Err(error) if attempts < 5 && replaced(&error) => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             result => return result,
         }
     }
+}
+
+/// Whether WebDriver refused an element because the page replaced it after it was found.
+fn replaced(error: &anyhow::Error) -> bool {
+    let message = format!("{error:#}");
+    message.contains("stale element") || message.contains("does not belong to the document")
 }
 
 async fn fill_and_submit(browser: &Client, form: &str, fields: &[(&str, &str)]) -> Result<()> {

@@ -239,6 +239,66 @@ async fn subscribe_fill_the_plan_miss_payments_and_pay_again() -> Result<()> {
         h.texts("[data-past-due]").await?.is_empty(),
         "banner still shown"
     );
+
+    // The operator's overview counts the subscription. A year of earlier revenue
+    // snapshots (other, older customers) gives its charts a history.
+    h.sql(
+        "UPDATE users SET is_operator = true WHERE email = 'ada@example.com';
+         INSERT INTO mrr_snapshot_days (day, billing_mode)
+         SELECT (date_trunc('month', now()) - make_interval(months => m))::date, 'stripe'
+           FROM generate_series(1, 12) AS m;
+         INSERT INTO mrr_snapshots (day, organization_id, plan_id, billing_interval, mrr_cents)
+         SELECT d.day, gen_random_uuid(), 'pro', 'monthly', 4900
+           FROM mrr_snapshot_days d, generate_series(1, 14 - (now()::date - d.day) / 31) AS n
+          WHERE d.day < date_trunc('month', now())",
+    )
+    .await?;
+    // From here on, the operator's pages: the app must never panic on them.
+    let operator_pages = h.console_mark().await?;
+    h.visit("/admin").await?;
+    h.wait_hydrated().await?;
+    h.wait_for_texts(r#"[data-figure="mrr"] [data-value]"#, &["$15"])
+        .await?;
+    h.wait_for_texts(r#"[data-figure="customers"] [data-value]"#, &["1"])
+        .await?;
+    h.wait_for_text_containing(r#"[data-table="plans"]"#, "Starter")
+        .await?;
+    let bars = h.texts(r#"[data-chart="mrr"] rect"#).await?.len();
+    ensure!(bars == 14, "MRR bars: {bars}");
+    // A figure's definition shows while it is hovered or focused.
+    h.browser
+        .find(fantoccini::Locator::Css(
+            r#"[data-figure="gross_mrr_churn"]"#,
+        ))
+        .await?
+        .click()
+        .await?;
+    let shown = h
+        .browser
+        .execute(
+            r#"return getComputedStyle(document.querySelector('[data-figure="gross_mrr_churn"] [data-definition]')).visibility"#,
+            vec![],
+        )
+        .await?;
+    ensure!(shown == "visible", "the definition is {shown}");
+    h.screenshot("admin-overview").await?;
+
+    // The operator finds the customer's organization by part of an email, in any case.
+    h.click(r#"a[href="/admin/organizations"]"#).await?;
+    h.wait_for_path("/admin/organizations").await?;
+    h.submit("organizations", &[("q", "ADA@exam"), ("sort", "name")])
+        .await?;
+    h.wait_for_path("/admin/organizations?q=ADA%40exam&plan=&billing=&sort=name")
+        .await?;
+    h.wait_for_texts(
+        r#"[data-table="organizations"] tbody tr th a"#,
+        &["Analytical Engines"],
+    )
+    .await?;
+    h.wait_for_text_containing(r#"[data-table="organizations"]"#, "Starter")
+        .await?;
+    h.screenshot("admin-organizations").await?;
+    h.assert_no_panics_since(operator_pages).await?;
     h.finish().await
 }
 

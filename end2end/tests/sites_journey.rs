@@ -43,6 +43,104 @@ async fn wait_for_status(h: &Harness, status: &str, reload: bool, within: Durati
     }
 }
 
+/// Waits until visitors of the site `slug` get `wanted` through Slipway's proxy.
+async fn visitors_get(h: &Harness, slug: &str, wanted: u16) -> Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client
+            .get(format!("http://127.0.0.1:{}/", h.proxy_port))
+            .header("Host", format!("{slug}.localhost"))
+            .send()
+            .await?
+            .status()
+            .as_u16();
+        if status == wanted {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "visitors of {slug} never got {wanted} (last: {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An operator (the signed-in user, made one) finds the organization on the list by its
+/// member's `email`, opens it, and suspends its site `slug` with a reason: visitors get the
+/// 503 page and the page shows why; resumed with a reason, the site serves again. The same
+/// clicks with and without JavaScript (`label` names the screenshots).
+async fn operator_suspends_and_resumes(
+    h: &mut Harness,
+    email: &str,
+    slug: &str,
+    label: &str,
+) -> Result<()> {
+    h.sql(&format!(
+        "UPDATE users SET is_operator = true WHERE email = '{email}'"
+    ))
+    .await?;
+    h.visit("/admin/organizations").await?;
+    h.submit("organizations", &[("q", email)]).await?;
+    h.wait_for_path(&format!(
+        "/admin/organizations?q={}&plan=&billing=&sort=newest",
+        email.replace('@', "%40")
+    ))
+    .await?;
+    h.wait_for_text_containing("[data-table=organizations] tbody", email)
+        .await?;
+    h.click("[data-table=organizations] tbody tr a").await?;
+    h.wait_for_text_containing("[data-organization-name]", "Compilers Inc")
+        .await?;
+    h.wait_for_text_containing(&format!(r#"[data-site="{slug}"]"#), "active")
+        .await?;
+    h.submit(
+        &format!("suspend-{slug}"),
+        &[("reason", "phishing report 913")],
+    )
+    .await?;
+    h.wait_for_text_containing(
+        &format!(r#"[data-site="{slug}"] [data-suspended]"#),
+        "Suspended by the operators of this service: phishing report 913",
+    )
+    .await?;
+    visitors_get(h, slug, 503).await?;
+    h.wait_for_text_containing("[data-audit]", "phishing report 913")
+        .await?;
+    h.screenshot(&format!("operator-organization-{label}"))
+        .await?;
+    h.submit(
+        &format!("resume-{slug}"),
+        &[("reason", "cleared after review")],
+    )
+    .await?;
+    h.wait_for_text_containing("[data-audit]", "cleared after review")
+        .await?;
+    ensure!(
+        h.texts(&format!(r#"[data-site="{slug}"] [data-suspended]"#))
+            .await?
+            .is_empty(),
+        "resumed: no suspension shown"
+    );
+    visitors_get(h, slug, 200).await?;
+    // The member's account, from the user list: its organizations and sessions.
+    h.visit("/admin/users").await?;
+    h.submit("users", &[("q", email)]).await?;
+    h.wait_for_path(&format!(
+        "/admin/users?q={}&state=",
+        email.replace('@', "%40")
+    ))
+    .await?;
+    h.click("[data-table=users] tbody tr a").await?;
+    h.wait_for_text_containing("[data-user-email]", email)
+        .await?;
+    h.wait_for_text_containing("[data-organizations]", "Compilers Inc")
+        .await?;
+    h.wait_for_text_containing("[data-sessions]", "UTC").await?;
+    h.screenshot(&format!("operator-user-{label}")).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     let mut h = Harness::start("sites_journey", JavaScript::Enabled).await?;
@@ -257,6 +355,10 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     .await?;
     let bars = h.texts(r#"[data-chart="requests"] rect"#).await?;
     ensure!(bars.len() == 30, "one bar per day: {}", bars.len());
+    // (After the count of page views: the operator's checks visit the site too.)
+    operator_suspends_and_resumes(&mut h, "grace@example.com", "team-docs", "js").await?;
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
 
     // A custom domain: the records to create, then a verification that cannot pass yet.
     h.submit("domain-add", &[("domain", "Docs.Example.com")])
@@ -436,28 +538,7 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
     };
     h.cli(&operator("suspend-site", "phishing report 812"))
         .await?;
-    let proxy_port = h.proxy_port;
-    let visitor_status = async || -> Result<u16> {
-        Ok(reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{proxy_port}/"))
-            .header("Host", "notes-nojs.localhost")
-            .send()
-            .await?
-            .status()
-            .as_u16())
-    };
-    let served = async |wanted: u16| -> Result<()> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while visitor_status().await? != wanted {
-            ensure!(
-                std::time::Instant::now() < deadline,
-                "visitors never got {wanted}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(())
-    };
-    served(503).await?;
+    visitors_get(&h, "notes-nojs", 503).await?;
     h.visit(&page).await?;
     h.wait_for_text_containing(
         "[data-suspended]",
@@ -466,7 +547,9 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
     .await?;
     h.screenshot("site-suspended-by-operator").await?;
     h.cli(&operator("resume-site", "page taken down")).await?;
-    served(200).await?;
+    visitors_get(&h, "notes-nojs", 200).await?;
+    // The same from the operator panel, with plain form posts.
+    operator_suspends_and_resumes(&mut h, "ada@example.com", "notes-nojs", "no-js").await?;
     h.visit(&page).await?;
     ensure!(
         h.texts("[data-suspended]").await?.is_empty(),

@@ -559,6 +559,22 @@ pub async fn open_for(platform: &Platform, by: &Membership) -> Result<Vec<Incide
     list(platform, Scope::Organization(by.organization_id), true, 20).await
 }
 
+/// The organization's incidents, open and resolved, newest first.
+pub async fn for_organization(
+    platform: &Platform,
+    by: &Membership,
+    limit: i64,
+) -> Result<Vec<Incident>> {
+    by.require(Action::ViewSites)?;
+    list(
+        platform,
+        Scope::Organization(by.organization_id),
+        false,
+        limit,
+    )
+    .await
+}
+
 /// A site's incidents, newest first (its page's timeline).
 pub async fn for_site(
     platform: &Platform,

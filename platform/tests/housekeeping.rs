@@ -220,11 +220,20 @@ async fn each_days_jobs_are_queued_once_however_many_processes_ask(pool: PgPool)
         .await,
         1
     );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE kind = 'mrr_snapshot'"
+        )
+        .await,
+        1,
+        "one revenue snapshot a day"
+    );
     // Local billing mode: nothing to reconcile with Stripe, no overages to report.
     assert_eq!(
         count(
             &pool,
-            "SELECT count(*) FROM jobs WHERE kind <> 'housekeeping'"
+            "SELECT count(*) FROM jobs WHERE kind NOT IN ('housekeeping', 'mrr_snapshot')"
         )
         .await,
         0

@@ -84,7 +84,7 @@ impl From<platform::Error> for ApiError {
         use platform::Error as E;
         let (status, code) = match &error {
             E::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-            E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            E::Forbidden | E::AccountDisabled(_) => (StatusCode::FORBIDDEN, "forbidden"),
             E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::LimitReached(_) => (StatusCode::PAYMENT_REQUIRED, "limit_reached"),
             E::Conflict(_) | E::EmailTaken => (StatusCode::CONFLICT, "conflict"),

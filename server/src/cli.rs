@@ -72,6 +72,18 @@ pub enum AdminCommand {
     SuspendSite(SiteAction),
     /// Lift an operator's suspension of a site.
     ResumeSite(SiteAction),
+    /// Suspend a whole organization: every site of it is suspended with the reason and it
+    /// can create no new one until it is resumed.
+    SuspendOrg(OrgAction),
+    /// Lift an operator's suspension of an organization (and of the sites it suspended).
+    ResumeOrg(OrgAction),
+    /// Disable an account: every session of it ends, its sign-ins are refused with the
+    /// reason. Recorded in the audit log with the operator as actor.
+    DisableUser(UserAction),
+    /// Enable a disabled account again.
+    EnableUser(UserAction),
+    /// Mail a fresh verification link to an account whose address is not verified.
+    ResendVerification(UserAction),
     /// Local billing mode: put an organization on a plan (limits apply at once).
     SetPlan {
         /// The organization's slug.
@@ -95,6 +107,41 @@ pub struct SiteAction {
     /// The email of the operator acting.
     #[arg(long)]
     operator: String,
+}
+
+/// An operator's action on one organization.
+#[derive(Debug, clap::Args)]
+pub struct OrgAction {
+    /// The organization's slug.
+    #[arg(long)]
+    org: String,
+    /// Why (shown to its members on their sites' pages, kept in the audit log).
+    #[arg(long)]
+    reason: String,
+    /// The email of the operator acting.
+    #[arg(long)]
+    operator: String,
+}
+
+/// An operator's action on one account.
+#[derive(Debug, clap::Args)]
+pub struct UserAction {
+    /// The account's email.
+    #[arg(long)]
+    user: String,
+    /// Why (kept in the audit log; a disabled account is told it when signing in).
+    #[arg(long)]
+    reason: String,
+    /// The email of the operator acting.
+    #[arg(long)]
+    operator: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum UserVerb {
+    Disable,
+    Enable,
+    ResendVerification,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +171,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::SetPlan { org, plan }) => set_plan(&config, &org, &plan).await,
         Command::Admin(AdminCommand::SuspendSite(action)) => {
             site_action(&config, &action, true).await
+        }
+        Command::Admin(AdminCommand::SuspendOrg(action)) => {
+            org_action(&config, &action, true).await
+        }
+        Command::Admin(AdminCommand::ResumeOrg(action)) => {
+            org_action(&config, &action, false).await
+        }
+        Command::Admin(AdminCommand::DisableUser(action)) => {
+            user_action(&config, &action, UserVerb::Disable).await
+        }
+        Command::Admin(AdminCommand::EnableUser(action)) => {
+            user_action(&config, &action, UserVerb::Enable).await
+        }
+        Command::Admin(AdminCommand::ResendVerification(action)) => {
+            user_action(&config, &action, UserVerb::ResendVerification).await
         }
         Command::Admin(AdminCommand::ResumeSite(action)) => {
             site_action(&config, &action, false).await
@@ -421,19 +483,12 @@ async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> 
 
 /// `admin suspend-site` / `admin resume-site`.
 async fn site_action(config: &Config, action: &SiteAction, suspend: bool) -> anyhow::Result<()> {
-    use platform::admin::{self, Operator, Reason};
+    use platform::admin::{self, Reason};
     let (slug, reason, operator) = (&action.site, &action.reason, &action.operator);
     let pool = db::connect(&config.database).await?;
     let platform = Platform::from_config(pool.clone(), config)?;
     let acted = async {
-        let by = Operator::by_email(&platform, operator)
-            .await
-            .map_err(|error| match error {
-                platform::Error::Forbidden => anyhow::anyhow!(
-                    "{operator} is not a platform operator (see `slipway admin create`)"
-                ),
-                other => other.into(),
-            })?;
+        let by = as_operator(&platform, operator).await?;
         let reason = Reason::parse(reason)?;
         let site =
             admin::site_by_slug(&platform, &by, slug)
@@ -448,6 +503,87 @@ async fn site_action(config: &Config, action: &SiteAction, suspend: bool) -> any
         } else {
             admin::resume_site(&platform, &by, site, &reason).await?;
             println!("{slug} is resumed");
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let outcome = acted.await;
+    pool.close().await;
+    outcome
+}
+
+/// The operator the command line names.
+async fn as_operator(
+    platform: &Platform,
+    email: &str,
+) -> anyhow::Result<platform::admin::Operator> {
+    platform::admin::Operator::by_email(platform, email)
+        .await
+        .map_err(|error| match error {
+            platform::Error::Forbidden => {
+                anyhow::anyhow!("{email} is not a platform operator (see `slipway admin create`)")
+            }
+            other => other.into(),
+        })
+}
+
+/// `admin suspend-org` / `admin resume-org`.
+async fn org_action(config: &Config, action: &OrgAction, suspend: bool) -> anyhow::Result<()> {
+    use platform::admin::{self, Reason};
+    let slug = &action.org;
+    let pool = db::connect(&config.database).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    let acted = async {
+        let by = as_operator(&platform, &action.operator).await?;
+        let reason = Reason::parse(&action.reason)?;
+        let organization = admin::organization_by_slug(&platform, &by, slug)
+            .await
+            .map_err(|error| match error {
+                platform::Error::NotFound => anyhow::anyhow!("no organization {slug:?}"),
+                other => other.into(),
+            })?;
+        if suspend {
+            let sites = admin::suspend_organization(&platform, &by, organization, &reason).await?;
+            println!("{slug} is suspended; {sites} site(s) suspended");
+        } else {
+            let sites = admin::resume_organization(&platform, &by, organization, &reason).await?;
+            println!("{slug} is resumed; {sites} site(s) resumed");
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let outcome = acted.await;
+    pool.close().await;
+    outcome
+}
+
+/// `admin disable-user` / `enable-user` / `resend-verification`.
+async fn user_action(config: &Config, action: &UserAction, verb: UserVerb) -> anyhow::Result<()> {
+    use platform::admin::{Reason, users};
+    let email = &action.user.trim().to_lowercase();
+    let pool = db::connect(&config.database).await?;
+    let platform = Platform::from_config(pool.clone(), config)?;
+    let acted = async {
+        let by = as_operator(&platform, &action.operator).await?;
+        let reason = Reason::parse(&action.reason)?;
+        let user =
+            users::user_by_email(&platform, &by, email)
+                .await
+                .map_err(|error| match error {
+                    platform::Error::NotFound => anyhow::anyhow!("no account {email:?}"),
+                    other => other.into(),
+                })?;
+        match verb {
+            UserVerb::Disable => {
+                let ended = users::disable_user(&platform, &by, user, &reason).await?;
+                println!("{email} is disabled; {ended} session(s) ended");
+            }
+            UserVerb::Enable => {
+                users::enable_user(&platform, &by, user, &reason).await?;
+                println!("{email} is enabled: it may sign in again");
+            }
+            UserVerb::ResendVerification => {
+                users::resend_verification(&platform, &by, user, &reason).await?;
+                println!("a fresh verification link was mailed to {email}");
+            }
         }
         Ok::<_, anyhow::Error>(())
     };

@@ -20,6 +20,12 @@ use tower_http::trace::TraceLayer;
 /// balancer's probe gets its answer before its own timeout.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(2);
 
+/// How long a page may take to render. Pages render in milliseconds; one that has not
+/// rendered by then never will (Leptos can lose a Suspense wake-up, see the test servers'
+/// `Turn` in test-support), and the visitor gets an error page that says to reload instead
+/// of a request that never ends.
+const PAGE_DEADLINE: Duration = Duration::from_secs(20);
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
@@ -49,12 +55,18 @@ pub fn router(state: AppState) -> Router {
             get(crate::site_events::download_logs),
         )
         .route("/api/webhooks/stripe", post(stripe_webhook))
+        .route(
+            "/admin/organizations.csv",
+            get(crate::exports::organizations),
+        )
+        .route("/admin/users.csv", get(crate::exports::users))
         .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, context.clone(), render)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
         >(context, shell))
+        .layer(middleware::from_fn_with_state(PAGE_DEADLINE, page_deadline))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             same_origin_writes,
@@ -120,6 +132,32 @@ async fn same_origin_writes(
 /// The largest request body the dashboard accepts (forms, server functions, Stripe's
 /// events, which stay far below it).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Pages answer within `deadline` or with a 503 error page. Not server functions and live
+/// streams (under `/api/`) nor exports (`.csv`): they keep their own pace.
+async fn page_deadline(State(deadline): State<Duration>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/api/") || path.ends_with(".csv") {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(%path, ?deadline, "page not rendered within its deadline");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                axum::response::Html(
+                    "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                     <title>Try again · Slipway</title></head><body><h1>This page took too \
+                     long to prepare</h1><p>Nothing was changed. \
+                     <a href=\"\">Reload the page</a> to try again.</p></body></html>",
+                ),
+            )
+                .into_response()
+        }
+    }
+}
 
 /// Refuses a body over [`MAX_BODY_BYTES`] with 413: at once when its `Content-Length`
 /// says so, and a chunked one is cut off there (its reader gets an error, so the request
@@ -260,5 +298,53 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
                 })),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page that never renders gets the error page once its deadline has passed; a server
+    /// function under `/api/` slower than that deadline still gets its answer.
+    #[tokio::test]
+    async fn a_page_that_never_renders_gets_an_error_page_in_time() {
+        let deadline = Duration::from_millis(200);
+        let router = Router::new()
+            .route("/stuck", get(std::future::pending::<&'static str>))
+            .route(
+                "/api/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    "done"
+                }),
+            )
+            .layer(middleware::from_fn_with_state(deadline, page_deadline));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+
+        let asked = std::time::Instant::now();
+        let stuck = client.get(format!("{base}/stuck")).send().await.unwrap();
+        assert_eq!(stuck.status().as_u16(), 503);
+        assert_eq!(stuck.headers()["retry-after"], "1");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "answered at the deadline"
+        );
+        let page = stuck.text().await.unwrap();
+        assert!(
+            page.contains("This page took too long to prepare"),
+            "{page}"
+        );
+        assert!(page.contains("Reload the page"), "{page}");
+
+        let slow = client.get(format!("{base}/api/slow")).send().await.unwrap();
+        assert_eq!(slow.status().as_u16(), 200);
+        assert_eq!(slow.text().await.unwrap(), "done");
     }
 }

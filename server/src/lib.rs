@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod dev;
+pub mod exports;
 pub mod http;
 pub mod proxy;
 pub mod site_events;

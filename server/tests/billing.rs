@@ -56,7 +56,7 @@ impl Env {
             platform,
             app,
             webhook,
-            client: reqwest::Client::new(),
+            client: test_support::client().build().expect("a client"),
         }
     }
 
@@ -1166,4 +1166,156 @@ async fn the_nightly_reconciliation_repairs_what_lost_events_left_wrong(pool: Pg
             .is_empty()
     );
     assert_eq!(env.audit_count(&joining, "billing.drift_repaired").await, 1);
+}
+
+/// The business metrics with Stripe, on a constructed history: subscriptions bought,
+/// upgraded, paid yearly, discounted, cancelled, left unpaid and paid again between daily
+/// revenue snapshots, against figures computed by hand (docs/metrics.md). The same in local
+/// billing mode is in `platform/tests/metrics.rs`.
+#[sqlx::test(migrations = "../migrations")]
+async fn revenue_metrics_follow_stripe_subscriptions_discounts_and_unpaid_invoices(pool: PgPool) {
+    use platform::billing::revenue::{self, Movement};
+    let env = Env::start(pool.clone()).await;
+    let day = |month, day| chrono::NaiveDate::from_ymd_opt(2026, month, day).unwrap();
+    let (p, q, r, s, t) = (
+        env.owner().await,
+        env.owner().await,
+        env.owner().await,
+        env.owner().await,
+        env.owner().await,
+    );
+    // Before 1 August: P on pro monthly ($49), Q on starter yearly ($150 a year: $12.50 a
+    // month), S on starter monthly ($15), T on pro with a coupon taking all of it off.
+    let p_sub = env.subscribe(&p, "pro", Interval::Monthly).await;
+    let q_sub = env.subscribe(&q, "starter", Interval::Yearly).await;
+    let s_sub = env.subscribe(&s, "starter", Interval::Monthly).await;
+    let t_sub = env.subscribe(&t, "pro", Interval::Monthly).await;
+    env.stripe
+        .discount(&t_sub, json!({ "amount_off": 4900, "currency": "usd" }))
+        .await;
+    env.settle().await;
+    revenue::take_snapshot(&env.platform, day(8, 1))
+        .await
+        .unwrap();
+    // Before 1 September: P moved to business ($149) in Stripe, Q got 20% off, R bought pro
+    // yearly ($490 a year: $40.83 a month), S's payment failed (still counted).
+    env.change_in_stripe(&p_sub, "slipway_business_monthly", "p-up")
+        .await;
+    env.stripe
+        .discount(&q_sub, json!({ "percent_off": 20.0 }))
+        .await;
+    env.subscribe(&r, "pro", Interval::Yearly).await;
+    env.stripe.fail_payment(&s_sub).await;
+    env.settle().await;
+    revenue::take_snapshot(&env.platform, day(9, 1))
+        .await
+        .unwrap();
+    // Before 1 October: Q cancelled; S's invoice has been unpaid since 15 August, more than
+    // 30 days before 1 October, so it no longer counts.
+    env.stripe.cancel(&q_sub).await;
+    env.settle().await;
+    sqlx::query(
+        "UPDATE billing_accounts SET payment_failing_since = '2026-08-15' WHERE organization_id = $1",
+    )
+    .bind(s.organization_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    revenue::take_snapshot(&env.platform, day(10, 1))
+        .await
+        .unwrap();
+    // Now: S paid, and counts again.
+    env.stripe.pay_open_invoice(&s_sub).await.expect("paid");
+    env.settle().await;
+
+    let points = revenue::series(
+        &env.platform,
+        &[day(8, 1), day(9, 1), day(10, 1)],
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let figures: Vec<(i64, i64)> = points.iter().map(|p| (p.mrr_cents, p.customers)).collect();
+    // T never counts: fully discounted.
+    assert_eq!(
+        figures,
+        [
+            (4900 + 1250 + 1500, 3),
+            (14900 + 1000 + 4083 + 1500, 4),
+            (14900 + 4083, 2),
+            (14900 + 4083 + 1500, 3)
+        ]
+    );
+    assert_eq!(
+        points[1].movement,
+        Some(Movement {
+            new: 4083,
+            expansion: 10000,
+            contraction: 250,
+            ..Movement::default()
+        })
+    );
+    assert_eq!(
+        points[2].movement,
+        Some(Movement {
+            churned: 1000 + 1500,
+            churned_customers: 2,
+            ..Movement::default()
+        })
+    );
+    assert_eq!(
+        points[3].movement,
+        Some(Movement {
+            reactivation: 1500,
+            ..Movement::default()
+        })
+    );
+    let plans: Vec<(String, String, i64, i64)> = revenue::by_plan(&env.platform, Utc::now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.plan_id, p.interval, p.subscriptions, p.mrr_cents))
+        .collect();
+    assert_eq!(
+        plans,
+        [
+            ("business".into(), "monthly".into(), 1, 14900),
+            ("pro".into(), "yearly".into(), 1, 4083),
+            ("starter".into(), "monthly".into(), 1, 1500),
+        ]
+    );
+    // A coupon whose webhook never arrived: the nightly reconciliation finds the amount
+    // changed and repairs it (50% off business: $74.50).
+    env.stripe.hold_deliveries(true);
+    env.stripe
+        .discount(&p_sub, json!({ "percent_off": 50.0 }))
+        .await;
+    let drift = billing::reconcile::reconcile_organization(&env.platform, p.organization_id)
+        .await
+        .unwrap();
+    assert_eq!(drift, ["monthly recurring revenue: 14900 -> 7450"]);
+    env.stripe.take_held();
+    env.stripe.hold_deliveries(false);
+    let mrr_of = |org: uuid::Uuid| {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT mrr_cents FROM billing_accounts WHERE organization_id = $1",
+        )
+        .bind(org)
+        .fetch_one(&pool)
+    };
+    assert_eq!(mrr_of(p.organization_id).await.unwrap(), Some(7450));
+    // A plan change through Slipway keeps the discount: 50% off pro.
+    billing::checkout(&env.platform, &p, "pro", Interval::Monthly)
+        .await
+        .expect("plan changed");
+    env.settle().await;
+    assert_eq!(mrr_of(p.organization_id).await.unwrap(), Some(2450));
+
+    // Every one of them paid at least once: five conversions.
+    let converted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM organizations WHERE first_paid_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(converted, 5);
 }

@@ -726,3 +726,136 @@ async fn admin_suspend_site_and_resume_site_act_as_a_named_operator_with_a_reaso
 fn site_args<'a>(operator: &'a str, site: &'a str, reason: &'a str) -> [&'a str; 6] {
     ["--operator", operator, "--site", site, "--reason", reason]
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_disables_and_enables_an_account_with_a_reason(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ada: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO users (email, name, password_hash, is_operator)
+         VALUES ('ops@example.com', 'Ops', 'x', true), ('ada@example.com', 'Ada', 'x', false)
+         RETURNING id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("users")
+    .pop()
+    .expect("ada");
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, expires_at)
+         VALUES ('\\x01', $1, now() + interval '1 day'), ('\\x02', $1, now() + interval '1 day')",
+    )
+    .bind(ada)
+    .execute(&pool)
+    .await
+    .expect("sessions");
+    let run = |verb: &str, operator: &str| {
+        slipway(&dir)
+            .args(["admin", verb, "--user", "ADA@example.com", "--reason"])
+            .args(["card testing", "--operator", operator])
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .output()
+            .expect("runs")
+    };
+    let refused = run("disable-user", "ada@example.com");
+    assert!(!refused.status.success());
+    assert!(failure_line(&refused).contains("ada@example.com is not a platform operator"));
+
+    let disabled = run("disable-user", "ops@example.com");
+    assert!(disabled.status.success(), "{}", failure_line(&disabled));
+    assert_eq!(
+        String::from_utf8_lossy(&disabled.stdout).trim(),
+        "ada@example.com is disabled; 2 session(s) ended"
+    );
+    let (reason, sessions): (Option<String>, i64) = sqlx::query_as(
+        "SELECT disabled_reason, (SELECT count(*) FROM sessions WHERE user_id = $1)
+           FROM users WHERE id = $1",
+    )
+    .bind(ada)
+    .fetch_one(&pool)
+    .await
+    .expect("state");
+    assert_eq!((reason.as_deref(), sessions), (Some("card testing"), 0));
+    let again = run("disable-user", "ops@example.com");
+    assert!(!again.status.success());
+    assert!(failure_line(&again).contains("already disabled"));
+
+    let enabled = run("enable-user", "ops@example.com");
+    assert!(enabled.status.success(), "{}", failure_line(&enabled));
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE subject = $1 AND details->>'reason' = 'card testing'
+          ORDER BY id",
+    )
+    .bind(format!("user:{ada}"))
+    .fetch_all(&pool)
+    .await
+    .expect("audit");
+    assert_eq!(audited, ["user.disabled", "user.enabled"]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admin_suspends_and_resumes_a_whole_organization(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sqlx::query(
+        "INSERT INTO users (email, name, password_hash, is_operator)
+         VALUES ('ops@example.com', 'Ops', 'x', true)",
+    )
+    .execute(&pool)
+    .await
+    .expect("operator");
+    let site: uuid::Uuid = sqlx::query_scalar(
+        "WITH o AS (INSERT INTO organizations (slug, name, plan_id) VALUES ('acme', 'Acme', 'pro')
+                   RETURNING id)
+         INSERT INTO sites (id, organization_id, name, slug, template, status,
+                            db_password_sealed, api_token_sealed, webhook_secret_sealed)
+         SELECT gen_random_uuid(), id, 'Docs', 'docs', 'cms', 'active', '\\x00', '\\x00', '\\x00'
+           FROM o
+         RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("site");
+    let run = |verb: &str, reason: &str| {
+        slipway(&dir)
+            .args(["admin", verb, "--org", "acme", "--reason", reason])
+            .args(["--operator", "ops@example.com"])
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .output()
+            .expect("runs")
+    };
+    let reason = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT suspended_reason FROM sites WHERE id = $1")
+            .bind(site)
+            .fetch_one(&pool)
+            .await
+            .expect("site")
+    };
+    let suspended = run("suspend-org", "chargeback fraud");
+    assert!(suspended.status.success(), "{}", failure_line(&suspended));
+    assert_eq!(
+        String::from_utf8_lossy(&suspended.stdout).trim(),
+        "acme is suspended; 1 site(s) suspended"
+    );
+    assert_eq!(
+        reason().await.as_deref(),
+        Some("operator: chargeback fraud")
+    );
+    let again = run("suspend-org", "chargeback fraud");
+    assert!(failure_line(&again).contains("already suspended"));
+    let resumed = run("resume-org", "withdrawn");
+    assert!(resumed.status.success(), "{}", failure_line(&resumed));
+    assert_eq!(reason().await, None);
+    let missing = slipway(&dir)
+        .args([
+            "admin",
+            "resume-org",
+            "--org",
+            "nope",
+            "--reason",
+            "why not",
+        ])
+        .args(["--operator", "ops@example.com"])
+        .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+        .output()
+        .expect("runs");
+    assert!(failure_line(&missing).contains("no organization \"nope\""));
+}

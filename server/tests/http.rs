@@ -365,7 +365,7 @@ mod accounts_over_http {
     use platform::tenancy::organizations::OrganizationName;
 
     fn no_redirects() -> reqwest::Client {
-        reqwest::Client::builder()
+        test_support::client()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client")
@@ -754,7 +754,7 @@ mod tenancy_over_http {
             Catalog::new(default_plans()).expect("valid"),
             server.base.parse().expect("URL"),
         );
-        let client = reqwest::Client::builder()
+        let client = test_support::client()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
@@ -787,19 +787,58 @@ mod tenancy_over_http {
             .execute(&pool)
             .await
             .expect("promote");
+        // An organization on Pro ($49 a month, local billing mode): the overview counts it.
+        let (payer, paying_org, _) = user(&p, "payer@example.com", "Payer").await;
+        let paying_slug: String =
+            sqlx::query_scalar("SELECT slug FROM organizations WHERE id = $1")
+                .bind(paying_org)
+                .fetch_one(&pool)
+                .await
+                .expect("slug");
+        platform::billing::set_plan(&p, &paying_slug, "pro")
+            .await
+            .expect("plan assigned");
         let allowed = page(Some(customer.clone())).await.expect("request");
         assert_eq!(allowed.status().as_u16(), 200);
+        let body = allowed.text().await.expect("body");
+        assert!(body.contains("a platform operator"));
+        let mrr = body
+            .split(r#"data-figure="mrr""#)
+            .nth(1)
+            .expect("the MRR figure");
+        let mrr = &mrr[..mrr.find("</div>").expect("its card")];
+        assert!(mrr.contains("$49"), "{mrr}");
         assert!(
-            allowed
-                .text()
-                .await
-                .expect("body")
-                .contains("a platform operator")
+            mrr.contains("Yearly prices count as 1/12"),
+            "its definition: {mrr}"
         );
+        assert!(body.contains(r#"data-figure="arr""#) && body.contains("$588"));
+        assert!(body.contains(r#"data-chart="mrr""#) && body.contains(r#"data-chart="movements""#));
+        assert!(body.contains(r#"data-billing-mode="local billing mode""#));
 
         // Every operator function and page, enumerated from the app itself so that a new
-        // one cannot be forgotten: refused to nobody and to customers, answered to operators.
+        // one cannot be forgotten: refused to nobody and to customers with nothing changed,
+        // answered to operators. Each function gets every argument an operator function
+        // takes, about a real site, so that a missing check would act.
         let (_, _, stranger) = user(&p, "stranger@example.com", "Stranger").await;
+        let site = active_site(&pool, paying_org, "payer-site").await;
+        let arguments =
+            format!("site={site}&user={payer}&id={payer}&reason=access+check&slug={paying_slug}");
+        // What an operator function could change: the site's suspension, the account's
+        // state, the audit log, the mail sent.
+        let state = || async {
+            sqlx::query_as::<_, (Option<String>, Option<String>, i64, i64)>(
+                "SELECT (SELECT suspended_reason FROM sites WHERE id = $1),
+                        (SELECT disabled_reason FROM users WHERE id = $2),
+                        (SELECT count(*) FROM audit_log),
+                        (SELECT count(*) FROM mail_outbox)",
+            )
+            .bind(site)
+            .bind(payer)
+            .fetch_one(&pool)
+            .await
+            .expect("state")
+        };
         let callers = [
             (None, 401),
             (Some(stranger.clone()), 403),
@@ -814,25 +853,37 @@ mod tenancy_over_http {
                 )
             })
             .collect();
-        assert!(functions.len() >= 2, "operator functions: {functions:?}");
+        assert!(functions.len() >= 10, "operator functions: {functions:?}");
         for (path, method) in &functions {
             for (cookie, status) in &callers {
+                let before = state().await;
                 let mut request = client
                     .request(method.clone(), format!("{}{path}", server.base))
                     .header("Origin", &server.base)
                     .header("Accept", "application/json")
                     .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body("");
+                    .body(arguments.clone());
                 if let Some(cookie) = cookie {
                     request = request.header("Cookie", cookie);
                 }
                 let answer = request.send().await.expect("request");
-                assert_eq!(
-                    answer.status().as_u16(),
-                    *status,
-                    "{method} {path} as {:?}",
-                    cookie.as_ref().map(|_| "someone")
-                );
+                let got = answer.status().as_u16();
+                let who = cookie.as_ref().map(|_| "someone");
+                if *status == 200 {
+                    // The operator: answered (an action may refuse what the state does
+                    // not allow, a suspended site's suspension, with a 4xx of its own).
+                    assert!(
+                        got == 200 || ((400..500).contains(&got) && got != 401 && got != 403),
+                        "{method} {path} as the operator: {got}"
+                    );
+                } else {
+                    assert_eq!(got, *status, "{method} {path} as {who:?}");
+                    assert_eq!(
+                        state().await,
+                        before,
+                        "{path} changed something for {who:?}"
+                    );
+                }
             }
         }
         let pages: Vec<String> = leptos_axum::generate_route_list(app::App)
@@ -840,8 +891,13 @@ mod tenancy_over_http {
             .map(|r| r.path().to_owned())
             .filter(|path| path.starts_with("/admin"))
             .collect();
-        assert!(!pages.is_empty());
+        assert!(pages.len() >= 5, "operator pages: {pages:?}");
         for path in &pages {
+            let path = path
+                .replace(":slug", &paying_slug)
+                .replace("{slug}", &paying_slug)
+                .replace(":id", &payer.to_string())
+                .replace("{id}", &payer.to_string());
             for (cookie, status) in &callers {
                 let mut request = client
                     .get(format!("{}{path}", server.base))
@@ -854,6 +910,857 @@ mod tenancy_over_http {
                 assert_eq!(answer.status().as_u16(), expected, "GET {path}");
             }
         }
+    }
+
+    /// The operator finds a customer by part of a member's email on the organization list
+    /// (a plain GET form: no JavaScript needed), pages on, and exports what the search
+    /// matched as CSV; the export is refused to customers and to nobody signed in.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_search_the_organizations_and_export_them(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(&p, operator).await;
+        let (_, _, customer_cookie) = user(&p, "someone@customer.test", "Customer").await;
+        user(&p, "zoe@zeta-widgets.test", "Zeta Widgets").await;
+        for i in 0..55 {
+            user(&p, &format!("bulk{i}@bulk.test"), &format!("Bulk {i}")).await;
+        }
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let get = |path: String, cookie: Option<String>| {
+            let mut request = client.get(format!("{}{path}", server.base));
+            if let Some(cookie) = cookie {
+                request = request.header("Cookie", cookie);
+            }
+            request.send()
+        };
+        // A page or export as the operator reads it.
+        let text = |path: &str| {
+            let answer = get(path.to_owned(), Some(operator_cookie.clone()));
+            async move { answer.await.expect("request").text().await.expect("body") }
+        };
+
+        let page = get(
+            "/admin/organizations?q=ZETA-widgets&plan=&billing=&sort=".into(),
+            Some(operator_cookie.clone()),
+        )
+        .await
+        .expect("request");
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.expect("body");
+        assert_eq!(html.matches("data-organization=").count(), 1, "{html}");
+        assert!(html.contains("Zeta Widgets") && html.contains("zoe@zeta-widgets.test"));
+        assert!(
+            html.contains(r#"value="ZETA-widgets""#),
+            "the search stays in its box"
+        );
+        assert!(!html.contains(r#"rel="next""#), "one page");
+        assert!(html.contains(r#"href="/admin/organizations.csv?q=ZETA-widgets""#));
+
+        // 58 organizations: a full page, then the rest.
+        let first = text("/admin/organizations").await;
+        assert_eq!(first.matches("data-organization=").count(), 50);
+        let next = first
+            .split(r#"rel="next""#)
+            .next()
+            .and_then(|before| before.rsplit("href=\"").next())
+            .and_then(|href| href.split('"').next())
+            .expect("a next page link")
+            .replace("&amp;", "&");
+        let second = text(&next).await;
+        assert_eq!(second.matches("data-organization=").count(), 8);
+        let slugs = |html: &str| -> Vec<String> {
+            html.split("data-organization=\"")
+                .skip(1)
+                .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let mut all = slugs(&first);
+        all.extend(slugs(&second));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 58, "every organization once");
+
+        // Bad filters and page links say so on the page, with a 4xx.
+        for (query, message) in [
+            ("plan=gold", "No such plan."),
+            ("sort=price", "Sort by newest, name or revenue."),
+            (
+                "after=-1000000000000000000~00000000-0000-0000-0000-000000000000",
+                "This page link is no longer valid",
+            ),
+            (
+                "sort=name&after=a%00b~00000000-0000-0000-0000-000000000000",
+                "This page link is no longer valid",
+            ),
+            ("q=a%00b", "at most 200 characters on one line"),
+        ] {
+            let answer = get(
+                format!("/admin/organizations?{query}"),
+                Some(operator_cookie.clone()),
+            )
+            .await
+            .expect("request");
+            assert_eq!(answer.status().as_u16(), 422, "{query}");
+            let page = answer.text().await.expect("body");
+            // The alert's own text, not the page's serialized data.
+            let alert = page
+                .split(r#"role="alert""#)
+                .nth(1)
+                .and_then(|rest| rest.split_once('>'))
+                .map(|(_, text)| text)
+                .unwrap_or_else(|| panic!("{query}: no alert on the page"));
+            assert!(
+                alert[..alert.find('<').unwrap_or(alert.len())].contains(message),
+                "{query}: {alert:.200}"
+            );
+        }
+
+        let csv = get(
+            "/admin/organizations.csv?q=zeta".into(),
+            Some(operator_cookie.clone()),
+        )
+        .await
+        .expect("request");
+        assert_eq!(csv.status().as_u16(), 200);
+        assert!(
+            csv.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        assert!(
+            csv.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("organizations.csv")
+        );
+        let body = csv.text().await.expect("body");
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines.len(), 2, "{body}");
+        assert!(lines[0].starts_with("id,name,slug,plan,billing_status,mrr_cents"));
+        assert!(lines[1].contains(",Zeta Widgets,") && lines[1].contains("zoe@zeta-widgets.test"));
+        let everything = text("/admin/organizations.csv").await;
+        assert_eq!(
+            everything.lines().count(),
+            59,
+            "a header and every organization"
+        );
+
+        for (cookie, status) in [(None, 401), (Some(customer_cookie), 403)] {
+            let refused = get("/admin/organizations.csv".into(), cookie)
+                .await
+                .expect("request");
+            assert_eq!(refused.status().as_u16(), status);
+            assert!(!refused.text().await.expect("body").contains("Zeta"));
+        }
+        let invalid = get(
+            "/admin/organizations.csv?sort=price".into(),
+            Some(operator_cookie),
+        )
+        .await
+        .expect("request");
+        assert_eq!(invalid.status().as_u16(), 400);
+        assert!(
+            invalid
+                .text()
+                .await
+                .expect("body")
+                .contains("Sort by newest")
+        );
+    }
+
+    /// Sends six identical requests at once (operators acting together): exactly one
+    /// acts (200), the others are refused with `refused`.
+    async fn once_of_six<F>(request: impl Fn() -> F, refused: u16)
+    where
+        F: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    {
+        let answers = futures_util::future::join_all((0..6).map(|_| request())).await;
+        let statuses: Vec<u16> = answers
+            .into_iter()
+            .map(|a| a.expect("request").status().as_u16())
+            .collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == refused),
+            "{statuses:?}"
+        );
+    }
+
+    /// A site row as the reconciler leaves an active one (no container: these tests are
+    /// about the operator's records and pages, not Docker).
+    async fn active_site(pool: &PgPool, organization: uuid::Uuid, slug: &str) -> uuid::Uuid {
+        let id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO sites (id, organization_id, name, slug, template, status,
+                                db_password_sealed, api_token_sealed, webhook_secret_sealed)
+             VALUES ($1, $2, initcap($3), $3, 'cms', 'active', '\\x00', '\\x00', '\\x00')",
+        )
+        .bind(id)
+        .bind(organization)
+        .bind(slug)
+        .execute(pool)
+        .await
+        .expect("a site");
+        id
+    }
+
+    /// The operator opens an organization from the list, reads its members, sites,
+    /// billing and audit log, and suspends and resumes its site with a reason: the
+    /// customer reads the reason on the site's page, the audit log keeps who and why.
+    /// Operators suspending at once: one does, the others are told it already is.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_open_an_organization_and_suspend_its_site_with_a_reason(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(&p, operator).await;
+        let (_, org, customer_cookie) = user(&p, "ada@acme.test", "Acme Rockets").await;
+        let slug: String = sqlx::query_scalar("SELECT slug FROM organizations WHERE id = $1")
+            .bind(org)
+            .fetch_one(&pool)
+            .await
+            .expect("slug");
+        platform::billing::set_plan(&p, &slug, "pro")
+            .await
+            .expect("plan");
+        let site = active_site(&pool, org, "rockets").await;
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let page = |path: String, cookie: &str| {
+            client
+                .get(format!("{}{path}", server.base))
+                .header("Cookie", cookie)
+                .send()
+        };
+        let operator_page = || async {
+            let answer = page(format!("/admin/organizations/{slug}"), &operator_cookie)
+                .await
+                .expect("request");
+            assert_eq!(answer.status().as_u16(), 200);
+            answer.text().await.expect("body")
+        };
+        let act = |function: &'static str, reason: &'static str| {
+            client
+                .post(format!("{}/api/admin/{function}", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[("site", site.to_string()), ("reason", reason.to_owned())])
+                .send()
+        };
+        let suspension = || async {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT suspended_reason FROM sites WHERE id = $1",
+            )
+            .bind(site)
+            .fetch_one(&pool)
+            .await
+            .expect("site")
+        };
+        let audited = |action: &'static str| {
+            sqlx::query_as::<_, (Option<uuid::Uuid>, Option<String>)>(
+                "SELECT actor_user_id, details->>'reason' FROM audit_log
+                  WHERE action = $1 AND organization_id = $2 ORDER BY id",
+            )
+            .bind(action)
+            .bind(org)
+            .fetch_all(&pool)
+        };
+
+        // The list links to the organization's page.
+        let list = page(format!("/admin/organizations?q={slug}"), &operator_cookie)
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(list.contains(&format!(r#"href="/admin/organizations/{slug}""#)));
+        let html = operator_page().await;
+        for expected in [
+            "Acme Rockets",
+            "ada@acme.test",
+            "owner",
+            "Pro",
+            "$49 / month",
+            r#"data-site="rockets""#,
+            r#"data-form="suspend-rockets""#,
+            r#"data-audit="""#,
+        ] {
+            assert!(html.contains(expected), "{expected} on the page");
+        }
+        let missing = page("/admin/organizations/no-such-org".into(), &operator_cookie)
+            .await
+            .expect("request");
+        assert_eq!(missing.status().as_u16(), 404);
+        assert!(
+            missing
+                .text()
+                .await
+                .expect("body")
+                .contains("No organization has this address.")
+        );
+
+        // A reason is required.
+        let refused = act("suspend_site", " no ").await.expect("request");
+        assert_eq!(refused.status().as_u16(), 422);
+        assert!(refused.text().await.expect("body").contains("Say why"));
+        assert_eq!(suspension().await, None);
+
+        // Suspended with a reason: the customer reads it on the site's page.
+        let done = act("suspend_site", "phishing report 812")
+            .await
+            .expect("request");
+        assert_eq!(done.status().as_u16(), 200);
+        assert_eq!(
+            suspension().await.as_deref(),
+            Some("operator: phishing report 812")
+        );
+        assert_eq!(
+            audited("site.suspend").await.expect("audit"),
+            [(Some(operator), Some("phishing report 812".to_owned()))]
+        );
+        let customer_view = page(format!("/dashboard/sites/{site}"), &customer_cookie)
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            customer_view
+                .contains("Suspended by the operators of this service: phishing report 812"),
+            "the customer reads why"
+        );
+        let html = operator_page().await;
+        assert!(html.contains(r#"data-form="resume-rockets""#));
+        assert!(
+            html.contains("phishing report 812"),
+            "the reason in the audit log"
+        );
+        let again = act("suspend_site", "second report").await.expect("request");
+        assert_eq!(again.status().as_u16(), 422);
+        assert!(
+            again
+                .text()
+                .await
+                .expect("body")
+                .contains("already suspended")
+        );
+
+        // Resumed with a reason.
+        let resumed = act("resume_site", "page taken down")
+            .await
+            .expect("request");
+        assert_eq!(resumed.status().as_u16(), 200);
+        assert_eq!(suspension().await, None);
+        assert_eq!(
+            audited("site.resume").await.expect("audit"),
+            [(Some(operator), Some("page taken down".to_owned()))]
+        );
+
+        // Operators at once, five times over: one suspension, one audit entry, each time.
+        for round in 0..5 {
+            once_of_six(|| act("suspend_site", "abuse report, many operators"), 422).await;
+            assert_eq!(
+                audited("site.suspend").await.expect("audit").len(),
+                round + 2
+            );
+            once_of_six(|| act("resume_site", "all clear"), 422).await;
+        }
+
+        // Without JavaScript the form posts and comes back to the page it was sent from.
+        let referer = format!("{}/admin/organizations/{slug}", server.base);
+        let posted = client
+            .post(format!("{}/api/admin/suspend_site", server.base))
+            .header("Origin", &server.base)
+            .header("Referer", &referer)
+            .header("Accept", "text/html")
+            .header("Cookie", &operator_cookie)
+            .form(&[
+                ("site", site.to_string()),
+                ("reason", "plain form".to_owned()),
+            ])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(posted.status().as_u16(), 302);
+        let back = posted.headers()["location"].to_str().expect("location");
+        assert_eq!(back.trim_end_matches('?'), referer);
+        assert_eq!(suspension().await.as_deref(), Some("operator: plain form"));
+    }
+
+    /// The operator finds an account on the user list, reads it (organizations, sessions,
+    /// history), and disables it with a reason: every session of it ends, its sign-in is
+    /// refused with the reason; operators disabling at once disable it once. Enabled
+    /// again, it signs in. The list exports as CSV, for operators only.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_find_an_account_and_disable_it_everywhere(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, operations, operator_cookie) =
+            user(&p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(&p, operator).await;
+        let (ada, acme, ada_cookie) = user(&p, "ada@acme.test", "Acme Rockets").await;
+        let second_browser = format!(
+            "slipway_session={}",
+            sessions::create_session(&p, ada, None, Some("Firefox on a phone"))
+                .await
+                .expect("session")
+        );
+        user(&p, "bob@elsewhere.test", "Elsewhere").await;
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let get = |path: String, cookie: &str| {
+            client
+                .get(format!("{}{path}", server.base))
+                .header("Accept", "text/html")
+                .header("Cookie", cookie)
+                .send()
+        };
+        let text = |path: String| {
+            let answer = get(path, &operator_cookie);
+            async move {
+                let answer = answer.await.expect("request");
+                assert_eq!(answer.status().as_u16(), 200);
+                answer.text().await.expect("body")
+            }
+        };
+        let act = |function: &'static str, user: uuid::Uuid, reason: &'static str| {
+            client
+                .post(format!("{}/api/admin/{function}", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[("user", user.to_string()), ("reason", reason.to_owned())])
+                .send()
+        };
+        let sign_in = |password: &'static str| {
+            client
+                .post(format!("{}/api/account/sign-in", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .form(&[("email", "ada@acme.test"), ("password", password)])
+                .send()
+        };
+        let audited = |action: &'static str| {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT details->>'reason' FROM audit_log
+                  WHERE action = $1 AND subject = $2 AND actor_user_id = $3 ORDER BY id",
+            )
+            .bind(action)
+            .bind(format!("user:{ada}"))
+            .bind(operator)
+            .fetch_all(&pool)
+        };
+
+        // Found by part of the email, case folded; the filters narrow the list.
+        let list = text("/admin/users?q=ADA%40ACME".into()).await;
+        assert_eq!(list.matches("data-user=").count(), 1, "{list}");
+        assert!(list.contains(&format!(r#"href="/admin/users/{ada}""#)));
+        let operators = text("/admin/users?state=operator".into()).await;
+        assert!(operators.contains("ops@slipway.test") && !operators.contains("ada@acme.test"));
+        let page = text(format!("/admin/users/{ada}")).await;
+        for expected in [
+            "ada@acme.test",
+            "Acme Rockets",
+            r#"href="/admin/organizations/acme-rockets""#,
+            "Firefox on a phone",
+            "user.signed_up",
+            r#"data-form="disable-user""#,
+            r#"data-form="resend-verification""#,
+        ] {
+            assert!(page.contains(expected), "{expected} on the account's page");
+        }
+        let missing = get(
+            format!("/admin/users/{}", uuid::Uuid::new_v4()),
+            &operator_cookie,
+        )
+        .await
+        .expect("request");
+        assert_eq!(missing.status().as_u16(), 404);
+
+        // A reason is required; operators cannot lock themselves out.
+        let refused = act("disable_user", ada, "x").await.expect("request");
+        assert_eq!(refused.status().as_u16(), 422);
+        let refused = act("disable_user", operator, "testing myself")
+            .await
+            .expect("request");
+        assert_eq!(refused.status().as_u16(), 409);
+        assert_eq!(
+            get("/dashboard".into(), &ada_cookie)
+                .await
+                .expect("request")
+                .status()
+                .as_u16(),
+            200
+        );
+
+        // Operators at once: one disables, the others are told it already is.
+        once_of_six(
+            || act("disable_user", ada, "card testing from this account"),
+            409,
+        )
+        .await;
+        assert_eq!(
+            audited("user.disabled").await.expect("audit"),
+            [Some("card testing from this account".to_owned())]
+        );
+        // Signed out everywhere: both browsers are sent to sign in.
+        for cookie in [&ada_cookie, &second_browser] {
+            let answer = get("/dashboard".into(), cookie).await.expect("request");
+            assert_eq!(answer.status().as_u16(), 302);
+            assert_eq!(answer.headers()["location"], "/login");
+        }
+        // The right password is refused with the reason; a wrong one as always.
+        let refused = sign_in("correct horse battery").await.expect("request");
+        assert_eq!(refused.status().as_u16(), 403);
+        assert!(
+            refused.text().await.expect("body").contains(
+                "disabled by the operators of this service: card testing from this account"
+            )
+        );
+        let wrong = sign_in("wrong password!!").await.expect("request");
+        assert_eq!(wrong.status().as_u16(), 400);
+        // No reset link for a disabled account (the same answer as for any address).
+        let resets = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM mail_outbox WHERE subject = 'Reset your password'",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("mail")
+        };
+        let before = resets().await;
+        let asked = client
+            .post(format!("{}/api/account/request-reset", server.base))
+            .header("Origin", &server.base)
+            .header("Accept", "application/json")
+            .form(&[("email", "ada@acme.test")])
+            .send()
+            .await
+            .expect("request");
+        assert!(asked.status().is_success(), "{}", asked.status());
+        assert_eq!(resets().await, before);
+        let page = text(format!("/admin/users/{ada}")).await;
+        assert!(
+            page.contains("card testing from this account")
+                && page.contains("user.sign_in_refused")
+        );
+        assert!(page.contains(r#"data-form="enable-user""#));
+
+        // No verification mail for a disabled account.
+        let refused = act("resend_verification", ada, "customer asked on chat")
+            .await
+            .expect("request");
+        assert_eq!(refused.status().as_u16(), 409);
+
+        // Enabled again: signs in.
+        let enabled = act("enable_user", ada, "cleared by support")
+            .await
+            .expect("request");
+        assert_eq!(enabled.status().as_u16(), 200);
+        assert_eq!(
+            audited("user.enabled").await.expect("audit"),
+            [Some("cleared by support".to_owned())]
+        );
+        assert_eq!(
+            sign_in("correct horse battery")
+                .await
+                .expect("request")
+                .status()
+                .as_u16(),
+            200
+        );
+
+        // A fresh verification mail for an unverified address.
+        let before: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM mail_outbox WHERE to_address = 'ada@acme.test'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("mail");
+        let resent = act("resend_verification", ada, "customer asked on chat")
+            .await
+            .expect("request");
+        assert_eq!(resent.status().as_u16(), 200);
+        let after: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM mail_outbox WHERE to_address = 'ada@acme.test'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("mail");
+        assert_eq!(after, before + 1);
+
+        // Acme's admins read what operators did to their member, with the reasons the
+        // customer may read; the operator's own organization reads none of it.
+        let log = |organization: uuid::Uuid, member: uuid::Uuid| {
+            let p = p.clone();
+            async move {
+                let membership = tenancy::membership(&p, organization, member)
+                    .await
+                    .expect("membership");
+                platform::tenancy::audit::recent(&p, &membership, 100)
+                    .await
+                    .expect("audit")
+            }
+        };
+        let acme_log = log(acme, ada).await;
+        let said = |action: &str| {
+            acme_log
+                .iter()
+                .find(|line| line.action == action)
+                .map(|line| line.reason.clone())
+        };
+        assert_eq!(
+            said("user.disabled"),
+            Some(Some("card testing from this account".to_owned()))
+        );
+        assert_eq!(
+            said("user.verification_resent"),
+            Some(None),
+            "a private note"
+        );
+        let operations_log = log(operations, operator).await;
+        assert!(
+            operations_log
+                .iter()
+                .all(|line| !line.action.starts_with("user.disabled")
+                    && !line.action.starts_with("user.enabled")),
+            "{operations_log:?}"
+        );
+
+        // The export: what the search matched, for operators only.
+        let csv = text("/admin/users.csv?q=acme".into()).await;
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows.len(), 2, "{csv}");
+        assert!(rows[0].starts_with("id,email,name") && rows[1].contains("ada@acme.test"));
+        let refused = get("/admin/users.csv".into(), &second_browser)
+            .await
+            .expect("request");
+        assert_eq!(refused.status().as_u16(), 401);
+        let bad = get("/admin/users.csv?state=banned".into(), &operator_cookie)
+            .await
+            .expect("request");
+        assert_eq!(bad.status().as_u16(), 400);
+    }
+
+    /// The operator suspends a whole organization: every site of it is suspended with the
+    /// reason (billing's suspension taken over), no new site can be created, no site can be
+    /// resumed alone, operators suspending at once suspend it once. Resumed, the sites it
+    /// suspended serve again; one an operator suspended on its own stays suspended, even
+    /// for the same words.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_suspend_a_whole_organization_and_resume_it(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(&p, operator).await;
+        let (_, org, ada_cookie) = user(&p, "ada@acme.test", "Acme Rockets").await;
+        platform::billing::set_plan(&p, "acme-rockets", "pro")
+            .await
+            .expect("plan");
+        let running = active_site(&pool, org, "rockets").await;
+        let unpaid = active_site(&pool, org, "unpaid").await;
+        let phishing = active_site(&pool, org, "phishing").await;
+        sqlx::query(
+            "UPDATE sites SET suspended_at = now(),
+                    suspended_reason = CASE WHEN id = $1 THEN 'billing: payment failed'
+                                            ELSE 'operator: chargeback fraud' END
+              WHERE id IN ($1, $2)",
+        )
+        .bind(unpaid)
+        .bind(phishing)
+        .execute(&pool)
+        .await
+        .expect("suspensions");
+        let act = |function: &'static str, reason: &'static str| {
+            server
+                .client
+                .post(format!("{}/api/admin/{function}", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[
+                    ("organization", org.to_string()),
+                    ("reason", reason.to_owned()),
+                ])
+                .send()
+        };
+        let reasons = || async {
+            let mut rows = Vec::new();
+            for site in [running, unpaid, phishing] {
+                rows.push(
+                    sqlx::query_scalar::<_, Option<String>>(
+                        "SELECT suspended_reason FROM sites WHERE id = $1",
+                    )
+                    .bind(site)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("site"),
+                );
+            }
+            rows
+        };
+
+        once_of_six(|| act("suspend_organization", "chargeback fraud"), 409).await;
+        let fraud = Some("operator: chargeback fraud".to_owned());
+        assert_eq!(
+            reasons().await,
+            [fraud.clone(), fraud.clone(), fraud.clone()]
+        );
+        // One of its sites cannot be resumed alone.
+        let alone = server
+            .client
+            .post(format!("{}/api/admin/resume_site", server.base))
+            .header("Origin", &server.base)
+            .header("Accept", "application/json")
+            .header("Cookie", &operator_cookie)
+            .form(&[
+                ("site", running.to_string()),
+                ("reason", "just this one".to_owned()),
+            ])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(alone.status().as_u16(), 409);
+        assert!(
+            alone
+                .text()
+                .await
+                .expect("body")
+                .contains("resume the organization")
+        );
+        let audited: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE action = 'organization.suspend'
+                AND organization_id = $1 AND actor_user_id = $2
+                AND details->>'reason' = 'chargeback fraud'",
+        )
+        .bind(org)
+        .bind(operator)
+        .fetch_one(&pool)
+        .await
+        .expect("audit");
+        assert_eq!(audited, 1);
+        // Its members can create no site meanwhile, and are told why.
+        let refused = server
+            .client
+            .post(format!("{}/api/sites/create", server.base))
+            .header("Origin", &server.base)
+            .header("Accept", "application/json")
+            .header("Cookie", &ada_cookie)
+            .form(&[("name", "Another"), ("slug", "another-one")])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(refused.status().as_u16(), 409);
+        assert!(
+            refused
+                .text()
+                .await
+                .expect("body")
+                .contains("suspended by the operators of this service: chargeback fraud")
+        );
+        let page = server
+            .client
+            .get(format!("{}/admin/organizations/acme-rockets", server.base))
+            .header("Cookie", &operator_cookie)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            page.contains("data-organization-suspended")
+                && page.contains(r#"data-form="resume-organization""#)
+        );
+
+        // Resumed: the sites it suspended serve again (billing judges the unpaid one
+        // again: local billing mode has no failed payment, so it serves too); the site
+        // suspended for phishing stays suspended.
+        let resumed = act("resume_organization", "chargeback withdrawn")
+            .await
+            .expect("request");
+        assert_eq!(resumed.status().as_u16(), 200);
+        assert_eq!(reasons().await, [None, None, fraud]);
+        let again = act("resume_organization", "twice").await.expect("request");
+        assert_eq!(again.status().as_u16(), 409);
+    }
+
+    /// In local billing mode the operator assigns an organization's plan from its page, with
+    /// a reason the organization's audit log keeps; an unknown plan is refused.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_assign_a_plan_in_local_billing_mode(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(&p, operator).await;
+        let (_, org, _) = user(&p, "ada@acme.test", "Acme Rockets").await;
+        let page = server
+            .client
+            .get(format!("{}/admin/organizations/acme-rockets", server.base))
+            .header("Cookie", &operator_cookie)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(page.contains(r#"data-form="assign-plan""#));
+        let assign = |plan: &'static str| {
+            server
+                .client
+                .post(format!("{}/api/admin/assign_plan", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[
+                    ("organization", org.to_string()),
+                    ("plan", plan.to_owned()),
+                    ("reason", "signed the yearly contract".to_owned()),
+                ])
+                .send()
+        };
+        let refused = assign("platinum").await.expect("request");
+        assert_eq!(refused.status().as_u16(), 422);
+        assert!(
+            refused
+                .text()
+                .await
+                .expect("body")
+                .contains("There is no plan")
+        );
+        let done = assign("business").await.expect("request");
+        assert_eq!(done.status().as_u16(), 200);
+        let (plan, actor, reason): (String, Option<uuid::Uuid>, Option<String>) = sqlx::query_as(
+            "SELECT o.plan_id, a.actor_user_id, a.details->>'reason'
+               FROM organizations o JOIN audit_log a ON a.organization_id = o.id
+              WHERE o.id = $1 AND a.action = 'billing.plan_changed'",
+        )
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .expect("plan and audit");
+        assert_eq!(
+            (plan.as_str(), actor, reason.as_deref()),
+            (
+                "business",
+                Some(operator),
+                Some("signed the yearly contract")
+            )
+        );
     }
 }
 

@@ -136,7 +136,7 @@ impl World {
             proxy_port: proxy.http.port(),
             runtime,
             background,
-            client: reqwest::Client::new(),
+            client: test_support::client().build().expect("a client"),
         };
         world
             .wait_for("the first probe", Duration::from_secs(10), async || {
@@ -368,7 +368,13 @@ async fn a_hung_site_is_found_by_its_probe_and_restarted(pool: PgPool) {
             world.health().await.as_deref() == Some("up")
         })
         .await;
-    assert_eq!(world.get("/healthz").await, Some(200));
+    // The proxy learns the new health through a notification: at once, but not within the
+    // same instant as the row changes.
+    world
+        .wait_for("served again", Duration::from_secs(5), async || {
+            world.get("/healthz").await == Some(200)
+        })
+        .await;
     let restarts = world.restarts().await;
     assert_eq!(
         restarts.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
@@ -674,6 +680,8 @@ async fn logs_are_for_owners_admins_and_editors_of_the_site_organization(pool: P
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_logs_endpoints_stream_and_download_for_editors_only(pool: PgPool) {
+    // Taken first: waiting for it with the world running would stall the world's tasks.
+    let _turn = test_support::Turn::take();
     let world = World::start(pool, fast_monitor()).await;
     // The dashboard's server, with this process's engine (as `slipway serve` has it).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

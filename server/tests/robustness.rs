@@ -448,8 +448,12 @@ async fn a_body_over_the_limit_is_413(pool: PgPool) {
 
 /// Field names the server functions take (a superset: unknown fields are ignored, a missing
 /// one is a malformed request).
-const FIELDS: [&str; 20] = [
+const FIELDS: [&str; 24] = [
     "id",
+    "q",
+    "after",
+    "sort",
+    "billing",
     "site",
     "site_id",
     "user_id",
@@ -555,7 +559,7 @@ async fn no_malformed_request_to_any_route_gets_a_5xx(pool: PgPool) {
     let mut server = test_support::spawn_app(pool.clone()).await;
     // Redirects are answers too (a plain form post's error is a redirect): not followed,
     // so a 5xx behind one cannot hide.
-    server.client = reqwest::Client::builder()
+    server.client = test_support::client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -740,6 +744,29 @@ async fn no_malformed_request_to_any_route_gets_a_5xx(pool: PgPool) {
                     Box::new(move || request),
                 ));
             }
+        }
+    }
+    // The operator's CSV export with hostile queries, as everyone.
+    let long = "x".repeat(5_000);
+    for query in [
+        "q=%00",
+        "q=%ff%fe",
+        "q=%25%5F%5C",
+        &format!("q={long}"),
+        "plan=%00&billing=%7B&sort=%ff",
+        "sort=name&q=a&q=b",
+    ] {
+        for user in users {
+            let mut request = server
+                .client
+                .get(server.url(&format!("/admin/organizations.csv?{query}")));
+            if let Some(id) = user {
+                request = request.header("Cookie", session_cookie(&p, id).await);
+            }
+            requests.push((
+                format!("GET organizations.csv?{query:.30} as {user:?}"),
+                Box::new(move || request),
+            ));
         }
     }
     for signature in [

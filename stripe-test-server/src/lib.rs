@@ -515,6 +515,37 @@ impl StripeTestServer {
         Some(event)
     }
 
+    /// Puts a coupon on the subscription, as the Stripe dashboard would, and sends
+    /// `customer.subscription.updated`: `coupon` holds `percent_off` or `amount_off` (in
+    /// cents, off each invoice). Returns the discount.
+    pub async fn discount(&self, subscription_id: &str, coupon: Value) -> Value {
+        let discount = {
+            let mut stripe = lock(&self.state);
+            let mut fields = json!({ "id": stripe.id("co"), "duration": "forever", "valid": true });
+            if let (Some(fields), Value::Object(given)) = (fields.as_object_mut(), coupon) {
+                fields.extend(given);
+            }
+            let coupon = stripe.object("coupon", fields);
+            let discount = json!({
+                "id": stripe.id("di"), "object": "discount", "subscription": subscription_id,
+                "source": { "type": "coupon", "coupon": coupon }, "start": now(), "end": null,
+            });
+            let mut subscription = stripe.get(subscription_id).expect("known subscription");
+            match subscription["discounts"].as_array_mut() {
+                Some(discounts) => discounts.push(discount.clone()),
+                None => subscription["discounts"] = json!([discount.clone()]),
+            }
+            let subscription = stripe.store(subscription);
+            stripe.emit(
+                "customer.subscription.updated",
+                with_discounts(subscription, &[], ""),
+            );
+            discount
+        };
+        flush(&self.state).await;
+        discount
+    }
+
     /// Ends the subscription (canceled in the portal, or after failed payments): Stripe
     /// sends `customer.subscription.deleted`.
     pub async fn cancel(&self, subscription_id: &str) -> Value {
@@ -892,9 +923,43 @@ async fn create_portal_session(
     )
 }
 
+/// A subscription as Stripe answers it (API 2025-09 and later): its discounts are ids
+/// unless the request expanded them (`expand[]=discounts`, `data.discounts` in a list), and
+/// a discount's coupon (under `source`) is an id unless it was expanded too
+/// (`discounts.source.coupon`).
+fn with_discounts(mut subscription: Value, expand: &[String], prefix: &str) -> Value {
+    let asked = |field: &str| expand.iter().any(|e| e == &format!("{prefix}{field}"));
+    let coupons = asked("discounts.source.coupon");
+    let discounts = coupons || asked("discounts");
+    if let Some(list) = subscription["discounts"].as_array_mut() {
+        for discount in list.iter_mut() {
+            if !discounts {
+                *discount = discount["id"].clone();
+            } else if !coupons {
+                discount["source"]["coupon"] = discount["source"]["coupon"]["id"].clone();
+            }
+        }
+    }
+    subscription
+}
+
+/// The fields a request asked to expand (`expand[]=...`, in its query or its form).
+fn expand_list(form: &Value) -> Vec<String> {
+    form["expand"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn retrieve_subscription(
     State(state): State<Shared>,
     UrlPath(id): UrlPath<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let mut stripe = lock(&state);
     stripe
@@ -902,7 +967,8 @@ async fn retrieve_subscription(
         .push(("GET".into(), "/v1/subscriptions/{id}".into()));
     match stripe.get(&id) {
         Some(subscription) if subscription["object"] == "subscription" => {
-            axum::Json(subscription).into_response()
+            let expand = expand_list(&decode_form(query.as_deref().unwrap_or_default()));
+            axum::Json(with_discounts(subscription, &expand, "")).into_response()
         }
         _ => missing("subscription", &id),
     }
@@ -910,8 +976,9 @@ async fn retrieve_subscription(
 
 /// `GET /v1/subscriptions?customer=...&status=all`: the customer's subscriptions, newest
 /// first.
-async fn list_subscriptions(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let query = decode_form(&query.unwrap_or_default());
+async fn list_subscriptions(State(state): State<Shared>, RawQuery(raw): RawQuery) -> Response {
+    let query = decode_form(&raw.unwrap_or_default());
+    let expand = expand_list(&query);
     let mut stripe = lock(&state);
     stripe
         .requests
@@ -923,7 +990,7 @@ async fn list_subscriptions(State(state): State<Shared>, RawQuery(query): RawQue
         .values()
         .filter(|o| o["object"] == "subscription" && o["customer"] == customer)
         .filter(|o| status == "all" || o["status"] == status)
-        .cloned()
+        .map(|o| with_discounts(o.clone(), &expand, "data."))
         .collect();
     data.sort_by(|a, b| {
         (b["created"].as_i64(), b["id"].as_str()).cmp(&(a["created"].as_i64(), a["id"].as_str()))
@@ -1016,8 +1083,11 @@ async fn update_subscription(
             subscription["metadata"] = metadata(&form);
         }
         let subscription = stripe.store(subscription);
-        stripe.emit("customer.subscription.updated", subscription.clone());
-        Ok(subscription)
+        stripe.emit(
+            "customer.subscription.updated",
+            with_discounts(subscription.clone(), &[], ""),
+        );
+        Ok(with_discounts(subscription, &expand_list(&form), ""))
     });
     // Stripe sends the event after answering.
     let state = state.clone();

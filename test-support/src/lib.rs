@@ -5,7 +5,9 @@
 //! Test code only; every helper panics with a message when something it needs is missing.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, PoisonError};
+use std::thread::ThreadId;
+use std::time::Duration;
 
 use platform::catalog::plans::{Catalog, default_plans};
 use platform::identity::sessions;
@@ -150,11 +152,105 @@ pub struct TestApp {
     pub platform: Platform,
     pub client: reqwest::Client,
     pub background: Background,
+    _turn: Turn,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.background.token().cancel();
+    }
+}
+
+/// How long a test waits for any answer from a test server: a page renders in well under a
+/// second, so a request still unanswered after this is a hang, reported with its path
+/// instead of stalling the whole run until CI's deadline.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(60);
+
+/// A client for a test server: no answer within [`ANSWER_WITHIN`] is an error.
+pub fn client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(ANSWER_WITHIN)
+}
+
+/// The servers of one test binary take turns: a test holds its turn from its first
+/// `spawn_app` until its last server is dropped (a test may run several servers, one after
+/// another or at once; they all share its turn).
+///
+/// Why: each `#[sqlx::test]` runs on its own thread with its own Tokio runtime, and two
+/// Leptos renderers in one process on two runtimes at once sometimes lose a Suspense
+/// wake-up: the page never finishes rendering and its request hangs (a Leptos SSR issue of
+/// the kind of leptos-rs/leptos#4851, still present in 0.8.23). Measured on this project's
+/// `server --test http`, 2 test threads: 5 of about 50 runs hung; one server at a time:
+/// 0 of 38, 18 of them with both cores saturated by other processes. `slipway serve` runs
+/// one multi-threaded runtime, and its renders are bounded by the page deadline anyway.
+/// Tests without a server still run in parallel.
+pub struct Turn {
+    thread: ThreadId,
+}
+
+struct Turns {
+    /// The thread whose test has the turn, and how many of its servers are alive.
+    holder: std::sync::Mutex<Option<(ThreadId, usize)>>,
+    released: Condvar,
+}
+
+/// How long a test waits for its turn before failing with who holds it. The slowest test
+/// with a server takes about a minute.
+const TURN_WAIT: Duration = Duration::from_secs(600);
+
+static TURNS: Turns = Turns {
+    holder: std::sync::Mutex::new(None),
+    released: Condvar::new(),
+};
+
+impl Turn {
+    /// Waits (blocking this test's thread: the test holding the turn runs on another) until
+    /// this test has the turn. `spawn_app` takes it; a test serving the router itself takes
+    /// it first.
+    pub fn take() -> Self {
+        let thread = std::thread::current().id();
+        let mut holder = TURNS.holder.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match holder.as_mut() {
+                None => {
+                    *holder = Some((thread, 1));
+                    break;
+                }
+                Some((owner, servers)) if *owner == thread => {
+                    *servers += 1;
+                    break;
+                }
+                Some((owner, _)) => {
+                    let owner = *owner;
+                    let (next, waited) = TURNS
+                        .released
+                        .wait_timeout(holder, TURN_WAIT)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    assert!(
+                        !waited.timed_out() || next.is_none_or(|(o, _)| o != owner),
+                        "no turn for a test server after {TURN_WAIT:?}: the test on thread \
+                         {owner:?} still has it (a server started from another thread than \
+                         its test's waits for that test's own turn)"
+                    );
+                    holder = next;
+                }
+            }
+        }
+        Turn { thread }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut holder = TURNS.holder.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((owner, servers)) = holder.as_mut()
+            && *owner == self.thread
+        {
+            *servers -= 1;
+            if *servers == 0 {
+                *holder = None;
+                TURNS.released.notify_all();
+            }
+        }
     }
 }
 
@@ -173,8 +269,10 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_on(listener, base, platform)
 }
 
-/// Serves `platform` on `listener` (whose address is `base`).
+/// Serves `platform` on `listener` (whose address is `base`), once this test has its turn
+/// (see [`Turn`]).
 pub fn spawn_app_on(listener: TcpListener, base: String, platform: Platform) -> TestApp {
+    let turn = Turn::take();
     let background = Background::new();
     // The process's notification listener, as `slipway serve` starts it: one of the
     // server's tasks, so it stops (and gives its connection back) when the test ends.
@@ -197,8 +295,9 @@ pub fn spawn_app_on(listener: TcpListener, base: String, platform: Platform) -> 
     TestApp {
         base,
         platform,
-        client: reqwest::Client::new(),
+        client: client().build().expect("a client"),
         background,
+        _turn: turn,
     }
 }
 
@@ -219,7 +318,7 @@ impl TestApp {
         let response = request
             .send()
             .await
-            .expect("the request reaches the server");
+            .unwrap_or_else(|error| panic!("GET {path}: no answer ({error})"));
         let status = response.status().as_u16();
         (status, response.text().await.expect("a body"))
     }

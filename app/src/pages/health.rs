@@ -549,47 +549,49 @@ pub fn IncidentFeed(feed: Resource<Result<Vec<IncidentView>, AppError>>) -> impl
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     let incidents = feed.await.unwrap_or_default();
-                    if incidents.is_empty() {
-                        return view! { <p class="mt-2 text-slate-600">"No incidents."</p> }
-                            .into_any();
-                    }
-                    view! {
-                        <ul class="mt-3 divide-y divide-slate-200 rounded-lg border border-slate-200 bg-white">
-                            {incidents
-                                .into_iter()
-                                .map(|i| {
-                                    view! {
-                                        <li class="p-3 text-sm" data-incident=i.kind.clone()>
-                                            <p>
-                                                <span class=if i.resolved.is_none() {
-                                                    "font-semibold text-red-700"
-                                                } else {
-                                                    "font-semibold"
-                                                }>{i.title.clone()}</span>
-                                                {format!(
-                                                    " — {} / {}",
-                                                    i.organization,
-                                                    i.site_name.clone().unwrap_or_default(),
-                                                )}
-                                            </p>
-                                            <p class="break-words text-slate-600">
-                                                {i.summary.clone()}
-                                            </p>
-                                            <p class="text-xs text-slate-500">
-                                                {match &i.resolved {
-                                                    Some(r) => format!("{} → {}", i.opened, r),
-                                                    None => format!("open since {}", i.opened),
-                                                }}
-                                            </p>
-                                        </li>
-                                    }
-                                })
-                                .collect_view()}
-                        </ul>
-                    }
-                        .into_any()
+                    view! { <IncidentList incidents /> }
                 })}
             </Suspense>
         </section>
     }
+}
+
+/// Incidents, newest first, each with its organization and site.
+#[component]
+pub(crate) fn IncidentList(incidents: Vec<IncidentView>) -> impl IntoView {
+    if incidents.is_empty() {
+        return view! { <p class="mt-2 text-slate-600">"No incidents."</p> }.into_any();
+    }
+    let list = view! {
+        <ul class="mt-3 divide-y divide-slate-200 rounded-lg border border-slate-200 bg-white">
+            {incidents
+                .into_iter()
+                .map(|i| {
+                    view! {
+                        <li class="p-3 text-sm" data-incident=i.kind.clone()>
+                            <p>
+                                <span class=if i.resolved.is_none() {
+                                    "font-semibold text-red-700"
+                                } else {
+                                    "font-semibold"
+                                }>{i.title.clone()}</span>
+                                {match &i.site_name {
+                                    Some(site) => format!(" — {} / {site}", i.organization),
+                                    None => format!(" — {}", i.organization),
+                                }}
+                            </p>
+                            <p class="break-words text-slate-600">{i.summary.clone()}</p>
+                            <p class="text-xs text-slate-500">
+                                {match &i.resolved {
+                                    Some(r) => format!("{} → {}", i.opened, r),
+                                    None => format!("open since {}", i.opened),
+                                }}
+                            </p>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    };
+    list.into_any()
 }

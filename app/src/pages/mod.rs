@@ -1,6 +1,8 @@
 //! One module per page (or family of pages).
 
 pub mod admin;
+pub mod admin_organization;
+pub mod admin_users;
 pub mod auth;
 pub mod billing;
 pub mod chrome;

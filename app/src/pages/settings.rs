@@ -212,35 +212,45 @@ fn Settings(
                         title="Audit log"
                         note="Security-relevant actions in this organization, newest first."
                     >
-                        <table class="w-full text-left text-sm" data-audit="">
-                            <thead class="text-slate-500">
-                                <tr>
-                                    <th>"When"</th>
-                                    <th>"Action"</th>
-                                    <th>"By"</th>
-                                    <th>"Subject"</th>
-                                    <th>"IP"</th>
-                                </tr>
-                            </thead>
-                            <tbody>
-                                {lines
-                                    .into_iter()
-                                    .map(|line| {
-                                        view! {
-                                            <tr class="border-t border-slate-100">
-                                                <td class="py-1 pr-2 whitespace-nowrap">{line.at}</td>
-                                                <td class="py-1 pr-2 font-mono">{line.action}</td>
-                                                <td class="py-1 pr-2">{line.actor}</td>
-                                                <td class="py-1 pr-2">{line.subject}</td>
-                                                <td class="py-1">{line.ip}</td>
-                                            </tr>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </tbody>
-                        </table>
+                        <AuditTable lines />
                     </Panel>
                 }
             })}
+    }
+}
+
+/// Audit log entries, newest first.
+#[component]
+pub(crate) fn AuditTable(lines: Vec<crate::account::AuditView>) -> impl IntoView {
+    view! {
+        <table class="w-full text-left text-sm" data-audit="">
+            <thead class="text-slate-500">
+                <tr>
+                    <th>"When"</th>
+                    <th>"Action"</th>
+                    <th>"By"</th>
+                    <th>"Subject"</th>
+                    <th>"Reason"</th>
+                    <th>"IP"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {lines
+                    .into_iter()
+                    .map(|line| {
+                        view! {
+                            <tr class="border-t border-slate-100">
+                                <td class="py-1 pr-2 whitespace-nowrap">{line.at}</td>
+                                <td class="py-1 pr-2 font-mono">{line.action}</td>
+                                <td class="py-1 pr-2">{line.actor}</td>
+                                <td class="py-1 pr-2">{line.subject}</td>
+                                <td class="py-1 pr-2">{line.reason}</td>
+                                <td class="py-1">{line.ip}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
     }
 }

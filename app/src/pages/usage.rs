@@ -47,8 +47,15 @@ pub fn SiteUsage(report: Resource<Result<UsageView, AppError>>) -> impl IntoView
     }
 }
 
+/// This month against the limits, and the last 30 days' charts. `per_site`: a bar group
+/// per site, named; `operator`: names without links (the links go to the customer's
+/// dashboard, which is not the operator's).
 #[component]
-fn Usage(usage: UsageView, per_site: bool) -> impl IntoView {
+pub(crate) fn Usage(
+    usage: UsageView,
+    per_site: bool,
+    #[prop(optional)] operator: bool,
+) -> impl IntoView {
     let heading = format!("{} on the {} plan", usage.month, usage.plan_name);
     view! {
         <Panel
@@ -66,7 +73,7 @@ fn Usage(usage: UsageView, per_site: bool) -> impl IntoView {
                 {usage
                     .sites
                     .into_iter()
-                    .map(|site| view! { <SiteBars site show_name=per_site /> })
+                    .map(|site| view! { <SiteBars site show_name=per_site link=!operator /> })
                     .collect_view()}
             </div>
         </Panel>
@@ -82,12 +89,12 @@ fn Usage(usage: UsageView, per_site: bool) -> impl IntoView {
 }
 
 #[component]
-fn SiteBars(site: SiteLimits, show_name: bool) -> impl IntoView {
+fn SiteBars(site: SiteLimits, show_name: bool, link: bool) -> impl IntoView {
     view! {
         <div data-site-usage=site
             .slug
             .clone()>
-            {show_name
+            {(show_name && link)
                 .then(|| {
                     view! {
                         <a
@@ -96,6 +103,12 @@ fn SiteBars(site: SiteLimits, show_name: bool) -> impl IntoView {
                         >
                             {site.slug.clone()}
                         </a>
+                    }
+                })}
+            {(show_name && !link)
+                .then(|| {
+                    view! {
+                        <span class="font-mono text-sm font-semibold">{site.slug.clone()}</span>
                     }
                 })}
             <div class="mt-2 grid gap-3 sm:grid-cols-3">

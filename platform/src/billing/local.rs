@@ -13,6 +13,17 @@ pub async fn set_plan(
     organization_slug: &str,
     plan_id: &str,
 ) -> Result<Enforced> {
+    set_plan_as(platform, organization_slug, plan_id, Actor::System, None).await
+}
+
+/// [`set_plan`], recorded as `actor`'s with `reason` (an operator in the panel).
+pub(crate) async fn set_plan_as(
+    platform: &Platform,
+    organization_slug: &str,
+    plan_id: &str,
+    actor: Actor,
+    reason: Option<&str>,
+) -> Result<Enforced> {
     if !platform.billing.is_local() {
         return Err(Error::Conflict(
             "Stripe is configured: plans follow the organization's subscription. Change it in Stripe, or remove billing.stripe_secret_key to bill elsewhere.".to_owned(),
@@ -54,12 +65,19 @@ pub async fn set_plan(
         )
         .execute(&mut *tx)
         .await?;
+        if plan.monthly_cents.0 > 0 {
+            super::revenue::converted(&mut *tx, org.id).await?;
+        }
         audit::record(
             &mut *tx,
-            audit::Entry::new("billing.plan_changed", Actor::System)
+            audit::Entry::new("billing.plan_changed", actor)
                 .organization(org.id)
                 .subject(format!("plan:{}", plan.id))
-                .details(serde_json::json!({ "from": org.plan_id, "by": "operator" })),
+                .details(serde_json::json!({
+                    "from": org.plan_id,
+                    "by": "operator",
+                    "reason": reason,
+                })),
         )
         .await?;
     }

@@ -26,6 +26,7 @@ pub mod local;
 pub mod meters;
 pub mod overview;
 pub mod reconcile;
+pub mod revenue;
 pub mod signature;
 pub mod subscriptions;
 pub mod webhooks;

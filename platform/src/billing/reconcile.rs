@@ -48,6 +48,7 @@ struct Stored {
     cancel_at_period_end: bool,
     current_period_end: Option<DateTime<Utc>>,
     failed_payments: i32,
+    mrr_cents: Option<i64>,
 }
 
 /// The `stripe_reconcile_organization` job: compares and repairs one organization. Returns
@@ -61,7 +62,7 @@ pub async fn reconcile_organization(
         Stored,
         "SELECT stripe_customer_id AS customer, stripe_subscription_id AS subscription, status,
                 plan_id AS plan, billing_interval AS interval, cancel_at_period_end,
-                current_period_end, failed_payments
+                current_period_end, failed_payments, mrr_cents
            FROM billing_accounts WHERE organization_id = $1",
         organization_id
     )
@@ -171,6 +172,17 @@ fn subscription_drift(platform: &Platform, stored: &Stored, current: &Subscripti
             .and_then(|t| DateTime::from_timestamp(t, 0));
         if stored.current_period_end != period_end {
             drift.push("current period end".to_owned());
+        }
+        // A discount added or ended changes what the subscription brings in.
+        if let Some(mrr) = current.monthly_recurring_amount()
+            && stored.mrr_cents != Some(mrr)
+        {
+            drift.push(format!(
+                "monthly recurring revenue: {} -> {mrr}",
+                stored
+                    .mrr_cents
+                    .map_or("not yet known".to_owned(), |m| m.to_string())
+            ));
         }
         if stored.cancel_at_period_end != current.cancel_at_period_end {
             drift.push(format!(

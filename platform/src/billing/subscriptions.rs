@@ -70,6 +70,15 @@ pub(crate) async fn apply_subscription(
         && stored_status != Some(SubscriptionStatus::Canceled)
     {
         start_grace_period(platform, &mut tx, &account, subscription, actor).await?
+    } else if is_current && subscription.status == SubscriptionStatus::Paused {
+        // Paused: the plan stays, but nothing is being paid (it is not revenue).
+        sqlx::query!(
+            "UPDATE billing_accounts SET status = 'paused', updated_at = now() WHERE organization_id = $1",
+            org
+        )
+        .execute(&mut *tx)
+        .await?;
+        false
     } else {
         // An old or never-paid subscription says nothing about the current one; an ended
         // one already started its grace period.
@@ -110,6 +119,8 @@ async fn record_live(
         "UPDATE billing_accounts
             SET stripe_subscription_id = $2, plan_id = $3, billing_interval = $4, status = $5,
                 current_period_end = $6, cancel_at_period_end = $7,
+                mrr_cents = coalesce($8, mrr_cents),
+                payment_failing_since = CASE WHEN $5 = 'active' THEN NULL ELSE payment_failing_since END,
                 canceled_at = NULL, grace_ends_at = NULL, updated_at = now()
           WHERE organization_id = $1",
         org,
@@ -118,10 +129,16 @@ async fn record_live(
         interval.as_str(),
         subscription.status.as_str(),
         period_end,
-        subscription.cancel_at_period_end
+        subscription.cancel_at_period_end,
+        subscription.monthly_recurring_amount()
     )
     .execute(&mut *tx)
     .await?;
+    if subscription.status == SubscriptionStatus::Active
+        && subscription.monthly_recurring_amount() != Some(0)
+    {
+        super::revenue::converted(&mut *tx, org).await?;
+    }
     if account.grace_ends_at.is_some() {
         crate::incidents::resolve(
             &mut *tx,
@@ -265,7 +282,7 @@ pub(crate) async fn sync_invoice(platform: &Platform, api: &StripeApi, id: &str)
         Some("paid") => {
             if account.failed_payments > 0 {
                 sqlx::query!(
-                    "UPDATE billing_accounts SET failed_payments = 0,
+                    "UPDATE billing_accounts SET failed_payments = 0, payment_failing_since = NULL,
                             status = CASE WHEN status IN ('past_due', 'unpaid') THEN 'active' ELSE status END,
                             updated_at = now()
                       WHERE organization_id = $1",
@@ -288,6 +305,7 @@ pub(crate) async fn sync_invoice(platform: &Platform, api: &StripeApi, id: &str)
             if attempts > account.failed_payments {
                 sqlx::query!(
                     "UPDATE billing_accounts SET failed_payments = $2,
+                            payment_failing_since = coalesce(payment_failing_since, now()),
                             status = CASE WHEN status = 'active' THEN 'past_due' ELSE status END,
                             updated_at = now()
                       WHERE organization_id = $1",

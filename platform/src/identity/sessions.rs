@@ -44,17 +44,34 @@ pub async fn sign_in(
     let attempt = throttle::admit(platform, Attempt::SignIn, &email, ip).await?;
 
     let user = sqlx::query!(
-        "SELECT id, password_hash FROM users WHERE email = $1",
+        "SELECT id, password_hash, disabled_reason FROM users WHERE email = $1",
         email
     )
     .fetch_optional(&platform.db)
     .await?;
-    let (user_id, stored) = match user {
-        Some(user) => (Some(user.id), Some(user.password_hash)),
-        None => (None, None),
+    let (user_id, stored, disabled) = match user {
+        Some(user) => (
+            Some(user.id),
+            Some(user.password_hash),
+            user.disabled_reason,
+        ),
+        None => (None, None, None),
     };
     let matches = verify_password(password, stored).await?;
     match user_id {
+        // The right password of a disabled account: told why (only its owner knows the
+        // password), recorded, no session.
+        Some(user_id) if matches && disabled.is_some() => {
+            throttle::forget(platform, Attempt::SignIn, attempt).await?;
+            audit::record(
+                &platform.db,
+                audit::Entry::new("user.sign_in_refused", Actor::Anonymous)
+                    .subject_user(user_id)
+                    .ip(ip),
+            )
+            .await?;
+            Err(Error::AccountDisabled(disabled.unwrap_or_default()))
+        }
         Some(user_id) if matches => {
             throttle::forget(platform, Attempt::SignIn, attempt).await?;
             audit::record(
@@ -101,12 +118,14 @@ pub async fn create_session(
     let token = random_token();
     let lifetime =
         chrono::Duration::from_std(SESSION_LIFETIME).map_err(|e| Error::Internal(e.to_string()))?;
-    sqlx::query!(
+    // Never for a disabled account, whatever path led here.
+    let started = sqlx::query!(
         "INSERT INTO sessions (id_hash, user_id, active_organization_id, ip, user_agent, expires_at)
-         VALUES ($1, $2,
-                 (SELECT organization_id FROM organization_members
-                   WHERE user_id = $2 ORDER BY created_at LIMIT 1),
-                 $3, $4, $5)",
+         SELECT $1::bytea, u.id,
+                (SELECT organization_id FROM organization_members
+                  WHERE user_id = u.id ORDER BY created_at LIMIT 1),
+                $3::inet, $4::text, $5::timestamptz
+           FROM users u WHERE u.id = $2 AND u.disabled_at IS NULL",
         hash_token(&token),
         user_id,
         ip as Option<IpAddr>,
@@ -115,6 +134,14 @@ pub async fn create_session(
     )
     .execute(&platform.db)
     .await?;
+    if started.rows_affected() == 0 {
+        let reason =
+            sqlx::query_scalar!("SELECT disabled_reason FROM users WHERE id = $1", user_id)
+                .fetch_optional(&platform.db)
+                .await?
+                .ok_or(Error::NotFound)?;
+        return Err(Error::AccountDisabled(reason.unwrap_or_default()));
+    }
     Ok(token)
 }
 
@@ -132,6 +159,7 @@ pub async fn session(platform: &Platform, token: &str) -> Result<Option<Session>
                                     ELSE $2 END
              FROM users u
             WHERE s.id_hash = $1 AND s.expires_at > now() AND u.id = s.user_id
+              AND u.disabled_at IS NULL
               AND (NOT u.is_operator OR s.created_at > now() - make_interval(secs => $3))
         RETURNING s.user_id, u.email, u.name, u.email_verified_at, u.is_operator,
                   s.active_organization_id, s.expires_at"#,

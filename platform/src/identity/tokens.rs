@@ -171,9 +171,13 @@ pub async fn request_password_reset(
     };
     throttle::admit(platform, Attempt::PasswordReset, email.as_str(), ip).await?;
     let mut tx = platform.db.begin().await?;
-    let user = sqlx::query_scalar!("SELECT id FROM users WHERE email = $1", email.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+    // A disabled account gets no link (and the same answer as any other address).
+    let user = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE email = $1 AND disabled_at IS NULL",
+        email.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if let Some(user_id) = user {
         let token = issue_token(&mut tx, user_id, TokenPurpose::ResetPassword).await?;
         let link = platform.link(&format!("/reset?token={token}"));
@@ -210,6 +214,13 @@ pub async fn reset_password(
     let password_hash = hash_password(password).await?;
     let mut tx = platform.db.begin().await?;
     let user_id = consume_token(&mut tx, token, TokenPurpose::ResetPassword).await?;
+    // A link mailed before the account was disabled does not reopen it.
+    let disabled = sqlx::query_scalar!("SELECT disabled_reason FROM users WHERE id = $1", user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if let Some(reason) = disabled {
+        return Err(Error::AccountDisabled(reason));
+    }
     sqlx::query!(
         // Following the link proves the address too.
         "UPDATE users SET password_hash = $2, email_verified_at = coalesce(email_verified_at, now())

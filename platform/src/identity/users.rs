@@ -128,7 +128,10 @@ pub async fn create_operator(
     let password_hash = hash_password(password).await?;
     let mut tx = platform.db.begin().await?;
     let promoted = sqlx::query_scalar!(
-        "UPDATE users SET is_operator = true WHERE email = $1 RETURNING id",
+        // An operator made at the command line can act: a disabled account is enabled too
+        // (the way back for operators who disabled each other).
+        "UPDATE users SET is_operator = true, disabled_at = NULL, disabled_reason = NULL
+          WHERE email = $1 RETURNING id",
         email.as_str()
     )
     .fetch_optional(&mut *tx)

@@ -55,6 +55,8 @@ impl From<StripeError> for ApiError {
 #[derive(Clone)]
 pub struct StripeApi {
     client: Client,
+    /// A test-mode key (`sk_test_…`): Stripe's dashboard shows its objects under `/test/`.
+    test_mode: bool,
 }
 
 impl std::fmt::Debug for StripeApi {
@@ -74,7 +76,19 @@ impl StripeApi {
             .url(base)
             .build()
             .map_err(|e| ApiError::Unreachable(e.to_string()))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            test_mode: secret_key.starts_with("sk_test_") || secret_key.starts_with("rk_test_"),
+        })
+    }
+
+    /// Where Stripe's dashboard shows an object (`customers/cus_…`, `subscriptions/sub_…`),
+    /// for operators. Ids are Stripe's own (letters, digits, underscores); any other text
+    /// gets no link.
+    pub fn dashboard_link(&self, kind: &str, id: &str) -> Option<String> {
+        let plain = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let mode = if self.test_mode { "test/" } else { "" };
+        plain.then(|| format!("https://dashboard.stripe.com/{mode}{kind}/{id}"))
     }
 
     /// Sends `request`; with `idempotency_key`, Stripe acts on it at most once however many
@@ -287,13 +301,16 @@ impl StripeApi {
         use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
         let request = ListSubscription::new()
             .customer(customer.to_owned())
-            .status(ListSubscriptionStatus::All);
+            .status(ListSubscriptionStatus::All)
+            .expand(vec!["data.discounts.source.coupon".to_owned()]);
         let list: List<Subscription> = self.send(request.build(), None).await?;
         Ok(list.data)
     }
 
     pub async fn retrieve_subscription(&self, id: &str) -> Result<Subscription, ApiError> {
-        let request = stripe_billing::subscription::RetrieveSubscription::new(id.to_owned());
+        // The discounts' coupons decide the subscription's monthly recurring revenue.
+        let request = stripe_billing::subscription::RetrieveSubscription::new(id.to_owned())
+            .expand(vec![DISCOUNT_COUPONS.to_owned()]);
         self.send(request.build(), None).await
     }
 
@@ -332,6 +349,7 @@ impl StripeApi {
             items.push(added);
         }
         let request = UpdateSubscription::new(subscription.id.clone())
+            .expand(vec![DISCOUNT_COUPONS.to_owned()])
             .items(items)
             .cancel_at_period_end(false)
             .metadata(metadata);
@@ -439,6 +457,9 @@ impl Price {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Recurring {
+    /// `month` or `year`.
+    #[serde(default)]
+    pub interval: Option<String>,
     #[serde(default)]
     pub usage_type: Option<String>,
     #[serde(default)]
@@ -509,6 +530,10 @@ impl SubscriptionStatus {
     }
 }
 
+/// What a subscription request expands so that its discounts' coupons (what they take off)
+/// can be read: since API 2025-09 a discount names its coupon under `source`, unexpanded.
+const DISCOUNT_COUPONS: &str = "discounts.source.coupon";
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Subscription {
     pub id: String,
@@ -523,6 +548,11 @@ pub struct Subscription {
     #[serde(default)]
     pub metadata: HashMap<String, String>,
     pub items: List<SubscriptionItem>,
+    /// The discounts applying to the whole subscription: ids, or the expanded objects with
+    /// their coupons under `source` (as [`StripeApi::retrieve_subscription`] asks for
+    /// them).
+    #[serde(default)]
+    pub discounts: Vec<serde_json::Value>,
 }
 
 impl Subscription {
@@ -552,12 +582,56 @@ impl Subscription {
     pub fn latest_invoice_id(&self) -> Option<&str> {
         self.latest_invoice.as_ref().and_then(expandable_id)
     }
+
+    /// What the plan's item brings in per month, in the price's smallest unit: its price
+    /// times its quantity, less the subscription's discounts (percentages, then fixed
+    /// amounts off each invoice, never below zero); a yearly price counts as 1/12, rounded
+    /// to the unit. Usage-based items are not recurring revenue. `None` when it cannot be
+    /// told: a discount whose coupon was not expanded.
+    pub fn monthly_recurring_amount(&self) -> Option<i64> {
+        let Some(item) = self.licensed_item() else {
+            return Some(0);
+        };
+        let coupons = self
+            .discounts
+            .iter()
+            .map(|d| d.get("source")?.get("coupon").filter(|c| c.is_object()))
+            .collect::<Option<Vec<_>>>()?;
+        let per_invoice = item
+            .price
+            .unit_amount
+            .unwrap_or(0)
+            .saturating_mul(item.quantity.unwrap_or(1));
+        let mut due = per_invoice as f64;
+        for coupon in &coupons {
+            if let Some(percent) = coupon.get("percent_off").and_then(|p| p.as_f64()) {
+                due *= (100.0 - percent.clamp(0.0, 100.0)) / 100.0;
+            }
+        }
+        for coupon in &coupons {
+            if let Some(amount) = coupon.get("amount_off").and_then(|a| a.as_i64()) {
+                due -= amount as f64;
+            }
+        }
+        let months = match item
+            .price
+            .recurring
+            .as_ref()
+            .and_then(|r| r.interval.as_deref())
+        {
+            Some("year") => 12.0,
+            _ => 1.0,
+        };
+        Some((due.max(0.0) / months).round() as i64)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionItem {
     pub id: String,
     pub price: Price,
+    #[serde(default)]
+    pub quantity: Option<i64>,
     #[serde(default)]
     pub current_period_end: Option<i64>,
 }
@@ -599,5 +673,94 @@ pub fn expandable_id(value: &serde_json::Value) -> Option<&str> {
         serde_json::Value::String(id) => Some(id),
         serde_json::Value::Object(object) => object.get("id")?.as_str(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StripeApi, Subscription};
+
+    #[test]
+    fn dashboard_links_follow_the_keys_mode_and_take_only_stripe_ids() {
+        let base = "http://127.0.0.1:1/".parse().expect("URL");
+        let test = StripeApi::new("sk_test_123", &base).expect("client");
+        let live = StripeApi::new("sk_live_123", &base).expect("client");
+        assert_eq!(
+            test.dashboard_link("customers", "cus_Abc123").as_deref(),
+            Some("https://dashboard.stripe.com/test/customers/cus_Abc123")
+        );
+        assert_eq!(
+            live.dashboard_link("subscriptions", "sub_9").as_deref(),
+            Some("https://dashboard.stripe.com/subscriptions/sub_9")
+        );
+        for odd in [
+            "",
+            "cus_1/../x",
+            "cus 1",
+            "cus_1?x=1",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(live.dashboard_link("customers", odd), None, "{odd:?}");
+        }
+    }
+
+    fn subscription(interval: &str, quantity: i64, discounts: serde_json::Value) -> Subscription {
+        serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "customer": "cus_1", "status": "active", "discounts": discounts,
+            "items": { "data": [
+                { "id": "si_1", "quantity": quantity, "price": {
+                    "id": "price_1", "unit_amount": 49_000, "currency": "usd",
+                    "recurring": { "interval": interval, "usage_type": "licensed" } } },
+                { "id": "si_2", "price": {
+                    "id": "price_2", "unit_amount": 8, "currency": "usd",
+                    "recurring": { "interval": interval, "usage_type": "metered" } } }
+            ] }
+        }))
+        .expect("a subscription")
+    }
+
+    fn coupon(fields: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "id": "di_1", "source": { "type": "coupon", "coupon": fields } })
+    }
+
+    #[test]
+    fn monthly_recurring_amount_follows_interval_quantity_and_discounts() {
+        let amount = |s: Subscription| s.monthly_recurring_amount();
+        // $490 a year: $40.83 a month (rounded); metered items are not recurring revenue.
+        assert_eq!(
+            amount(subscription("year", 1, serde_json::json!([]))),
+            Some(4083)
+        );
+        assert_eq!(
+            amount(subscription("month", 2, serde_json::json!([]))),
+            Some(98_000)
+        );
+        let quarter_off = coupon(serde_json::json!({ "id": "co_1", "percent_off": 25.0 }));
+        assert_eq!(
+            amount(subscription("month", 1, serde_json::json!([quarter_off]))),
+            Some(36_750)
+        );
+        let everything_off = coupon(serde_json::json!({ "id": "co_2", "amount_off": 60_000 }));
+        assert_eq!(
+            amount(subscription(
+                "month",
+                1,
+                serde_json::json!([everything_off])
+            )),
+            Some(0)
+        );
+        // A discount or coupon that was not expanded: the amount cannot be told.
+        assert_eq!(
+            amount(subscription("month", 1, serde_json::json!(["di_1"]))),
+            None
+        );
+        assert_eq!(
+            amount(subscription(
+                "month",
+                1,
+                serde_json::json!([coupon(serde_json::json!("co_1"))])
+            )),
+            None
+        );
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     TokenExpired,
     #[error("Your role does not allow this.")]
     Forbidden,
+    /// An operator disabled the account; the reason is theirs.
+    #[error("This account was disabled by the operators of this service: {0}")]
+    AccountDisabled(String),
     #[error("Not found.")]
     NotFound,
     /// A plan limit; the message says how to get more.

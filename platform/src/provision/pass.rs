@@ -247,6 +247,13 @@ impl Reconciler {
         )
         .await?;
         if status == SiteStatus::Active {
+            // The organization's first active site is its activation (docs/metrics.md).
+            sqlx::query!(
+                "UPDATE organizations SET activated_at = now() WHERE id = $1 AND activated_at IS NULL",
+                site.organization_id
+            )
+            .execute(&mut *tx)
+            .await?;
             // Deployed and healthy (a restart from the dashboard, a container made again):
             // whatever the monitor last saw is over, and its restart waits start afresh.
             crate::monitor::start_afresh(

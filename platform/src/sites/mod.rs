@@ -150,6 +150,20 @@ pub async fn create(platform: &Platform, by: &Membership, form: &NewSite) -> Res
     })?;
 
     let mut tx = platform.db.begin().await?;
+    // The organization's row locked: an operator suspending it waits for this site, then
+    // suspends it too; or suspended it first, and this is refused (before any plan limit).
+    crate::tenancy::organizations::lock_for_limits(&mut tx, by.organization_id).await?;
+    let suspended = sqlx::query_scalar!(
+        "SELECT suspended_reason FROM organizations WHERE id = $1",
+        by.organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(reason) = suspended {
+        return Err(Error::Conflict(format!(
+            "This organization is suspended by the operators of this service: {reason}. It can create no site until they resume it."
+        )));
+    }
     refuse_over_site_limit(platform, &mut tx, by).await?;
 
     let id = Uuid::new_v4();
@@ -787,7 +801,8 @@ pub(crate) async fn resume_as(
     let (must, must_not) = owner.prefixes();
     let mut tx = platform.db.begin().await?;
     let site = sqlx::query!(
-        "UPDATE sites SET suspended_at = NULL, suspended_reason = NULL, updated_at = now()
+        "UPDATE sites SET suspended_at = NULL, suspended_reason = NULL,
+                suspended_with_organization = false, updated_at = now()
           WHERE id = $1 AND suspended_at IS NOT NULL AND status <> 'deleted'
             AND ($2 = '' OR starts_with(coalesce(suspended_reason, ''), $2))
             AND ($3 = '' OR NOT starts_with(coalesce(suspended_reason, ''), $3))
@@ -814,7 +829,7 @@ pub(crate) async fn resume_as(
     Ok(true)
 }
 
-async fn audit_suspension(
+pub(crate) async fn audit_suspension(
     tx: &mut sqlx::PgConnection,
     action: &'static str,
     site_id: Uuid,

@@ -103,6 +103,8 @@ pub struct LogLine {
     pub actor: Option<String>,
     pub subject: Option<String>,
     pub ip: Option<String>,
+    /// Why, where the actor gave a reason (an operator's suspension).
+    pub reason: Option<String>,
 }
 
 /// The organization's most recent entries, with the account events (sign-ins, failed
@@ -111,7 +113,7 @@ pub async fn recent(platform: &Platform, by: &Membership, limit: i64) -> Result<
     by.require(Action::ViewAuditLog)?;
     let rows = sqlx::query!(
         r#"SELECT a.created_at, a.action, coalesce(u.email, k.name) AS actor, a.subject,
-                  a.ip AS "ip: IpAddr"
+                  a.ip AS "ip: IpAddr", a.details->>'reason' AS reason
              FROM audit_log a
              LEFT JOIN users u ON u.id = a.actor_user_id
              LEFT JOIN api_keys k ON k.id = a.actor_api_key_id
@@ -120,7 +122,9 @@ pub async fn recent(platform: &Platform, by: &Membership, limit: i64) -> Result<
                OR (a.organization_id IS NULL AND EXISTS (
                      SELECT 1 FROM organization_members m
                       WHERE m.organization_id = $1
-                        AND (m.user_id = a.actor_user_id
+                        AND ((m.user_id = a.actor_user_id
+                              -- not an operator's action on someone else
+                              AND (a.subject IS NULL OR a.subject = 'user:' || m.user_id::text))
                              OR a.subject = 'user:' || m.user_id::text)))
             ORDER BY a.id DESC LIMIT $2"#,
         by.organization_id,
@@ -136,6 +140,7 @@ pub async fn recent(platform: &Platform, by: &Membership, limit: i64) -> Result<
             actor: row.actor,
             subject: row.subject,
             ip: row.ip.map(|ip| ip.to_string()),
+            reason: row.reason,
         })
         .collect())
 }

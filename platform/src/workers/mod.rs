@@ -93,6 +93,10 @@ async fn run(platform: &Platform, job: &Job) -> Result<(), JobError> {
             Ok(())
         }
         JobKind::IncidentAlert => crate::incidents::alert(platform, id(job, "incident_id")?).await,
+        JobKind::MrrSnapshot => {
+            billing::revenue::take_snapshot(platform, date(job, "day")?).await?;
+            Ok(())
+        }
     }
 }
 
@@ -129,6 +133,8 @@ fn date(job: &Job, name: &str) -> Result<NaiveDate, JobError> {
 /// When each day's jobs run (UTC): a quiet hour, and not all at once.
 const HOUSEKEEPING_AT: (u32, u32) = (3, 0);
 const STRIPE_RECONCILE_AT: (u32, u32) = (4, 0);
+/// The revenue snapshot stands for the start of its day: taken as soon as the day begins.
+const MRR_SNAPSHOT_AT: (u32, u32) = (0, 0);
 
 /// Queues the scheduled jobs due on `now`'s day (and month): each has a key naming its day,
 /// so however many processes call this, each runs once. A process started late in the day
@@ -145,6 +151,16 @@ pub async fn schedule(platform: &Platform, now: DateTime<Utc>) -> Result<()> {
         NewJob::new(JobKind::Housekeeping, serde_json::json!({}))
             .unique(format!("housekeeping:{today}"))
             .at(at(HOUSEKEEPING_AT)),
+    )
+    .await?;
+    jobs::enqueue(
+        &platform.db,
+        NewJob::new(
+            JobKind::MrrSnapshot,
+            serde_json::json!({ "day": today.to_string() }),
+        )
+        .unique(format!("mrr_snapshot:{today}"))
+        .at(at(MRR_SNAPSHOT_AT)),
     )
     .await?;
     billing::requeue_overdue_grace_periods(platform, today).await?;

@@ -46,6 +46,8 @@ crate::text_enum! {
         Housekeeping => "housekeeping",
         /// Mail a site's members that it has been down for a while (if it still is).
         IncidentAlert => "incident_alert",
+        /// Daily: store what every paying organization pays per month (business metrics).
+        MrrSnapshot => "mrr_snapshot",
     }
 }
 
@@ -82,7 +84,8 @@ impl JobKind {
             // The next night's run starts afresh.
             JobKind::StripeReconcile
             | JobKind::StripeReconcileOrganization
-            | JobKind::Housekeeping => (MINUTE, HOUR, 20 * HOUR),
+            | JobKind::Housekeeping
+            | JobKind::MrrSnapshot => (MINUTE, HOUR, 20 * HOUR),
         };
         RetryPolicy {
             first_delay: Duration::from_secs(first),

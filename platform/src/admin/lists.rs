@@ -1,0 +1,527 @@
+//! The operator's lists, starting with every organization: searched by part of a member's
+//! email, the organization's name or slug, a site's slug, a custom domain or a Stripe id;
+//! filtered by plan and billing state; sorted; paged by keyset (a page link names the last
+//! row seen, so organizations added meanwhile never shift a page; in the revenue order, one
+//! whose revenue changes between two pages can move across them); exported as CSV with the
+//! same search, filters and order, in one query.
+
+use chrono::{DateTime, Datelike, Utc};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Operator;
+use crate::Platform;
+use crate::billing::revenue::{LIVE, Live, Query};
+use crate::kernel::{Error, Result};
+
+/// Rows per page.
+pub const PAGE: i64 = 50;
+
+/// The longest search an operator may type.
+const SEARCH_MAX: usize = 200;
+
+/// What the operator typed in the search box: matched anywhere in the searched texts,
+/// ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search(String);
+
+impl Search {
+    /// `None` for an empty search.
+    pub fn parse(raw: &str) -> Result<Option<Self>> {
+        let text = raw.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if text.chars().count() > SEARCH_MAX || text.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "q",
+                format!("Search for at most {SEARCH_MAX} characters on one line."),
+            ));
+        }
+        Ok(Some(Self(text.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The `LIKE` pattern: the text anywhere, its wildcards taken literally. (The query
+    /// lowercases it with the database's `lower`, as it does the searched texts, so both
+    /// sides fold case by the same rules.)
+    pub(super) fn pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.0.len() + 2);
+        pattern.push('%');
+        for c in self.0.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        pattern
+    }
+}
+
+/// The orders of the organization list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum OrgSort {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// By name, A to Z.
+    Name,
+    /// Highest monthly revenue first.
+    Revenue,
+}
+
+impl OrgSort {
+    pub const ALL: [OrgSort; 3] = [OrgSort::Newest, OrgSort::Name, OrgSort::Revenue];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgSort::Newest => "newest",
+            OrgSort::Name => "name",
+            OrgSort::Revenue => "revenue",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|sort| sort.as_str() == raw)
+            .ok_or_else(|| Error::invalid("sort", "Sort by newest, name or revenue."))
+    }
+}
+
+/// Billing states an operator filters by: Stripe's subscription status, or `none` for an
+/// organization that never subscribed (every organization in local billing mode).
+pub const BILLING_STATES: [&str; 9] = [
+    "none",
+    "active",
+    "trialing",
+    "past_due",
+    "unpaid",
+    "paused",
+    "canceled",
+    "incomplete",
+    "incomplete_expired",
+];
+
+/// Which organizations, in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgFilter {
+    pub search: Option<Search>,
+    pub plan: Option<String>,
+    pub billing: Option<String>,
+    pub sort: OrgSort,
+}
+
+impl OrgFilter {
+    /// From the list's query parameters (`q`, `plan`, `billing`, `sort`; empty means any).
+    pub fn parse(
+        platform: &Platform,
+        search: &str,
+        plan: &str,
+        billing: &str,
+        sort: &str,
+    ) -> Result<Self> {
+        let plan = match plan.trim() {
+            "" => None,
+            id if platform.catalog.plans().iter().any(|p| p.id.as_str() == id) => {
+                Some(id.to_owned())
+            }
+            _ => return Err(Error::invalid("plan", "No such plan.")),
+        };
+        let billing = match billing.trim() {
+            "" => None,
+            state if BILLING_STATES.contains(&state) => Some(state.to_owned()),
+            _ => return Err(Error::invalid("billing", "No such billing state.")),
+        };
+        let sort = match sort.trim() {
+            "" => OrgSort::default(),
+            sort => OrgSort::parse(sort)?,
+        };
+        Ok(Self {
+            search: Search::parse(search)?,
+            plan,
+            billing,
+            sort,
+        })
+    }
+}
+
+/// Where a page starts: just after this row in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    key: String,
+    id: Uuid,
+}
+
+impl Cursor {
+    /// As a page link carries it.
+    pub fn encode(&self) -> String {
+        format!("{}~{}", self.key, self.id)
+    }
+
+    pub fn decode(raw: &str) -> Result<Self> {
+        let (key, id) = raw.rsplit_once('~').ok_or_else(stale)?;
+        let id = id.parse().map_err(|_| stale())?;
+        Ok(Self {
+            key: key.to_owned(),
+            id,
+        })
+    }
+
+    /// Just after the row with this sort key (as the query compares it) and id.
+    pub(super) fn after(key: String, id: Uuid) -> Self {
+        Self { key, id }
+    }
+
+    pub(super) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// A key that is a moment (microseconds since 1970, [`Cursor::micros`]).
+    pub(super) fn time(&self) -> Result<DateTime<Utc>> {
+        let micros: i64 = self.key.parse().map_err(|_| stale())?;
+        DateTime::<Utc>::from_timestamp_micros(micros)
+            // Rows were made after 1970 and before 10000 (PostgreSQL would refuse some
+            // times outside, an error that is the link's, not ours).
+            .filter(|at| (1970..10_000).contains(&at.year()))
+            .ok_or_else(stale)
+    }
+
+    /// The key of a moment, as [`Cursor::time`] reads it.
+    pub(super) fn micros(at: DateTime<Utc>) -> String {
+        at.timestamp_micros().to_string()
+    }
+
+    /// Just after `row`: its sort key exactly as the query compares it (the name as the
+    /// database lowercases it, never as Rust would).
+    fn of(row: &OrgRow, sort: OrgSort) -> Self {
+        let key = match sort {
+            OrgSort::Newest => Self::micros(row.created_at),
+            OrgSort::Name => row.name_key.clone(),
+            OrgSort::Revenue => row.mrr_cents.to_string(),
+        };
+        Self { key, id: row.id }
+    }
+}
+
+/// One organization as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub plan_id: String,
+    /// Stripe's subscription status; `None` without a subscription.
+    pub billing_status: Option<String>,
+    /// What it counts for in monthly revenue now (see `docs/metrics.md`).
+    pub mrr_cents: i64,
+    pub stripe_customer_id: Option<String>,
+    pub owner_email: Option<String>,
+    pub members: i64,
+    /// Sites not deleted.
+    pub sites: i64,
+    pub suspended_sites: i64,
+    pub created_at: DateTime<Utc>,
+    /// The name as the name order compares it (`lower(name)` in the database).
+    #[serde(skip)]
+    pub name_key: String,
+}
+
+/// A page of a list, and the cursor of the next one if there is more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// Organizations matching `filter`, in its order, from just after `after`: at most `limit`.
+pub async fn organizations(
+    platform: &Platform,
+    _: &Operator,
+    filter: &OrgFilter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Page<OrgRow>> {
+    let query = OrgQuery::new(platform, filter, after, Some(limit))?;
+    let sql = organizations_sql();
+    let rows: Vec<OrgRow> = query
+        .bind(sqlx::query_as(&sql))
+        .fetch_all(&platform.db)
+        .await?;
+    Ok(page(rows, query.limit.unwrap_or(limit), |row| {
+        Cursor::of(row, filter.sort)
+    }))
+}
+
+/// The plan PostgreSQL runs for the first page of `filter` (`EXPLAIN ANALYZE`), for the
+/// benchmark.
+pub async fn explain_organizations(
+    platform: &Platform,
+    _: &Operator,
+    filter: &OrgFilter,
+) -> Result<String> {
+    let query = OrgQuery::new(platform, filter, None, Some(PAGE))?;
+    let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", organizations_sql());
+    let lines: Vec<(String,)> = query
+        .bind(sqlx::query_as(&sql))
+        .fetch_all(&platform.db)
+        .await?;
+    Ok(lines
+        .into_iter()
+        .map(|(line,)| line)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The organization list's parameters, bound in [`organizations_sql`]'s order.
+struct OrgQuery<'a> {
+    live: Live,
+    filter: &'a OrgFilter,
+    after_time: Option<DateTime<Utc>>,
+    after_name: Option<String>,
+    after_cents: Option<i64>,
+    after_id: Option<Uuid>,
+    /// Rows per page; `None`: every row.
+    limit: Option<i64>,
+}
+
+impl<'a> OrgQuery<'a> {
+    fn new(
+        platform: &Platform,
+        filter: &'a OrgFilter,
+        after: Option<&Cursor>,
+        limit: Option<i64>,
+    ) -> Result<Self> {
+        let (after_time, after_name, after_cents) = match (after, filter.sort) {
+            (None, _) => (None, None, None),
+            (Some(cursor), OrgSort::Newest) => (Some(cursor.time()?), None, None),
+            (Some(cursor), OrgSort::Name) => {
+                if cursor.key.chars().any(char::is_control) {
+                    return Err(stale());
+                }
+                (None, Some(cursor.key.clone()), None)
+            }
+            (Some(cursor), OrgSort::Revenue) => {
+                let cents: i64 = cursor.key.parse().map_err(|_| stale())?;
+                (None, None, Some(cents))
+            }
+        };
+        Ok(Self {
+            live: Live::new(platform, Utc::now()),
+            filter,
+            after_time,
+            after_name,
+            after_cents,
+            after_id: after.map(|cursor| cursor.id),
+            limit: limit.map(|limit| limit.clamp(1, 1000)),
+        })
+    }
+
+    /// Binds `$1` to `$14` (one row more than a page: whether there is a next one; no
+    /// limit for an export).
+    fn bind<'q, O>(&'q self, query: Query<'q, O>) -> Query<'q, O> {
+        self.live
+            .bind(query)
+            .bind(self.filter.search.as_ref().map(Search::pattern))
+            .bind(self.filter.plan.as_deref())
+            .bind(self.filter.billing.as_deref())
+            .bind(self.filter.sort.as_str())
+            .bind(self.after_time)
+            .bind(self.after_name.as_deref())
+            .bind(self.after_cents)
+            .bind(self.after_id)
+            .bind(self.limit.map(|limit| limit + 1))
+    }
+}
+
+/// The search is a union of index lookups (trigram indexes, `LIKE '%part%'`), one per
+/// searched text; then the page is read in the chosen order from after the cursor.
+/// `$1`-`$5`: [`LIVE`]'s (what counts as revenue); `$6` the search pattern, `$7` the plan,
+/// `$8` the billing state, `$9` the order, `$10`-`$13` the cursor, `$14` the row limit.
+fn organizations_sql() -> String {
+    format!(
+        "WITH live AS ({LIVE}),
+        matched AS (
+            SELECT id FROM organizations
+             WHERE lower(name) LIKE lower($6) OR slug LIKE lower($6)
+            UNION SELECT m.organization_id FROM users u
+                    JOIN organization_members m ON m.user_id = u.id
+                   WHERE u.email LIKE lower($6)
+            UNION SELECT organization_id FROM sites
+                   WHERE slug LIKE lower($6) AND status <> 'deleted'
+            UNION SELECT organization_id FROM site_domains WHERE domain LIKE lower($6)
+            UNION SELECT organization_id FROM billing_accounts
+                   WHERE lower(stripe_customer_id) LIKE lower($6)
+                      OR lower(stripe_subscription_id) LIKE lower($6)
+        ),
+        listed AS (
+            SELECT o.id, o.name, lower(o.name) AS name_key, o.slug, o.plan_id, o.created_at,
+                   b.status AS billing_status, b.stripe_customer_id,
+                   coalesce(l.mrr_cents, 0)::bigint AS mrr_cents
+              FROM organizations o
+              LEFT JOIN billing_accounts b ON b.organization_id = o.id
+              LEFT JOIN live l ON l.organization_id = o.id
+             WHERE ($6::text IS NULL OR o.id IN (SELECT id FROM matched))
+               AND ($7::text IS NULL OR o.plan_id = $7)
+               AND ($8::text IS NULL OR coalesce(b.status, 'none') = $8)
+        )
+        SELECT o.*,
+               (SELECT u.email FROM organization_members m JOIN users u ON u.id = m.user_id
+                 WHERE m.organization_id = o.id AND m.role = 'owner'
+                 ORDER BY m.created_at LIMIT 1) AS owner_email,
+               (SELECT count(*) FROM organization_members m
+                 WHERE m.organization_id = o.id) AS members,
+               (SELECT count(*) FROM sites s
+                 WHERE s.organization_id = o.id AND s.status <> 'deleted') AS sites,
+               (SELECT count(*) FROM sites s
+                 WHERE s.organization_id = o.id AND s.status <> 'deleted'
+                   AND s.suspended_at IS NOT NULL) AS suspended_sites
+          FROM listed o
+         WHERE CASE $9::text
+                 WHEN 'name' THEN $11::text IS NULL OR (o.name_key, o.id) > ($11, $13)
+                 WHEN 'revenue' THEN $12::bigint IS NULL OR (o.mrr_cents, o.id) < ($12, $13)
+                 ELSE $10::timestamptz IS NULL OR (o.created_at, o.id) < ($10, $13)
+               END
+         ORDER BY CASE WHEN $9 = 'name' THEN o.name_key END,
+                  CASE WHEN $9 = 'name' THEN o.id END,
+                  CASE WHEN $9 = 'revenue' THEN o.mrr_cents END DESC,
+                  CASE WHEN $9 = 'newest' THEN o.created_at END DESC,
+                  o.id DESC
+         LIMIT $14::bigint"
+    )
+}
+
+pub(super) fn stale() -> Error {
+    Error::invalid(
+        "after",
+        "This page link is no longer valid: start again from the first page.",
+    )
+}
+
+/// The first `limit` of `rows` (fetched one more than a page), and the next page's cursor
+/// if there was one more.
+pub(super) fn page<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(cursor) } else { None };
+    Page { rows, next }
+}
+
+/// Every organization matching `filter`, as CSV (a header line, then one line per
+/// organization, in the list's order): one query, so one moment's view of them.
+pub async fn organizations_csv(
+    platform: &Platform,
+    _: &Operator,
+    filter: &OrgFilter,
+) -> Result<String> {
+    let mut csv = csv_line(&[
+        "id",
+        "name",
+        "slug",
+        "plan",
+        "billing_status",
+        "mrr_cents",
+        "stripe_customer_id",
+        "owner_email",
+        "members",
+        "sites",
+        "suspended_sites",
+        "created_at",
+    ]);
+    let query = OrgQuery::new(platform, filter, None, None)?;
+    let sql = organizations_sql();
+    let mut rows = query
+        .bind(sqlx::query_as::<_, OrgRow>(&sql))
+        .fetch(&platform.db);
+    while let Some(row) = rows.try_next().await? {
+        csv.push_str(&csv_line(&[
+            &row.id.to_string(),
+            &row.name,
+            &row.slug,
+            &row.plan_id,
+            row.billing_status.as_deref().unwrap_or("none"),
+            &row.mrr_cents.to_string(),
+            row.stripe_customer_id.as_deref().unwrap_or(""),
+            row.owner_email.as_deref().unwrap_or(""),
+            &row.members.to_string(),
+            &row.sites.to_string(),
+            &row.suspended_sites.to_string(),
+            &row.created_at.to_rfc3339(),
+        ]));
+    }
+    Ok(csv)
+}
+
+/// One CSV line (RFC 4180: a field with a comma, quote or line break is quoted, quotes
+/// doubled). A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or
+/// carriage return first) gets a leading `'`: customer-typed names are data, not formulas.
+pub(super) fn csv_line(fields: &[&str]) -> String {
+    let mut line = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        let guarded;
+        let field = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            guarded = format!("'{field}");
+            guarded.as_str()
+        } else {
+            field
+        };
+        if field.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&field.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(field);
+        }
+    }
+    line.push_str("\r\n");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searches_match_their_text_literally() {
+        let search = Search::parse("  50%_off\\x ").unwrap().unwrap();
+        assert_eq!(search.as_str(), "50%_off\\x");
+        assert_eq!(search.pattern(), "%50\\%\\_off\\\\x%");
+        assert_eq!(Search::parse("   ").unwrap(), None);
+        assert!(Search::parse(&"a".repeat(201)).is_err());
+        assert!(Search::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting_and_disarms_formulas() {
+        assert_eq!(csv_line(&["a", "b c"]), "a,b c\r\n");
+        assert_eq!(
+            csv_line(&["Acme, Inc.", "say \"hi\"", "two\nlines"]),
+            "\"Acme, Inc.\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n"
+        );
+        assert_eq!(
+            csv_line(&["=HYPERLINK(\"x\")", "-1", "@me"]),
+            "\"'=HYPERLINK(\"\"x\"\")\",'-1,'@me\r\n"
+        );
+    }
+
+    #[test]
+    fn cursors_survive_names_with_the_separator() {
+        let id = Uuid::new_v4();
+        let cursor = Cursor {
+            key: "tilde~name".into(),
+            id,
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        assert!(Cursor::decode("no separator").is_err());
+        assert!(Cursor::decode("x~not-a-uuid").is_err());
+    }
+}
