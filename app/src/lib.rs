@@ -27,6 +27,7 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use pages::admin::{AdminPage, OrganizationsPage};
+use pages::admin_jobs::JobsPage;
 use pages::admin_organization::OrganizationPage;
 use pages::admin_users::{UserPage, UsersPage};
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
@@ -105,6 +106,7 @@ pub fn App() -> impl IntoView {
                     />
                     <Route path=path!("admin/users") view=UsersPage ssr=SsrMode::Async />
                     <Route path=path!("admin/users/:id") view=UserPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/jobs") view=JobsPage ssr=SsrMode::Async />
                     <Route path=path!("dev/mail") view=DevMailPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
                         <Route

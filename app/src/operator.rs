@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 
+pub mod jobs;
 pub mod users;
 
 /// One figure of the overview, formatted, with what it means.

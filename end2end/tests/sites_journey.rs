@@ -138,6 +138,71 @@ async fn operator_suspends_and_resumes(
         .await?;
     h.wait_for_text_containing("[data-sessions]", "UTC").await?;
     h.screenshot(&format!("operator-user-{label}")).await?;
+    operator_retries_a_dead_job(h, label).await
+}
+
+/// A job that gave up is found on the job list (searched, dead ones only) and retried
+/// with a reason: it leaves the dead list, the audit log keeps the retry, and the workers
+/// run it again (a mail already delivered: it succeeds at once).
+async fn operator_retries_a_dead_job(h: &mut Harness, label: &str) -> Result<()> {
+    let key = format!("e2e-dead-mail-{label}");
+    let job = h
+        .query_strings(&format!(
+            "INSERT INTO jobs (kind, state, attempts, last_error, unique_key, payload,
+                               first_attempt_at, finished_at)
+             SELECT 'mail', 'dead', 9, 'SMTP: connection refused', '{key}',
+                    jsonb_build_object('outbox_id', min(id)), now() - interval '1 day', now()
+               FROM mail_outbox
+             RETURNING id::text"
+        ))
+        .await?
+        .remove(0);
+    h.visit("/admin/jobs").await?;
+    h.submit("jobs", &[("q", &key), ("state", "dead")]).await?;
+    h.wait_for_path(&format!("/admin/jobs?q={key}&state=dead"))
+        .await?;
+    let row = format!(r#"[data-job="{job}"]"#);
+    h.wait_for_text_containing(&format!("{row} [data-error]"), "SMTP: connection refused")
+        .await?;
+    wait_until(
+        || async { Ok(h.texts("[data-table=jobs] tbody tr").await?.len() == 1) },
+        "the search and the filter leave the one job",
+    )
+    .await?;
+    h.screenshot(&format!("operator-jobs-{label}")).await?;
+    h.submit(&format!("retry-{job}"), &[("reason", "relay fixed")])
+        .await?;
+    wait_until(
+        || async { Ok(h.texts(&row).await?.is_empty()) },
+        "the retried job leaves the dead list",
+    )
+    .await?;
+    let audited = h
+        .query_strings(&format!(
+            "SELECT details->>'reason' FROM audit_log
+              WHERE action = 'job.retry' AND subject = 'job:{job}'"
+        ))
+        .await?;
+    ensure!(audited == ["relay fixed"], "audited: {audited:?}");
+    let query = format!("SELECT state FROM jobs WHERE id = {job}");
+    wait_until(
+        || async { Ok(h.query_strings(&query).await? == ["succeeded"]) },
+        "the workers run the retried job",
+    )
+    .await
+}
+
+/// Polls `done` every 100 ms for up to 10 s; fails with `what` if it never holds.
+async fn wait_until<F, Done>(done: F, what: &str) -> Result<()>
+where
+    F: Fn() -> Done,
+    Done: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await? {
+        ensure!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 

@@ -56,7 +56,7 @@ pub enum AdminCommand {
         name: String,
     },
     /// Background jobs: lists those queued, retrying, running or dead (with their last
-    /// error); `retry ID` queues a dead one again.
+    /// error); `retry ID --reason R --operator EMAIL` queues a dead one again.
     Jobs {
         #[command(subcommand)]
         action: Option<JobsAction>,
@@ -146,8 +146,17 @@ enum UserVerb {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsAction {
-    /// Queue a dead job again, now, with a fresh retry window.
-    Retry { id: i64 },
+    /// Queue a dead job again, now, with a fresh retry window. Recorded in the audit log
+    /// with the operator as actor.
+    Retry {
+        id: i64,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// The email of the operator acting.
+        #[arg(long)]
+        operator: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,9 +200,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             site_action(&config, &action, false).await
         }
         Command::Admin(AdminCommand::Jobs {
-            action: Some(JobsAction::Retry { id }),
+            action:
+                Some(JobsAction::Retry {
+                    id,
+                    reason,
+                    operator,
+                }),
             ..
-        }) => retry_job(&config, id).await,
+        }) => retry_job(&config, id, &reason, &operator).await,
         Command::Admin(AdminCommand::Jobs {
             action: None,
             state,
@@ -449,17 +463,23 @@ async fn list_jobs(config: &Config, state: Option<&str>, limit: i64) -> anyhow::
     Ok(())
 }
 
-async fn retry_job(config: &Config, id: i64) -> anyhow::Result<()> {
+async fn retry_job(config: &Config, id: i64, reason: &str, operator: &str) -> anyhow::Result<()> {
     let pool = db::connect(&config.database).await?;
     db::migrate(&pool).await?;
     let platform = Platform::from_config(pool.clone(), config)?;
-    match platform.jobs.retry(id).await {
-        Ok(()) => println!("job {id} is queued again"),
-        Err(platform::Error::NotFound) => anyhow::bail!("there is no job {id}"),
-        Err(error) => anyhow::bail!("{error}"),
-    }
+    let retried = async {
+        let by = as_operator(&platform, operator).await?;
+        let reason = platform::admin::Reason::parse(reason)?;
+        match platform::admin::jobs::retry_job(&platform, &by, id, &reason).await {
+            Ok(()) => println!("job {id} is queued again"),
+            Err(platform::Error::NotFound) => anyhow::bail!("there is no job {id}"),
+            Err(error) => anyhow::bail!("{error}"),
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let outcome = retried.await;
     pool.close().await;
-    Ok(())
+    outcome
 }
 
 async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::admin::Operator;
+use platform::admin::jobs::{self, JobFilter};
 use platform::admin::lists::{self, OrgFilter};
 use platform::admin::users::{self, UserFilter};
 
@@ -18,22 +19,19 @@ pub async fn organizations(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let operator = match operator_of(&state, &headers).await {
-        Ok(operator) => operator,
-        Err(refused) => return refused.into_response(),
-    };
     let param = |name: &str| query.get(name).map_or("", String::as_str);
-    let made = async {
+    let platform = &state.platform;
+    export(&state, &headers, "organizations", |operator| async move {
         let filter = OrgFilter::parse(
-            &state.platform,
+            platform,
             param("q"),
             param("plan"),
             param("billing"),
             param("sort"),
         )?;
-        lists::organizations_csv(&state.platform, &operator, &filter).await
-    };
-    csv("organizations", made.await)
+        lists::organizations_csv(platform, &operator, &filter).await
+    })
+    .await
 }
 
 /// `/admin/users.csv?q=&state=`
@@ -42,16 +40,41 @@ pub async fn users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let operator = match operator_of(&state, &headers).await {
-        Ok(operator) => operator,
-        Err(refused) => return refused.into_response(),
-    };
     let param = |name: &str| query.get(name).map_or("", String::as_str);
-    let made = async {
+    let platform = &state.platform;
+    export(&state, &headers, "users", |operator| async move {
         let filter = UserFilter::parse(param("q"), param("state"))?;
-        users::users_csv(&state.platform, &operator, &filter).await
-    };
-    csv("users", made.await)
+        users::users_csv(platform, &operator, &filter).await
+    })
+    .await
+}
+
+/// `/admin/jobs.csv?q=&state=`
+pub async fn jobs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let param = |name: &str| query.get(name).map_or("", String::as_str);
+    let platform = &state.platform;
+    export(&state, &headers, "jobs", |operator| async move {
+        let filter = JobFilter::parse(param("q"), param("state"))?;
+        jobs::jobs_csv(platform, &operator, &filter).await
+    })
+    .await
+}
+
+/// The export `name.csv` that `make` writes for the request's operator, or the answer
+/// that refuses the request.
+async fn export<F, Made>(state: &AppState, headers: &HeaderMap, name: &str, make: F) -> Response
+where
+    F: FnOnce(Operator) -> Made,
+    Made: Future<Output = platform::kernel::Result<String>>,
+{
+    match operator_of(state, headers).await {
+        Ok(operator) => csv(name, make(operator).await),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// The export `name.csv`, or why there is none (a query that does not parse: 400).

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             get(crate::exports::organizations),
         )
         .route("/admin/users.csv", get(crate::exports::users))
+        .route("/admin/jobs.csv", get(crate::exports::jobs))
         .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, context.clone(), render)
         .fallback(leptos_axum::file_and_error_handler_with_context::<

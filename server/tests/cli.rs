@@ -474,8 +474,25 @@ async fn admin_jobs_lists_what_is_retrying_or_dead_and_retries_a_dead_one(pool: 
         "{table}"
     );
 
-    let retried = run(&["retry", &dead.to_string()]);
-    assert!(retried.status.success());
+    // A retry names its operator and reason, and the audit log keeps both.
+    sqlx::query(
+        "INSERT INTO users (email, name, password_hash, is_operator)
+         VALUES ('ops@example.com', 'Ops', 'x', true), ('ada@example.com', 'Ada', 'x', false)",
+    )
+    .execute(&pool)
+    .await
+    .expect("users");
+    let retry = |id: &str, operator: &str| {
+        let mut args = vec!["retry", id, "--reason", "SMTP relay fixed"];
+        args.extend(["--operator", operator]);
+        run(&args)
+    };
+    assert!(
+        failure_line(&retry(&dead.to_string(), "ada@example.com"))
+            .contains("ada@example.com is not a platform operator")
+    );
+    let retried = retry(&dead.to_string(), "ops@example.com");
+    assert!(retried.status.success(), "{}", failure_line(&retried));
     assert_eq!(
         String::from_utf8_lossy(&retried.stdout),
         format!("job {dead} is queued again\n")
@@ -486,11 +503,24 @@ async fn admin_jobs_lists_what_is_retrying_or_dead_and_retries_a_dead_one(pool: 
         .await
         .expect("state");
     assert_eq!(state, "queued");
+    let (actor, subject, reason): (String, String, String) = sqlx::query_as(
+        "SELECT u.email, a.subject, a.details->>'reason'
+           FROM audit_log a JOIN users u ON u.id = a.actor_user_id
+          WHERE a.action = 'job.retry'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("one audit entry");
+    assert_eq!(
+        (actor.as_str(), subject, reason.as_str()),
+        ("ops@example.com", format!("job:{dead}"), "SMTP relay fixed")
+    );
     assert!(
-        failure_line(&run(&["retry", &dead.to_string()])).contains("only dead jobs are retried")
+        failure_line(&retry(&dead.to_string(), "ops@example.com"))
+            .contains("only dead jobs are retried")
     );
     assert_eq!(
-        failure_line(&run(&["retry", "999999"])),
+        failure_line(&retry("999999", "ops@example.com")),
         "slipway: there is no job 999999"
     );
     assert!(failure_line(&run(&["--state", "sleeping"])).contains("--state: use queued"));

@@ -822,19 +822,23 @@ mod tenancy_over_http {
         // takes, about a real site, so that a missing check would act.
         let (_, _, stranger) = user(&p, "stranger@example.com", "Stranger").await;
         let site = active_site(&pool, paying_org, "payer-site").await;
-        let arguments =
-            format!("site={site}&user={payer}&id={payer}&reason=access+check&slug={paying_slug}");
+        let job = dead_job(&pool, "SMTP: connection refused").await;
+        let arguments = format!(
+            "site={site}&user={payer}&id={payer}&job={job}&reason=access+check&slug={paying_slug}"
+        );
         // What an operator function could change: the site's suspension, the account's
         // state, the audit log, the mail sent.
         let state = || async {
-            sqlx::query_as::<_, (Option<String>, Option<String>, i64, i64)>(
+            sqlx::query_as::<_, (Option<String>, Option<String>, i64, i64, String)>(
                 "SELECT (SELECT suspended_reason FROM sites WHERE id = $1),
                         (SELECT disabled_reason FROM users WHERE id = $2),
                         (SELECT count(*) FROM audit_log),
-                        (SELECT count(*) FROM mail_outbox)",
+                        (SELECT count(*) FROM mail_outbox),
+                        (SELECT state FROM jobs WHERE id = $3)",
             )
             .bind(site)
             .bind(payer)
+            .bind(job)
             .fetch_one(&pool)
             .await
             .expect("state")
@@ -1093,6 +1097,139 @@ mod tenancy_over_http {
             statuses.iter().all(|s| *s == 200 || *s == refused),
             "{statuses:?}"
         );
+    }
+
+    /// A job that gave up, as the queue leaves it: `dead`, with its last error.
+    async fn dead_job(pool: &PgPool, error: &str) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO jobs (kind, state, attempts, last_error, first_attempt_at, finished_at,
+                               payload)
+             VALUES ('mail', 'dead', 12, $1, now() - interval '2 days', now(),
+                     '{\"outbox_id\": 0}')
+             RETURNING id",
+        )
+        .bind(error)
+        .fetch_one(pool)
+        .await
+        .expect("a dead job")
+    }
+
+    /// The operator finds a dead job on the job list (searched and filtered with a plain
+    /// GET form), exports the list, and retries the job with a reason: of six retries at
+    /// once one acts, the others are refused with the job's state; the retry is in the
+    /// audit log with the operator and the reason. Customers get neither page nor export.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_find_a_dead_job_and_retry_it_with_a_reason(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(&p, operator).await;
+        let (_, _, customer_cookie) = user(&p, "ada@acme.test", "Acme").await;
+        let other = dead_job(&pool, "Stripe: 503 Service Unavailable").await;
+        let job = dead_job(&pool, "SMTP: connection refused by relay.example").await;
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let get = |path: &str, cookie: &str| {
+            client
+                .get(format!("{}{path}", server.base))
+                .header("Accept", "text/html")
+                .header("Cookie", cookie)
+                .send()
+        };
+        let page = get("/admin/jobs?q=RELAY.example&state=dead", &operator_cookie)
+            .await
+            .expect("request");
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.expect("body");
+        assert_eq!(html.matches("data-job=").count(), 1, "{html}");
+        assert!(html.contains(&format!(r#"data-job="{job}""#)));
+        assert!(html.contains("SMTP: connection refused by relay.example"));
+        assert!(html.contains(&format!(r#"data-form="retry-{job}""#)));
+        assert!(!html.contains("Stripe: 503"));
+        let refused = get("/admin/jobs", &customer_cookie).await.expect("request");
+        assert_eq!(refused.status().as_u16(), 403);
+
+        let export = get("/admin/jobs.csv?state=dead", &operator_cookie)
+            .await
+            .expect("request");
+        assert_eq!(export.status().as_u16(), 200);
+        let csv = export.text().await.expect("body");
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert!(
+            lines[1].starts_with(&format!("{job},mail,dead,12,")),
+            "{csv}"
+        );
+        assert!(
+            lines[2].starts_with(&format!("{other},mail,dead,12,")),
+            "{csv}"
+        );
+        let export = get("/admin/jobs.csv", &customer_cookie)
+            .await
+            .expect("request");
+        assert_eq!(export.status().as_u16(), 403);
+        let export = client
+            .get(format!("{}/admin/jobs.csv", server.base))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(export.status().as_u16(), 401);
+        let bad = get("/admin/jobs.csv?state=asleep", &operator_cookie)
+            .await
+            .expect("request");
+        assert_eq!(bad.status().as_u16(), 400);
+
+        let retry = |reason: &'static str| {
+            client
+                .post(format!("{}/api/admin/retry_job", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[("job", job.to_string()), ("reason", reason.to_owned())])
+                .send()
+        };
+        let no_reason = retry("").await.expect("request");
+        assert_eq!(no_reason.status().as_u16(), 422);
+        once_of_six(|| retry("relay fixed, ticket 4411"), 409).await;
+        let (state, audited): (String, Vec<(String, String)>) = (
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+                .bind(job)
+                .fetch_one(&pool)
+                .await
+                .expect("state"),
+            sqlx::query_as(
+                "SELECT subject, details->>'reason' FROM audit_log
+                  WHERE action = 'job.retry' AND actor_user_id = $1",
+            )
+            .bind(operator)
+            .fetch_all(&pool)
+            .await
+            .expect("audit"),
+        );
+        assert_ne!(state, "dead");
+        assert_eq!(
+            audited,
+            [(format!("job:{job}"), "relay fixed, ticket 4411".to_owned())]
+        );
+        let again = retry("once more").await.expect("request");
+        assert_eq!(again.status().as_u16(), 409);
+        assert!(
+            again
+                .text()
+                .await
+                .expect("body")
+                .contains("only dead jobs are retried by hand")
+        );
+        let dead_list = get("/admin/jobs?state=dead", &operator_cookie)
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(!dead_list.contains(&format!(r#"data-job="{job}""#)));
+        assert!(dead_list.contains(&format!(r#"data-job="{other}""#)));
     }
 
     /// A site row as the reconciler leaves an active one (no container: these tests are

@@ -42,6 +42,12 @@ pub fn AdminPage() -> impl IntoView {
                                         >
                                             "Users"
                                         </a>
+                                        <a
+                                            href="/admin/jobs"
+                                            class="ml-4 font-medium text-indigo-600 hover:underline"
+                                        >
+                                            "Jobs"
+                                        </a>
                                     </nav>
                                     <Suspense fallback=|| ()>
                                         {move || Suspend::new(async move {
@@ -599,33 +605,24 @@ fn OrgList(
     /// What the list shows now: search, plan, billing state, order.
     filters: (String, String, String, String),
 ) -> impl IntoView {
-    use crate::format::query;
-
     let (q, plan, billing, sort) = filters;
-    let params = [
-        ("q", q.as_str()),
-        ("plan", plan.as_str()),
-        ("billing", billing.as_str()),
-        ("sort", sort.as_str()),
-    ];
-    let csv = format!("/admin/organizations.csv{}", query(&params));
-    let next = list.next.map(|after| {
-        let mut with_after = params.to_vec();
-        with_after.push(("after", after.as_str()));
-        format!("/admin/organizations{}", query(&with_after))
-    });
+    let (csv, next) = list_links(
+        "/admin/organizations",
+        &[
+            ("q", q.as_str()),
+            ("plan", plan.as_str()),
+            ("billing", billing.as_str()),
+            ("sort", sort.as_str()),
+        ],
+        list.next,
+    );
     let empty = list.rows.is_empty();
-    let label = "block text-xs font-medium text-slate-600";
-    let field = "mt-1 block rounded-md border border-slate-300 px-2 py-1.5 text-sm";
     let plans = std::iter::once((String::new(), "Any plan".to_owned()))
         .chain(list.plans)
         .collect();
-    let billing_states = std::iter::once((String::new(), "Any billing state".to_owned()))
-        .chain(list.billing_states.into_iter().map(|state| {
-            let words = crate::billing::status_label(Some(state.as_str()).filter(|s| *s != "none"));
-            (state, words)
-        }))
-        .collect();
+    let billing_states = filter_choices("Any billing state", list.billing_states, |state| {
+        crate::billing::status_label(Some(state).filter(|s| *s != "none"))
+    });
     let sorts = list
         .sorts
         .into_iter()
@@ -645,41 +642,17 @@ fn OrgList(
         sort
     };
     view! {
-        <form
-            method="get"
-            action="/admin/organizations"
-            role="search"
-            data-form="organizations"
-            class="mt-6 flex flex-wrap items-end gap-3 rounded-lg border border-slate-200 bg-white p-4"
+        <ListSearch
+            path="/admin/organizations"
+            form="organizations"
+            q
+            placeholder="Email, name, slug, domain or Stripe id"
+            csv
         >
-            <label class=label>
-                "Search"
-                <input
-                    type="search"
-                    name="q"
-                    value=q
-                    maxlength="200"
-                    placeholder="Email, name, slug, domain or Stripe id"
-                    class=format!("{field} w-72")
-                />
-            </label>
             <Choice label="Plan" name="plan" selected=plan choices=plans />
             <Choice label="Billing" name="billing" selected=billing choices=billing_states />
             <Choice label="Sort" name="sort" selected=sort choices=sorts />
-            <button
-                type="submit"
-                class="rounded-md bg-indigo-600 px-4 py-2 text-sm font-semibold text-white hover:bg-indigo-500"
-            >
-                "Search"
-            </button>
-            <a
-                href=csv
-                class="py-2 text-sm font-medium text-indigo-600 hover:underline"
-                download=""
-            >
-                "Export CSV"
-            </a>
-        </form>
+        </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"
             data-table="organizations"
@@ -733,6 +706,89 @@ fn OrgList(
             </tbody>
         </table>
         <ListFooter empty=empty.then_some("No organization matches.") next />
+    }
+}
+
+/// The links of the operator list at `path` showing `params`: its CSV export (the same
+/// search and filters), and its next page if there is more (`next`, the page's cursor).
+pub(crate) fn list_links(
+    path: &str,
+    params: &[(&str, &str)],
+    next: Option<String>,
+) -> (String, Option<String>) {
+    use crate::format::query;
+
+    let csv = format!("{path}.csv{}", query(params));
+    let next = next.map(|after| {
+        let mut with_after = params.to_vec();
+        with_after.push(("after", after.as_str()));
+        format!("{path}{}", query(&with_after))
+    });
+    (csv, next)
+}
+
+/// The choices of a list's filter: `any` (the empty value) first, then each value in
+/// `words`.
+pub(crate) fn filter_choices(
+    any: &str,
+    values: Vec<String>,
+    words: impl Fn(&str) -> String,
+) -> Vec<(String, String)> {
+    std::iter::once((String::new(), any.to_owned()))
+        .chain(values.into_iter().map(|value| {
+            let words = words(&value);
+            (value, words)
+        }))
+        .collect()
+}
+
+/// The search form of an operator list: a plain GET of `path` (the same without
+/// JavaScript) with the search box, the list's own choices (`children`), and the link to
+/// its CSV export.
+#[component]
+pub(crate) fn ListSearch(
+    path: &'static str,
+    /// Its `data-form`, for tests.
+    form: &'static str,
+    q: String,
+    placeholder: &'static str,
+    csv: String,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <form
+            method="get"
+            action=path
+            role="search"
+            data-form=form
+            class="mt-6 flex flex-wrap items-end gap-3 rounded-lg border border-slate-200 bg-white p-4"
+        >
+            <label class="block text-xs font-medium text-slate-600">
+                "Search"
+                <input
+                    type="search"
+                    name="q"
+                    value=q
+                    maxlength="200"
+                    placeholder=placeholder
+                    class="mt-1 block w-72 rounded-md border border-slate-300 px-2 py-1.5 text-sm"
+                />
+            </label>
+            {children()}
+            <button
+                type="submit"
+                class="rounded-md bg-indigo-600 px-4 py-2 text-sm font-semibold text-white hover:bg-indigo-500"
+            >
+                "Search"
+            </button>
+            <a
+                href=csv
+                class="py-2 text-sm font-medium text-indigo-600 hover:underline"
+                download=""
+            >
+                "Export CSV"
+            </a>
+        </form>
     }
 }
 
@@ -857,7 +913,7 @@ pub(crate) fn Reason(
             </label>
             <button
                 type="submit"
-                class="rounded-md bg-slate-800 px-3 py-1.5 text-sm font-semibold text-white hover:bg-slate-700"
+                class="whitespace-nowrap rounded-md bg-slate-800 px-3 py-1.5 text-sm font-semibold text-white hover:bg-slate-700"
             >
                 {button}
             </button>

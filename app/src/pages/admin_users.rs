@@ -8,7 +8,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use super::admin::{Choice, ListFooter, LoadError, OperatorFrame, Reason, follow};
+use super::admin::{
+    Choice, ListFooter, ListSearch, LoadError, OperatorFrame, Reason, filter_choices, follow,
+    list_links,
+};
 use super::dashboard::Panel;
 use super::forms::FormError;
 use crate::account::operator_check;
@@ -59,60 +62,24 @@ pub fn UsersPage() -> impl IntoView {
 
 #[component]
 fn UserList(list: UserListView, q: String, state: String) -> impl IntoView {
-    use crate::format::query;
-
-    let params = [("q", q.as_str()), ("state", state.as_str())];
-    let csv = format!("/admin/users.csv{}", query(&params));
-    let next = list.next.map(|after| {
-        let mut with_after = params.to_vec();
-        with_after.push(("after", after.as_str()));
-        format!("/admin/users{}", query(&with_after))
+    let (csv, next) = list_links(
+        "/admin/users",
+        &[("q", q.as_str()), ("state", state.as_str())],
+        list.next,
+    );
+    let states = filter_choices("Any account", list.states, |state| {
+        match state {
+            "operator" => "Operators",
+            "disabled" => "Disabled",
+            _ => "Unverified email",
+        }
+        .to_owned()
     });
-    let states = std::iter::once((String::new(), "Any account".to_owned()))
-        .chain(list.states.into_iter().map(|state| {
-            let words = match state.as_str() {
-                "operator" => "Operators",
-                "disabled" => "Disabled",
-                _ => "Unverified email",
-            };
-            (state, words.to_owned())
-        }))
-        .collect();
     let empty = list.rows.is_empty();
     view! {
-        <form
-            method="get"
-            action="/admin/users"
-            role="search"
-            data-form="users"
-            class="mt-6 flex flex-wrap items-end gap-3 rounded-lg border border-slate-200 bg-white p-4"
-        >
-            <label class="block text-xs font-medium text-slate-600">
-                "Search"
-                <input
-                    type="search"
-                    name="q"
-                    value=q
-                    maxlength="200"
-                    placeholder="Email or name"
-                    class="mt-1 block w-72 rounded-md border border-slate-300 px-2 py-1.5 text-sm"
-                />
-            </label>
+        <ListSearch path="/admin/users" form="users" q placeholder="Email or name" csv>
             <Choice label="Show" name="state" selected=state choices=states />
-            <button
-                type="submit"
-                class="rounded-md bg-indigo-600 px-4 py-2 text-sm font-semibold text-white hover:bg-indigo-500"
-            >
-                "Search"
-            </button>
-            <a
-                href=csv
-                class="py-2 text-sm font-medium text-indigo-600 hover:underline"
-                download=""
-            >
-                "Export CSV"
-            </a>
-        </form>
+        </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"
             data-table="users"

@@ -1,6 +1,7 @@
 //! One module per page (or family of pages).
 
 pub mod admin;
+pub mod admin_jobs;
 pub mod admin_organization;
 pub mod admin_users;
 pub mod auth;

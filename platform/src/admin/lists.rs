@@ -234,9 +234,9 @@ pub struct OrgRow {
 
 /// A page of a list, and the cursor of the next one if there is more.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
+pub struct Page<T, C = Cursor> {
     pub rows: Vec<T>,
-    pub next: Option<Cursor>,
+    pub next: Option<C>,
 }
 
 /// Organizations matching `filter`, in its order, from just after `after`: at most `limit`.
@@ -405,7 +405,7 @@ pub(super) fn stale() -> Error {
 
 /// The first `limit` of `rows` (fetched one more than a page), and the next page's cursor
 /// if there was one more.
-pub(super) fn page<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
+pub(super) fn page<T, C>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
     let limit = usize::try_from(limit).unwrap_or(0);
     let more = rows.len() > limit;
     rows.truncate(limit);

@@ -9,7 +9,8 @@
 //!   process that died is taken up again once its lease runs out.
 //! * A failed attempt is retried with exponential backoff and jitter counted from that
 //!   attempt, for as long as its kind's [`RetryPolicy`] says; a job that gives up is `dead`:
-//!   kept, listed by `slipway admin jobs`, and re-queued by `slipway admin jobs retry ID`.
+//!   kept, listed by `slipway admin jobs`, and re-queued by an operator (`/admin/jobs`, or `slipway admin jobs retry ID --reason ...
+//!   --operator EMAIL`).
 //!   Every attempt is recorded in `job_attempts` (when, by whom, how it ended).
 //!
 //! The queue knows nothing of what a job does: the `workers` module maps kinds to handlers.

@@ -330,21 +330,31 @@ impl Queue {
 
     /// Queues a `dead` job again, now, with a fresh retry window.
     pub async fn retry(&self, id: i64) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        self.retry_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Jobs::retry`] as part of the caller's transaction (an operator's retry records
+    /// itself in the audit log in the same one). Returns the job's kind.
+    pub async fn retry_in(&self, conn: &mut sqlx::PgConnection, id: i64) -> Result<String> {
         let now = self.clock.fixed();
-        let retried = sqlx::query!(
+        let retried = sqlx::query_scalar!(
             "UPDATE jobs SET state = 'queued', run_at = coalesce($2, now()), first_attempt_at = NULL,
                     finished_at = NULL
-              WHERE id = $1 AND state = 'dead'",
+              WHERE id = $1 AND state = 'dead'
+              RETURNING kind",
             id,
             now
         )
-        .execute(&self.db)
+        .fetch_optional(&mut *conn)
         .await?;
-        if retried.rows_affected() == 1 {
-            return Ok(());
+        if let Some(kind) = retried {
+            return Ok(kind);
         }
         let state = sqlx::query_scalar!("SELECT state FROM jobs WHERE id = $1", id)
-            .fetch_optional(&self.db)
+            .fetch_optional(&mut *conn)
             .await?;
         Err(match state {
             None => Error::NotFound,
