@@ -470,6 +470,8 @@ pub struct OrgSiteRow {
     pub suspended_by_billing: bool,
     /// Suspended by the organization's suspension: resumed with it, not alone.
     pub with_organization: bool,
+    /// What failed and why, if its last pass failed (it can be retried now).
+    pub failure: Option<String>,
     pub created: String,
 }
 
@@ -619,6 +621,7 @@ fn detail_view(
                     .as_deref()
                     .is_some_and(|words| words.starts_with("Suspended by billing")),
                 status: s.status.as_str().replace('_', " "),
+                failure: failure(&s),
                 suspended: s.suspended,
                 created: day(s.created_at),
                 name: s.name,
@@ -707,6 +710,35 @@ pub async fn admin_assign_plan(
     let reason = platform::admin::Reason::parse(&reason)?;
     let id = chosen(&organization, "organization", "an organization")?;
     platform::admin::assign_plan(&state.platform, &operator, id, &plan, &reason).await?;
+    Ok(())
+}
+
+/// What failed on a site whose last pass failed (it can be retried): none for a site being
+/// deleted (the reconciler goes on deleting it).
+#[cfg(feature = "ssr")]
+fn failure(site: &platform::sites::SiteSummary) -> Option<String> {
+    use platform::sites::{DesiredState, SiteStatus};
+    let what = match (site.status, site.desired_state) {
+        (SiteStatus::Failed, DesiredState::Running) => "Provisioning failed",
+        (SiteStatus::Failed, DesiredState::Stopped) => "Stopping failed",
+        _ => return None,
+    };
+    Some(match site.status_reason.as_deref() {
+        Some(why) if !why.is_empty() => format!("{what}: {why}"),
+        _ => format!("{what}."),
+    })
+}
+
+/// Retries a site whose last pass failed, now, with a reason: operators only.
+#[server(endpoint = "admin/retry_site")]
+pub async fn admin_retry_site(
+    #[server(default)] site: String,
+    #[server(default)] reason: String,
+) -> Result<(), AppError> {
+    let (state, operator) = operator().await?;
+    let reason = platform::admin::Reason::parse(&reason)?;
+    let id = chosen(&site, "site", "a site")?;
+    platform::admin::retry_provisioning(&state.platform, &operator, id, &reason).await?;
     Ok(())
 }
 

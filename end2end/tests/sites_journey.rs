@@ -123,6 +123,42 @@ async fn operator_suspends_and_resumes(
         "resumed: no suspension shown"
     );
     visitors_get(h, slug, 200).await?;
+    // A failed provisioning, as the reconciler leaves one (its next try an hour away),
+    // retried now: the reconciler runs it at once and the site is active again.
+    h.sql(&format!(
+        "UPDATE sites SET status = 'failed', failures = 5,
+                status_reason = 'the app did not answer its health check',
+                next_attempt_at = now() + interval '1 hour'
+          WHERE slug = '{slug}'"
+    ))
+    .await?;
+    let organization_page = h.path().await?;
+    h.visit(&organization_page).await?;
+    h.wait_for_text_containing(
+        &format!(r#"[data-site="{slug}"] [data-failure]"#),
+        "Provisioning failed: the app did not answer its health check",
+    )
+    .await?;
+    h.screenshot(&format!("operator-failed-site-{label}"))
+        .await?;
+    h.submit(&format!("retry-{slug}"), &[("reason", "registry is back")])
+        .await?;
+    let status = format!("SELECT status FROM sites WHERE slug = '{slug}'");
+    wait_until(
+        || async { Ok(h.query_strings(&status).await? == ["active"]) },
+        Duration::from_secs(60),
+        "the retried site is active again",
+    )
+    .await?;
+    let retries = h
+        .query_strings(&format!(
+            "SELECT d.reason FROM deployments d JOIN sites s ON s.id = d.site_id
+              JOIN users u ON u.id = d.requested_by
+             WHERE s.slug = '{slug}' AND u.email = '{email}' AND d.reason = 'retry'"
+        ))
+        .await?;
+    ensure!(retries.len() == 1, "one retry by the operator: {retries:?}");
+    visitors_get(h, slug, 200).await?;
     // The member's account, from the user list: its organizations and sessions.
     h.visit("/admin/users").await?;
     h.submit("users", &[("q", email)]).await?;
@@ -166,6 +202,7 @@ async fn operator_retries_a_dead_job(h: &mut Harness, label: &str) -> Result<()>
         .await?;
     wait_until(
         || async { Ok(h.texts("[data-table=jobs] tbody tr").await?.len() == 1) },
+        Duration::from_secs(10),
         "the search and the filter leave the one job",
     )
     .await?;
@@ -174,6 +211,7 @@ async fn operator_retries_a_dead_job(h: &mut Harness, label: &str) -> Result<()>
         .await?;
     wait_until(
         || async { Ok(h.texts(&row).await?.is_empty()) },
+        Duration::from_secs(10),
         "the retried job leaves the dead list",
     )
     .await?;
@@ -187,18 +225,19 @@ async fn operator_retries_a_dead_job(h: &mut Harness, label: &str) -> Result<()>
     let query = format!("SELECT state FROM jobs WHERE id = {job}");
     wait_until(
         || async { Ok(h.query_strings(&query).await? == ["succeeded"]) },
+        Duration::from_secs(10),
         "the workers run the retried job",
     )
     .await
 }
 
-/// Polls `done` every 100 ms for up to 10 s; fails with `what` if it never holds.
-async fn wait_until<F, Done>(done: F, what: &str) -> Result<()>
+/// Polls `done` every 100 ms for up to `within`; fails with `what` if it never holds.
+async fn wait_until<F, Done>(done: F, within: Duration, what: &str) -> Result<()>
 where
     F: Fn() -> Done,
     Done: std::future::Future<Output = Result<bool>>,
 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + within;
     while !done().await? {
         ensure!(std::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;

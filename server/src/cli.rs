@@ -72,6 +72,8 @@ pub enum AdminCommand {
     SuspendSite(SiteAction),
     /// Lift an operator's suspension of a site.
     ResumeSite(SiteAction),
+    /// Retry a site whose provisioning failed, now instead of after its backoff.
+    RetrySite(SiteAction),
     /// Suspend a whole organization: every site of it is suspended with the reason and it
     /// can create no new one until it is resumed.
     SuspendOrg(OrgAction),
@@ -138,6 +140,13 @@ pub struct UserAction {
 }
 
 #[derive(Debug, Clone, Copy)]
+enum SiteVerb {
+    Suspend,
+    Resume,
+    Retry,
+}
+
+#[derive(Debug, Clone, Copy)]
 enum UserVerb {
     Disable,
     Enable,
@@ -179,7 +188,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(AdminCommand::SetPlan { org, plan }) => set_plan(&config, &org, &plan).await,
         Command::Admin(AdminCommand::SuspendSite(action)) => {
-            site_action(&config, &action, true).await
+            site_action(&config, &action, SiteVerb::Suspend).await
+        }
+        Command::Admin(AdminCommand::RetrySite(action)) => {
+            site_action(&config, &action, SiteVerb::Retry).await
         }
         Command::Admin(AdminCommand::SuspendOrg(action)) => {
             org_action(&config, &action, true).await
@@ -197,7 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             user_action(&config, &action, UserVerb::ResendVerification).await
         }
         Command::Admin(AdminCommand::ResumeSite(action)) => {
-            site_action(&config, &action, false).await
+            site_action(&config, &action, SiteVerb::Resume).await
         }
         Command::Admin(AdminCommand::Jobs {
             action:
@@ -501,8 +513,8 @@ async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `admin suspend-site` / `admin resume-site`.
-async fn site_action(config: &Config, action: &SiteAction, suspend: bool) -> anyhow::Result<()> {
+/// `admin suspend-site` / `admin resume-site` / `admin retry-site`.
+async fn site_action(config: &Config, action: &SiteAction, verb: SiteVerb) -> anyhow::Result<()> {
     use platform::admin::{self, Reason};
     let (slug, reason, operator) = (&action.site, &action.reason, &action.operator);
     let pool = db::connect(&config.database).await?;
@@ -517,12 +529,19 @@ async fn site_action(config: &Config, action: &SiteAction, suspend: bool) -> any
                     platform::Error::NotFound => anyhow::anyhow!("no site {slug:?}"),
                     other => other.into(),
                 })?;
-        if suspend {
-            admin::suspend_site(&platform, &by, site, &reason).await?;
-            println!("{slug} is suspended: visitors get the \"suspended\" page");
-        } else {
-            admin::resume_site(&platform, &by, site, &reason).await?;
-            println!("{slug} is resumed");
+        match verb {
+            SiteVerb::Suspend => {
+                admin::suspend_site(&platform, &by, site, &reason).await?;
+                println!("{slug} is suspended: visitors get the \"suspended\" page");
+            }
+            SiteVerb::Resume => {
+                admin::resume_site(&platform, &by, site, &reason).await?;
+                println!("{slug} is resumed");
+            }
+            SiteVerb::Retry => {
+                admin::retry_provisioning(&platform, &by, site, &reason).await?;
+                println!("{slug} is retried: the reconciler runs it again now");
+            }
         }
         Ok::<_, anyhow::Error>(())
     };

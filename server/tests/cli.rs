@@ -751,6 +751,52 @@ async fn admin_suspend_site_and_resume_site_act_as_a_named_operator_with_a_reaso
         )),
         "slipway: This site is not suspended."
     );
+
+    // A site whose provisioning failed is retried now, once.
+    assert_eq!(
+        failure_line(&run(
+            "retry-site",
+            &site_args("ops@example.com", "reported-site", "kick it")
+        )),
+        "slipway: This site has not failed (it is pending): there is nothing to retry."
+    );
+    sqlx::query(
+        "UPDATE sites SET status = 'failed', failures = 3,
+                next_attempt_at = now() + interval '5 minutes'
+          WHERE id = $1",
+    )
+    .bind(site)
+    .execute(&pool)
+    .await
+    .expect("failed");
+    let retried = run(
+        "retry-site",
+        &site_args("ops@example.com", "reported-site", "registry is back"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&retried.stdout),
+        "reported-site is retried: the reconciler runs it again now\n",
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    let (failures, retries): (i32, i64) = sqlx::query_as(
+        "SELECT failures, (SELECT count(*) FROM deployments
+                             WHERE site_id = $1 AND reason = 'retry' AND requested_by = $2)
+           FROM sites WHERE id = $1",
+    )
+    .bind(site)
+    .bind(operator.user_id)
+    .fetch_one(&pool)
+    .await
+    .expect("retried");
+    assert_eq!((failures, retries), (0, 1));
+    assert!(
+        failure_line(&run(
+            "retry-site",
+            &site_args("ops@example.com", "reported-site", "again")
+        ))
+        .contains("already being retried")
+    );
 }
 
 fn site_args<'a>(operator: &'a str, site: &'a str, reason: &'a str) -> [&'a str; 6] {

@@ -923,8 +923,7 @@ mod tenancy_over_http {
     async fn operators_search_the_organizations_and_export_them(pool: PgPool) {
         let server = serve(pool.clone()).await;
         let p = server.platform.clone();
-        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
-        test_support::make_operator(&p, operator).await;
+        let (_, operator_cookie) = an_operator(&p).await;
         let (_, _, customer_cookie) = user(&p, "someone@customer.test", "Customer").await;
         user(&p, "zoe@zeta-widgets.test", "Zeta Widgets").await;
         for i in 0..55 {
@@ -1099,6 +1098,147 @@ mod tenancy_over_http {
         );
     }
 
+    /// An operator retries a site whose provisioning failed, from its organization's page,
+    /// with a reason: of six retries at once one acts (a deployment requested by the
+    /// operator, due now, recorded once in the organization's audit log); the others are
+    /// told it is already being retried. A site that has not failed is refused.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_retry_a_failed_provisioning_once(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, operator_cookie) = an_operator(&p).await;
+        let (_, org, _) = user(&p, "ada@acme.test", "Acme Rockets").await;
+        let slug = slug_of(&pool, org).await;
+        let healthy = active_site(&pool, org, "healthy").await;
+        let site = active_site(&pool, org, "broken").await;
+        sqlx::query(
+            "UPDATE sites SET status = 'failed', failures = 4,
+                    status_reason = 'the app did not answer its health check',
+                    next_attempt_at = now() + interval '10 minutes'
+              WHERE id = $1",
+        )
+        .bind(site)
+        .execute(&pool)
+        .await
+        .expect("failed");
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let html = client
+            .get(format!("{}/admin/organizations/{slug}", server.base))
+            .header("Cookie", &operator_cookie)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            html.contains("Provisioning failed: the app did not answer its health check"),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-form="retry-broken""#));
+        assert!(!html.contains(r#"data-form="retry-healthy""#));
+
+        let retry = |site: uuid::Uuid, reason: &'static str| {
+            client
+                .post(format!("{}/api/admin/retry_site", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[("site", site.to_string()), ("reason", reason.to_owned())])
+                .send()
+        };
+        let refused = retry(healthy, "just in case").await.expect("request");
+        assert_eq!(refused.status().as_u16(), 409);
+        assert!(
+            refused
+                .text()
+                .await
+                .expect("body")
+                .contains("This site has not failed (it is active)")
+        );
+        // While a pass holds the site (the reconciler's claim), the retry waits for it.
+        let mut pass = pool.begin().await.expect("transaction");
+        assert!(
+            platform::provision::claim_site(&mut pass, site)
+                .await
+                .expect("claim")
+        );
+        let busy = retry(site, "image registry is back")
+            .await
+            .expect("request");
+        assert_eq!(busy.status().as_u16(), 409);
+        assert!(
+            busy.text()
+                .await
+                .expect("body")
+                .contains("The reconciler is working on this site right now")
+        );
+        pass.rollback().await.expect("released");
+        once_of_six(|| retry(site, "image registry is back"), 409).await;
+        let (failures, due, deployments): (i32, bool, Vec<(String, Option<uuid::Uuid>)>) = (
+            sqlx::query_scalar("SELECT failures FROM sites WHERE id = $1")
+                .bind(site)
+                .fetch_one(&pool)
+                .await
+                .expect("failures"),
+            sqlx::query_scalar("SELECT next_attempt_at <= now() FROM sites WHERE id = $1")
+                .bind(site)
+                .fetch_one(&pool)
+                .await
+                .expect("due"),
+            sqlx::query_as("SELECT reason, requested_by FROM deployments WHERE site_id = $1")
+                .bind(site)
+                .fetch_all(&pool)
+                .await
+                .expect("deployments"),
+        );
+        assert_eq!((failures, due), (0, true), "due now, its backoff forgotten");
+        assert_eq!(deployments, [("retry".to_owned(), Some(operator))]);
+        let audited: Vec<(Option<uuid::Uuid>, String, String)> = sqlx::query_as(
+            "SELECT organization_id, subject, details->>'reason' FROM audit_log
+              WHERE action = 'site.retry' AND actor_user_id = $1",
+        )
+        .bind(operator)
+        .fetch_all(&pool)
+        .await
+        .expect("audit");
+        assert_eq!(
+            audited,
+            [(
+                Some(org),
+                "site:broken".to_owned(),
+                "image registry is back".to_owned()
+            )]
+        );
+        let again = retry(site, "once more").await.expect("request");
+        assert_eq!(again.status().as_u16(), 409);
+        assert!(
+            again
+                .text()
+                .await
+                .expect("body")
+                .contains("already being retried")
+        );
+    }
+
+    /// The operator `ops@slipway.test` ("Operations"): its id and session cookie.
+    async fn an_operator(p: &Platform) -> (uuid::Uuid, String) {
+        let (operator, _, cookie) = user(p, "ops@slipway.test", "Operations").await;
+        test_support::make_operator(p, operator).await;
+        (operator, cookie)
+    }
+
+    async fn slug_of(pool: &PgPool, organization: uuid::Uuid) -> String {
+        sqlx::query_scalar("SELECT slug FROM organizations WHERE id = $1")
+            .bind(organization)
+            .fetch_one(pool)
+            .await
+            .expect("slug")
+    }
+
     /// A job that gave up, as the queue leaves it: `dead`, with its last error.
     async fn dead_job(pool: &PgPool, error: &str) -> i64 {
         sqlx::query_scalar(
@@ -1122,8 +1262,7 @@ mod tenancy_over_http {
     async fn operators_find_a_dead_job_and_retry_it_with_a_reason(pool: PgPool) {
         let server = serve(pool.clone()).await;
         let p = server.platform.clone();
-        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
-        test_support::make_operator(&p, operator).await;
+        let (operator, operator_cookie) = an_operator(&p).await;
         let (_, _, customer_cookie) = user(&p, "ada@acme.test", "Acme").await;
         let other = dead_job(&pool, "Stripe: 503 Service Unavailable").await;
         let job = dead_job(&pool, "SMTP: connection refused by relay.example").await;
@@ -1258,14 +1397,9 @@ mod tenancy_over_http {
     async fn operators_open_an_organization_and_suspend_its_site_with_a_reason(pool: PgPool) {
         let server = serve(pool.clone()).await;
         let p = server.platform.clone();
-        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
-        test_support::make_operator(&p, operator).await;
+        let (operator, operator_cookie) = an_operator(&p).await;
         let (_, org, customer_cookie) = user(&p, "ada@acme.test", "Acme Rockets").await;
-        let slug: String = sqlx::query_scalar("SELECT slug FROM organizations WHERE id = $1")
-            .bind(org)
-            .fetch_one(&pool)
-            .await
-            .expect("slug");
+        let slug = slug_of(&pool, org).await;
         platform::billing::set_plan(&p, &slug, "pro")
             .await
             .expect("plan");
@@ -1702,8 +1836,7 @@ mod tenancy_over_http {
     async fn operators_suspend_a_whole_organization_and_resume_it(pool: PgPool) {
         let server = serve(pool.clone()).await;
         let p = server.platform.clone();
-        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
-        test_support::make_operator(&p, operator).await;
+        let (operator, operator_cookie) = an_operator(&p).await;
         let (_, org, ada_cookie) = user(&p, "ada@acme.test", "Acme Rockets").await;
         platform::billing::set_plan(&p, "acme-rockets", "pro")
             .await
@@ -1842,8 +1975,7 @@ mod tenancy_over_http {
     async fn operators_assign_a_plan_in_local_billing_mode(pool: PgPool) {
         let server = serve(pool.clone()).await;
         let p = server.platform.clone();
-        let (operator, _, operator_cookie) = user(&p, "ops@slipway.test", "Operations").await;
-        test_support::make_operator(&p, operator).await;
+        let (operator, operator_cookie) = an_operator(&p).await;
         let (_, org, _) = user(&p, "ada@acme.test", "Acme Rockets").await;
         let page = server
             .client

@@ -13,8 +13,8 @@ use super::dashboard::Panel;
 use super::forms::FormError;
 use crate::account::operator_check;
 use crate::operator::{
-    AdminAssignPlan, AdminResumeOrganization, AdminResumeSite, AdminSuspendOrganization,
-    AdminSuspendSite, OrgDetailView, OrgSiteRow, admin_organization,
+    AdminAssignPlan, AdminResumeOrganization, AdminResumeSite, AdminRetrySite,
+    AdminSuspendOrganization, AdminSuspendSite, OrgDetailView, OrgSiteRow, admin_organization,
 };
 
 #[component]
@@ -26,6 +26,7 @@ pub fn OrganizationPage() -> impl IntoView {
     let suspend_all = ServerAction::<AdminSuspendOrganization>::new();
     let resume_all = ServerAction::<AdminResumeOrganization>::new();
     let assign = ServerAction::<AdminAssignPlan>::new();
+    let retry = ServerAction::<AdminRetrySite>::new();
     let check = Resource::new(|| (), |_| operator_check());
     let (reloads, refusal) = follow(vec![
         suspend.value(),
@@ -33,6 +34,7 @@ pub fn OrganizationPage() -> impl IntoView {
         suspend_all.value(),
         resume_all.value(),
         assign.value(),
+        retry.value(),
     ]);
     // Read again after each action that did something, so the page shows it.
     let detail = Resource::new(
@@ -62,6 +64,7 @@ pub fn OrganizationPage() -> impl IntoView {
                                         suspend_all
                                         resume_all
                                         assign
+                                        retry
                                         refusal
                                     />
                                 }
@@ -93,6 +96,7 @@ fn Detail(
     suspend_all: ServerAction<AdminSuspendOrganization>,
     resume_all: ServerAction<AdminResumeOrganization>,
     assign: ServerAction<AdminAssignPlan>,
+    retry: ServerAction<AdminRetrySite>,
     refusal: Signal<Option<String>>,
 ) -> impl IntoView {
     let OrgDetailView {
@@ -221,13 +225,13 @@ fn Detail(
         </Panel>
         <Panel
             title="Sites"
-            note="Suspending a site shows visitors the \"suspended\" page (503) and keeps its data; its members read the reason on the site's page. Both are recorded in the audit log."
+            note="Suspending a site shows visitors the \"suspended\" page (503) and keeps its data; its members read the reason on the site's page. A site whose provisioning failed is retried with a growing backoff; \"Retry now\" runs it again at once. Every action is recorded in the audit log."
         >
             {no_sites.then(|| view! { <p class="text-sm text-slate-500">"No sites."</p> })}
             <ul class="divide-y divide-slate-100" data-sites="">
                 {sites
                     .into_iter()
-                    .map(|site| view! { <SiteRow site suspend resume /> })
+                    .map(|site| view! { <SiteRow site suspend resume retry /> })
                     .collect_view()}
             </ul>
         </Panel>
@@ -282,6 +286,7 @@ fn SiteRow(
     site: OrgSiteRow,
     suspend: ServerAction<AdminSuspendSite>,
     resume: ServerAction<AdminResumeSite>,
+    retry: ServerAction<AdminRetrySite>,
 ) -> impl IntoView {
     let OrgSiteRow {
         id,
@@ -292,8 +297,22 @@ fn SiteRow(
         suspended,
         suspended_by_billing,
         with_organization,
+        failure,
         created,
     } = site;
+    let retry_target = id.clone();
+    let retry_form = failure.map(|why| {
+        view! {
+            <div class="mt-2">
+                <p class="text-sm text-red-800" data-failure="">
+                    {why}
+                </p>
+                <ActionForm action=retry attr:data-form=format!("retry-{slug}") attr:class="mt-1">
+                    <Reason name="site" value=retry_target button="Retry now" />
+                </ActionForm>
+            </div>
+        }
+    });
     let form = match (&suspended, suspended_by_billing && !with_organization) {
         (Some(_), _) if with_organization => view! {
             <p class="text-sm text-slate-600" data-with-organization="">
@@ -349,6 +368,7 @@ fn SiteRow(
                             </p>
                         }
                     })}
+                {retry_form}
             </div>
             {form}
         </li>

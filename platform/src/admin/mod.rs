@@ -147,6 +147,90 @@ pub async fn suspend_site(
     Ok(())
 }
 
+/// Retries a site whose last pass failed, now, instead of after its backoff: a deployment
+/// (reason `retry`) requested by the operator, run by the reconciler at once. Recorded in
+/// the site's organization's audit log (`site.retry`) with the operator and the reason
+/// (which its members read). Only a failed site no pass is running or coming for: the
+/// site's claim is taken for the transaction (a pass holds it while it runs), and one
+/// update of the row decides (a failure counts `failures` up, a retry or a new desired
+/// state sets it to 0), so of operators retrying at once, one does; the others are told
+/// it is already being retried.
+pub async fn retry_provisioning(
+    platform: &Platform,
+    by: &Operator,
+    site_id: Uuid,
+    reason: &Reason,
+) -> Result<()> {
+    let mut tx = platform.db.begin().await?;
+    if !crate::provision::claim_site(&mut tx, site_id).await? {
+        return Err(Error::Conflict(
+            "The reconciler is working on this site right now: look again in a moment.".into(),
+        ));
+    }
+    let site = sqlx::query!(
+        "UPDATE sites SET failures = 0, next_attempt_at = now(), updated_at = now()
+          WHERE id = $1 AND status = 'failed' AND desired_state <> 'deleted'
+            AND failures > 0 AND next_attempt_at > now()
+          RETURNING organization_id, slug, generation",
+        site_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(site) = site else {
+        let site = sqlx::query!(
+            "SELECT status, desired_state FROM sites WHERE id = $1",
+            site_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        return Err(match site {
+            None => Error::NotFound,
+            Some(site) if site.status == "deleted" => Error::NotFound,
+            Some(site) if site.desired_state == "deleted" => {
+                Error::Conflict("This site is being deleted.".into())
+            }
+            Some(site) if site.status == "failed" => Error::Conflict(
+                "This site is already being retried: the reconciler runs it within seconds.".into(),
+            ),
+            Some(site) => Error::Conflict(format!(
+                "This site has not failed (it is {}): there is nothing to retry.",
+                site.status
+            )),
+        });
+    };
+    sites::insert_deployment(
+        &mut tx,
+        site_id,
+        site.generation,
+        sites::DeploymentReason::Retry,
+        Some(by.user_id),
+    )
+    .await?;
+    crate::tenancy::audit::record(
+        &mut *tx,
+        crate::tenancy::audit::Entry::new("site.retry", Actor::User(by.user_id))
+            .organization(site.organization_id)
+            .subject(format!("site:{}", site.slug))
+            .details(serde_json::json!({
+                "site_id": site_id,
+                "reason": reason.as_str(),
+                "by_operator": true,
+            })),
+    )
+    .await?;
+    // Wakes the reconcilers at commit (the trigger on `sites` fires for new desired states).
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)",
+        crate::infra::notify::CHANNEL_SITES,
+        site_id.to_string()
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(site = %site_id, operator = %by.email, "failed site retried by an operator");
+    Ok(())
+}
+
 /// Lifts a suspension that is not billing's (billing lifts its own when the organization
 /// pays), then has billing judge the organization again: a site of an organization that
 /// does not pay is suspended again, by billing.

@@ -266,14 +266,7 @@ impl Reconciler {
     #[tracing::instrument(skip_all, fields(site = %site_id))]
     pub async fn reconcile_site(&self, site_id: Uuid) -> Result<Outcome> {
         let mut claim = self.platform.db.begin().await?;
-        let claimed = sqlx::query_scalar!(
-            r#"SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS "claimed!""#,
-            LOCK_NAMESPACE,
-            site_id.to_string()
-        )
-        .fetch_one(&mut *claim)
-        .await?;
-        if !claimed {
+        if !claim_site(&mut claim, site_id).await? {
             return Ok(Outcome::Busy);
         }
         let outcome = self.pass(site_id).await;
@@ -281,6 +274,19 @@ impl Reconciler {
         claim.rollback().await?;
         outcome
     }
+}
+
+/// Claims `site_id` for the transaction `tx` (released when it ends): what a pass holds
+/// while it works on the site, and what anything that must not overlap a pass takes.
+/// `false`: someone else holds it (a pass is running now).
+pub async fn claim_site(tx: &mut sqlx::PgConnection, site_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS "claimed!""#,
+        LOCK_NAMESPACE,
+        site_id.to_string()
+    )
+    .fetch_one(&mut *tx)
+    .await?)
 }
 
 /// `base * 2^failures`, at most `cap`: 2 s, 4 s, 8 s, ...
