@@ -501,6 +501,9 @@ pub struct OrgDetailView {
     pub revenue: String,
     /// Renewal, cancellation, failing payments, grace: what an operator should know.
     pub billing_notes: Vec<String>,
+    /// While a grace period runs: the first and the last day it could be extended to
+    /// (`YYYY-MM-DD`).
+    pub grace_extendable_from: Option<(String, String)>,
     pub stripe: Vec<StripeRef>,
     /// Why and since when operators suspended the whole organization.
     pub suspended: Option<String>,
@@ -546,9 +549,19 @@ fn detail_view(
     if let Some(grace) = a.grace_ends_at {
         billing_notes.push(format!(
             "Canceled: its sites are deleted on {} unless it subscribes again.",
-            day(grace)
+            grace.format("%Y-%m-%d %H:%M UTC")
         ));
     }
+    // Extended through a day, it ends at the midnight after it: through the day it ends
+    // in is the least extension.
+    let grace_extendable_from = a
+        .grace_ends_at
+        .filter(|at| *at > chrono::Utc::now())
+        .map(|at| {
+            let latest =
+                chrono::Utc::now() + chrono::Duration::days(platform::admin::grace::LONGEST_DAYS);
+            (day(at), day(latest))
+        });
     let stripe = [
         ("Customer", "customers", a.stripe_customer_id.as_deref()),
         (
@@ -591,6 +604,7 @@ fn detail_view(
             crate::format::usd(u64::try_from(a.mrr_cents).unwrap_or(0))
         ),
         billing_notes,
+        grace_extendable_from,
         stripe,
         suspended: a.suspended_at.map(|at| {
             format!(
@@ -727,6 +741,22 @@ fn failure(site: &platform::sites::SiteSummary) -> Option<String> {
         Some(why) if !why.is_empty() => format!("{what}: {why}"),
         _ => format!("{what}."),
     })
+}
+
+/// Extends an organization's grace period to the end of `until` (`YYYY-MM-DD`, UTC),
+/// with a reason: operators only.
+#[server(endpoint = "admin/extend_grace")]
+pub async fn admin_extend_grace(
+    #[server(default)] organization: String,
+    #[server(default)] until: String,
+    #[server(default)] reason: String,
+) -> Result<(), AppError> {
+    let (state, operator) = operator().await?;
+    let reason = platform::admin::Reason::parse(&reason)?;
+    let id = chosen(&organization, "organization", "an organization")?;
+    let until = platform::admin::grace::parse_until(&until)?;
+    platform::admin::grace::extend_grace(&state.platform, &operator, id, until, &reason).await?;
+    Ok(())
 }
 
 /// Retries a site whose last pass failed, now, with a reason: operators only.

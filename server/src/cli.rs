@@ -79,6 +79,14 @@ pub enum AdminCommand {
     SuspendOrg(OrgAction),
     /// Lift an operator's suspension of an organization (and of the sites it suspended).
     ResumeOrg(OrgAction),
+    /// Keep a canceled organization's sites longer: its grace period ends after `--until`.
+    ExtendGrace {
+        #[command(flatten)]
+        action: OrgAction,
+        /// The last day its sites are kept (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: String,
+    },
     /// Disable an account: every session of it ends, its sign-ins are refused with the
     /// reason. Recorded in the audit log with the operator as actor.
     DisableUser(UserAction),
@@ -140,6 +148,14 @@ pub struct UserAction {
 }
 
 #[derive(Debug, Clone, Copy)]
+enum OrgVerb<'a> {
+    Suspend,
+    Resume,
+    /// Through this day (`YYYY-MM-DD`).
+    ExtendGrace(&'a str),
+}
+
+#[derive(Debug, Clone, Copy)]
 enum SiteVerb {
     Suspend,
     Resume,
@@ -194,10 +210,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             site_action(&config, &action, SiteVerb::Retry).await
         }
         Command::Admin(AdminCommand::SuspendOrg(action)) => {
-            org_action(&config, &action, true).await
+            org_action(&config, &action, OrgVerb::Suspend).await
         }
         Command::Admin(AdminCommand::ResumeOrg(action)) => {
-            org_action(&config, &action, false).await
+            org_action(&config, &action, OrgVerb::Resume).await
+        }
+        Command::Admin(AdminCommand::ExtendGrace { action, until }) => {
+            org_action(&config, &action, OrgVerb::ExtendGrace(&until)).await
         }
         Command::Admin(AdminCommand::DisableUser(action)) => {
             user_action(&config, &action, UserVerb::Disable).await
@@ -565,8 +584,8 @@ async fn as_operator(
         })
 }
 
-/// `admin suspend-org` / `admin resume-org`.
-async fn org_action(config: &Config, action: &OrgAction, suspend: bool) -> anyhow::Result<()> {
+/// `admin suspend-org` / `resume-org` / `extend-grace`.
+async fn org_action(config: &Config, action: &OrgAction, verb: OrgVerb<'_>) -> anyhow::Result<()> {
     use platform::admin::{self, Reason};
     let slug = &action.org;
     let pool = db::connect(&config.database).await?;
@@ -580,12 +599,26 @@ async fn org_action(config: &Config, action: &OrgAction, suspend: bool) -> anyho
                 platform::Error::NotFound => anyhow::anyhow!("no organization {slug:?}"),
                 other => other.into(),
             })?;
-        if suspend {
-            let sites = admin::suspend_organization(&platform, &by, organization, &reason).await?;
-            println!("{slug} is suspended; {sites} site(s) suspended");
-        } else {
-            let sites = admin::resume_organization(&platform, &by, organization, &reason).await?;
-            println!("{slug} is resumed; {sites} site(s) resumed");
+        match verb {
+            OrgVerb::Suspend => {
+                let sites =
+                    admin::suspend_organization(&platform, &by, organization, &reason).await?;
+                println!("{slug} is suspended; {sites} site(s) suspended");
+            }
+            OrgVerb::Resume => {
+                let sites =
+                    admin::resume_organization(&platform, &by, organization, &reason).await?;
+                println!("{slug} is resumed; {sites} site(s) resumed");
+            }
+            OrgVerb::ExtendGrace(until) => {
+                let until = admin::grace::parse_until(until)?;
+                let ends = admin::grace::extend_grace(&platform, &by, organization, until, &reason)
+                    .await?;
+                println!(
+                    "{slug}'s sites are kept until {}",
+                    ends.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
         }
         Ok::<_, anyhow::Error>(())
     };

@@ -869,6 +869,58 @@ async fn admin_disables_and_enables_an_account_with_a_reason(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn admin_extends_a_grace_period_through_a_day(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sqlx::query(
+        "INSERT INTO users (email, name, password_hash, is_operator)
+         VALUES ('ops@example.com', 'Ops', 'x', true)",
+    )
+    .execute(&pool)
+    .await
+    .expect("operator");
+    let until: String = sqlx::query_scalar(
+        "WITH o AS (INSERT INTO organizations (slug, name, plan_id) VALUES ('acme', 'Acme', 'pro')
+                   RETURNING id)
+         INSERT INTO billing_accounts (organization_id, stripe_customer_id, status, grace_ends_at)
+         SELECT id, 'cus_CliGrace1', 'canceled', now() + interval '2 days' FROM o
+         RETURNING to_char(grace_ends_at + interval '14 days', 'YYYY-MM-DD')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a canceled subscription");
+    let run = |until: &str| {
+        slipway(&dir)
+            .args(["admin", "extend-grace", "--org", "acme", "--until", until])
+            .args([
+                "--reason",
+                "export in progress",
+                "--operator",
+                "ops@example.com",
+            ])
+            .env("SLIPWAY_DATABASE__URL", database_url(&pool))
+            .output()
+            .expect("runs")
+    };
+    let extended = run(&until);
+    assert!(extended.status.success(), "{}", failure_line(&extended));
+    assert!(
+        String::from_utf8_lossy(&extended.stdout).starts_with("acme's sites are kept until "),
+        "{}",
+        String::from_utf8_lossy(&extended.stdout)
+    );
+    let kept: String = sqlx::query_scalar(
+        "SELECT to_char((grace_ends_at - interval '1 day') AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+           FROM billing_accounts",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("grace");
+    assert_eq!(kept, until, "kept through the day given");
+    assert!(failure_line(&run(&until)).contains("The grace period already ends"));
+    assert!(failure_line(&run("soon")).contains("Choose the day the grace period ends."));
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn admin_suspends_and_resumes_a_whole_organization(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     sqlx::query(

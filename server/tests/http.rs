@@ -823,22 +823,36 @@ mod tenancy_over_http {
         let (_, _, stranger) = user(&p, "stranger@example.com", "Stranger").await;
         let site = active_site(&pool, paying_org, "payer-site").await;
         let job = dead_job(&pool, "SMTP: connection refused").await;
+        let in_a_month = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d");
         let arguments = format!(
-            "site={site}&user={payer}&id={payer}&job={job}&reason=access+check&slug={paying_slug}"
+            "site={site}&user={payer}&id={payer}&job={job}&organization={paying_org}\
+             &until={in_a_month}&reason=access+check&slug={paying_slug}"
         );
         // What an operator function could change: the site's suspension, the account's
         // state, the audit log, the mail sent.
         let state = || async {
-            sqlx::query_as::<_, (Option<String>, Option<String>, i64, i64, String)>(
+            sqlx::query_as::<
+                _,
+                (
+                    Option<String>,
+                    Option<String>,
+                    i64,
+                    i64,
+                    String,
+                    Option<String>,
+                ),
+            >(
                 "SELECT (SELECT suspended_reason FROM sites WHERE id = $1),
                         (SELECT disabled_reason FROM users WHERE id = $2),
                         (SELECT count(*) FROM audit_log),
                         (SELECT count(*) FROM mail_outbox),
-                        (SELECT state FROM jobs WHERE id = $3)",
+                        (SELECT state FROM jobs WHERE id = $3),
+                        (SELECT suspended_reason FROM organizations WHERE id = $4)",
             )
             .bind(site)
             .bind(payer)
             .bind(job)
+            .bind(paying_org)
             .fetch_one(&pool)
             .await
             .expect("state")
@@ -1125,15 +1139,12 @@ mod tenancy_over_http {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        let html = client
-            .get(format!("{}/admin/organizations/{slug}", server.base))
-            .header("Cookie", &operator_cookie)
-            .send()
-            .await
-            .expect("request")
-            .text()
-            .await
-            .expect("body");
+        let html = html_of(
+            &server,
+            &format!("/admin/organizations/{slug}"),
+            &operator_cookie,
+        )
+        .await;
         assert!(
             html.contains("Provisioning failed: the app did not answer its health check"),
             "{html}"
@@ -1222,6 +1233,196 @@ mod tenancy_over_http {
                 .expect("body")
                 .contains("already being retried")
         );
+    }
+
+    /// An operator extends a canceled organization's grace period through a later day,
+    /// with a reason: of six identical requests at once one acts (the end is queued for the
+    /// new moment, the organization's audit log records it once); the job of the old end,
+    /// run then, finds the grace period not over and is done, without deleting anything.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_extend_a_grace_period_once(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, operator_cookie) = an_operator(&p).await;
+        let (_, org, _) = user(&p, "ada@acme.test", "Acme Rockets").await;
+        let slug = slug_of(&pool, org).await;
+        // Canceled four days ago; the sites go in three days, when the queued job runs.
+        let ends: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "INSERT INTO billing_accounts (organization_id, stripe_customer_id, status,
+                                           canceled_at, grace_ends_at)
+             VALUES ($1, 'cus_GraceTest1', 'canceled', now() - interval '4 days',
+                     date_trunc('second', now()) + interval '3 days')
+             RETURNING grace_ends_at",
+        )
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .expect("a canceled subscription");
+        let site = active_site(&pool, org, "kept").await;
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let html = html_of(
+            &server,
+            &format!("/admin/organizations/{slug}"),
+            &operator_cookie,
+        )
+        .await;
+        assert!(html.contains(r#"data-form="extend-grace""#), "{html}");
+        assert!(html.contains(&format!(r#"min="{}""#, ends.format("%Y-%m-%d"))));
+
+        let extend = |until: String, reason: &'static str| {
+            client
+                .post(format!("{}/api/admin/extend_grace", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&[
+                    ("organization", org.to_string()),
+                    ("until", until),
+                    ("reason", reason.to_owned()),
+                ])
+                .send()
+        };
+        let day = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d").to_string();
+        for (until, status, says) in [
+            (
+                "next week".to_owned(),
+                422,
+                "Choose the day the grace period ends.",
+            ),
+            (
+                day(chrono::Utc::now() + chrono::Duration::days(91)),
+                422,
+                "by at most 90 days",
+            ),
+            (
+                day(ends - chrono::Duration::days(1)),
+                409,
+                "The grace period already ends",
+            ),
+        ] {
+            let refused = extend(until.clone(), "customer asked")
+                .await
+                .expect("request");
+            assert_eq!(refused.status().as_u16(), status, "{until}");
+            assert!(
+                refused.text().await.expect("body").contains(says),
+                "{until}"
+            );
+        }
+        // Through the 90th day from today: the longest extension.
+        let until = chrono::Utc::now() + chrono::Duration::days(90);
+        once_of_six(|| extend(day(until), "bank transfer on its way"), 409).await;
+        let new_end = until
+            .date_naive()
+            .succ_opt()
+            .expect("a day")
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
+        let grace: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "SELECT grace_ends_at FROM billing_accounts WHERE organization_id = $1",
+        )
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .expect("grace");
+        assert_eq!(grace, new_end, "through the end of the day chosen");
+        let queued: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT run_at FROM jobs WHERE kind = 'billing_grace_period' AND state = 'queued'
+                AND payload->>'organization_id' = $1::text",
+        )
+        .bind(org)
+        .fetch_all(&pool)
+        .await
+        .expect("jobs");
+        assert_eq!(queued, [new_end], "its end is queued for then");
+        let audited: Vec<(String, Option<uuid::Uuid>)> = sqlx::query_as(
+            "SELECT details->>'reason', organization_id FROM audit_log
+              WHERE action = 'billing.grace_extended' AND actor_user_id = $1",
+        )
+        .bind(operator)
+        .fetch_all(&pool)
+        .await
+        .expect("audit");
+        assert_eq!(
+            audited,
+            [("bank transfer on its way".to_owned(), Some(org))]
+        );
+
+        // The old end's job, had it been queued before the extension, runs at its time
+        // (now, here): the grace period is not over, so it is done and deletes nothing.
+        let old_job: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (kind, payload, unique_key)
+             VALUES ('billing_grace_period', jsonb_build_object('organization_id', $1::uuid),
+                     'billing_grace_period:' || $1::text || ':old')
+             RETURNING id",
+        )
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .expect("old job");
+        platform::workers::run_due(&p).await.expect("jobs run");
+        let (old_state, desired): (String, String) = sqlx::query_as(
+            "SELECT (SELECT state FROM jobs WHERE id = $1),
+                    (SELECT desired_state FROM sites WHERE id = $2)",
+        )
+        .bind(old_job)
+        .bind(site)
+        .fetch_one(&pool)
+        .await
+        .expect("state");
+        assert_eq!(
+            (old_state.as_str(), desired.as_str()),
+            ("succeeded", "running")
+        );
+        // Had the new end's job been lost, the old one queues it again before it is done.
+        sqlx::query("DELETE FROM jobs WHERE kind = 'billing_grace_period' AND state = 'queued'")
+            .execute(&pool)
+            .await
+            .expect("lost");
+        sqlx::query(
+            "INSERT INTO jobs (kind, payload, unique_key)
+             VALUES ('billing_grace_period', jsonb_build_object('organization_id', $1::uuid),
+                     'billing_grace_period:' || $1::text || ':older')",
+        )
+        .bind(org)
+        .execute(&pool)
+        .await
+        .expect("older job");
+        platform::workers::run_due(&p).await.expect("jobs run");
+        let queued: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT run_at FROM jobs WHERE kind = 'billing_grace_period' AND state = 'queued'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("jobs");
+        assert_eq!(queued, [new_end], "queued again for the new end");
+        let mailed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM mail_outbox
+              WHERE to_address = 'ada@acme.test' AND subject = 'Your sites are kept longer'
+                AND body_text LIKE '%bank transfer on its way%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("mail");
+        assert_eq!(mailed, 1, "the owner is told once");
+    }
+
+    /// The page at `path` as the holder of `cookie` reads it (200 expected).
+    async fn html_of(server: &TestApp, path: &str, cookie: &str) -> String {
+        let answer = test_support::client()
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", server.base))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status().as_u16(), 200, "GET {path}");
+        answer.text().await.expect("body")
     }
 
     /// The operator `ops@slipway.test` ("Operations"): its id and session cookie.

@@ -13,7 +13,7 @@ use super::dashboard::Panel;
 use super::forms::FormError;
 use crate::account::operator_check;
 use crate::operator::{
-    AdminAssignPlan, AdminResumeOrganization, AdminResumeSite, AdminRetrySite,
+    AdminAssignPlan, AdminExtendGrace, AdminResumeOrganization, AdminResumeSite, AdminRetrySite,
     AdminSuspendOrganization, AdminSuspendSite, OrgDetailView, OrgSiteRow, admin_organization,
 };
 
@@ -27,6 +27,7 @@ pub fn OrganizationPage() -> impl IntoView {
     let resume_all = ServerAction::<AdminResumeOrganization>::new();
     let assign = ServerAction::<AdminAssignPlan>::new();
     let retry = ServerAction::<AdminRetrySite>::new();
+    let extend = ServerAction::<AdminExtendGrace>::new();
     let check = Resource::new(|| (), |_| operator_check());
     let (reloads, refusal) = follow(vec![
         suspend.value(),
@@ -35,6 +36,7 @@ pub fn OrganizationPage() -> impl IntoView {
         resume_all.value(),
         assign.value(),
         retry.value(),
+        extend.value(),
     ]);
     // Read again after each action that did something, so the page shows it.
     let detail = Resource::new(
@@ -65,6 +67,7 @@ pub fn OrganizationPage() -> impl IntoView {
                                         resume_all
                                         assign
                                         retry
+                                        extend
                                         refusal
                                     />
                                 }
@@ -97,6 +100,7 @@ fn Detail(
     resume_all: ServerAction<AdminResumeOrganization>,
     assign: ServerAction<AdminAssignPlan>,
     retry: ServerAction<AdminRetrySite>,
+    extend: ServerAction<AdminExtendGrace>,
     refusal: Signal<Option<String>>,
 ) -> impl IntoView {
     let OrgDetailView {
@@ -111,6 +115,7 @@ fn Detail(
         billing,
         revenue,
         billing_notes,
+        grace_extendable_from,
         stripe,
         members,
         sites,
@@ -119,6 +124,31 @@ fn Detail(
         audit,
     } = detail;
     let plan_target = id.clone();
+    let grace_target = id.clone();
+    let grace_form = grace_extendable_from.map(|(from, until_latest)| {
+        view! {
+            <ActionForm action=extend attr:data-form="extend-grace" attr:class="mt-3">
+                <div class="flex flex-wrap items-end gap-3">
+                    <label class="block text-xs font-medium text-slate-600">
+                        "Keep the sites through (UTC)"
+                        <input
+                            type="date"
+                            name="until"
+                            min=from
+                            max=until_latest
+                            required=""
+                            class="mt-1 block rounded-md border border-slate-300 px-2 py-1.5 text-sm"
+                        />
+                    </label>
+                    <Reason
+                        name="organization"
+                        value=grace_target
+                        button="Extend the grace period"
+                    />
+                </div>
+            </ActionForm>
+        }
+    });
     let plan_form = assignable_plans.map(|plans| {
         view! {
             <ActionForm action=assign attr:data-form="assign-plan" attr:class="mt-4">
@@ -172,6 +202,7 @@ fn Detail(
         <ul class="mt-3 text-sm text-slate-600" data-billing-notes="">
             {billing_notes.into_iter().map(|note| view! { <li>{note}</li> }).collect_view()}
         </ul>
+        {grace_form}
         <ul class="mt-2 text-sm" data-stripe="">
             {stripe
                 .into_iter()

@@ -7,6 +7,7 @@
 //! effect at once.
 
 pub mod detail;
+pub mod grace;
 pub mod jobs;
 pub mod lists;
 pub mod metrics;

@@ -126,7 +126,7 @@ pub(crate) async fn mail_owners(
 }
 
 /// Queues the end of `organization_id`'s grace period at `ends_at`, in the transaction that
-/// started it.
+/// started (or extended) it. Once per moment: the job's key names it.
 pub(crate) async fn schedule_grace_period_end(
     tx: &mut sqlx::PgConnection,
     organization_id: Uuid,
@@ -138,14 +138,39 @@ pub(crate) async fn schedule_grace_period_end(
             JobKind::BillingGracePeriod,
             serde_json::json!({ "organization_id": organization_id }),
         )
-        .unique(format!(
-            "billing_grace_period:{organization_id}:{}",
-            ends_at.timestamp()
-        ))
+        .unique(grace_period_key(organization_id, ends_at))
         .at(ends_at),
     )
     .await?;
     Ok(())
+}
+
+fn grace_period_key(organization_id: Uuid, ends_at: DateTime<Utc>) -> String {
+    format!(
+        "billing_grace_period:{organization_id}:{}",
+        ends_at.timestamp()
+    )
+}
+
+/// For the job `running`, which found the grace period not over (it was extended): makes
+/// sure the end is queued for `ends_at`. `false` when no other job is waiting for that
+/// moment (the job for it is `running` itself, which ran a little early, or one that
+/// already finished holds its key): `running` must try again then.
+pub(crate) async fn requeue_grace_period_end(
+    platform: &Platform,
+    organization_id: Uuid,
+    ends_at: DateTime<Utc>,
+    running: i64,
+) -> Result<bool> {
+    let mut conn = platform.db.acquire().await?;
+    schedule_grace_period_end(&mut conn, organization_id, ends_at).await?;
+    let queued = sqlx::query_scalar!(
+        "SELECT id FROM jobs WHERE unique_key = $1 AND state IN ('queued', 'running')",
+        grace_period_key(organization_id, ends_at)
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(queued.is_some_and(|id| id != running))
 }
 
 /// The nightly safety net: queues the end of every grace period that is over but whose

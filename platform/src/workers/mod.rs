@@ -72,9 +72,23 @@ async fn run(platform: &Platform, job: &Job) -> Result<(), JobError> {
             Ok(())
         }
         JobKind::BillingGracePeriod => {
-            match billing::end_grace_period(platform, id(job, "organization_id")?).await? {
+            let organization = id(job, "organization_id")?;
+            match billing::end_grace_period(platform, organization).await? {
+                // Ran before the end (an operator extended the grace period): the end is
+                // queued for then, and this job is done; unless it is that job itself.
                 GracePeriod::EndsAt(at) => {
-                    Err(JobError::Retry(format!("the grace period ends at {at}")))
+                    if billing::dunning::requeue_grace_period_end(
+                        platform,
+                        organization,
+                        at,
+                        job.id,
+                    )
+                    .await?
+                    {
+                        Ok(())
+                    } else {
+                        Err(JobError::Retry(format!("the grace period ends at {at}")))
+                    }
                 }
                 GracePeriod::Ended(_) | GracePeriod::NotRunning => Ok(()),
             }
