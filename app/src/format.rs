@@ -72,6 +72,12 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A moment to the second, in UTC: `2026-11-30 08:40:12 UTC`.
+#[cfg(feature = "ssr")]
+pub fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

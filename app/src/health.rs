@@ -107,8 +107,18 @@ pub async fn site_health(id: String) -> Result<HealthView, AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let site_id: uuid::Uuid = id.parse().map_err(|_| AppError::NotFound)?;
-    let report = platform::monitor::checks::report(&state.platform, &me, site_id).await?;
-    let incidents = platform::incidents::for_site(&state.platform, &me, site_id, 10).await?;
+    health_view(&state, &me, site_id).await
+}
+
+/// The site's health as `me` reads it.
+#[cfg(feature = "ssr")]
+pub(crate) async fn health_view(
+    state: &crate::state::AppState,
+    me: &platform::tenancy::Membership,
+    site_id: uuid::Uuid,
+) -> Result<HealthView, AppError> {
+    let report = platform::monitor::checks::report(&state.platform, me, site_id).await?;
+    let incidents = platform::incidents::for_site(&state.platform, me, site_id, 10).await?;
     let overview =
         platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let limits = state.platform.plan(&overview.plan_id).map(|p| &p.limits);
@@ -173,12 +183,23 @@ pub async fn site_health(id: String) -> Result<HealthView, AppError> {
 /// The last lines of the site's log, those containing `filter` when it is not empty.
 #[server(endpoint = "sites/logs")]
 pub async fn site_logs(id: String, filter: String) -> Result<LogsView, AppError> {
-    use platform::tenancy::{Action, authorize};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let site_id: uuid::Uuid = id.parse().map_err(|_| AppError::NotFound)?;
+    logs_view(&state, &me, site_id, &filter).await
+}
+
+/// The last lines of the site's log as `me` reads them, those containing `filter`.
+#[cfg(feature = "ssr")]
+pub(crate) async fn logs_view(
+    state: &crate::state::AppState,
+    me: &platform::tenancy::Membership,
+    site_id: uuid::Uuid,
+    filter: &str,
+) -> Result<LogsView, AppError> {
+    use platform::tenancy::{Action, authorize};
     // Scoped like every read: another organization's site does not exist here.
-    platform::sites::get(&state.platform, &me, site_id).await?;
+    platform::sites::get(&state.platform, me, site_id).await?;
     let filter = filter.chars().take(200).collect::<String>();
     if !authorize(me.role, Action::ViewLogs) {
         return Ok(LogsView {
@@ -188,7 +209,7 @@ pub async fn site_logs(id: String, filter: String) -> Result<LogsView, AppError>
     }
     let lines = match &state.runtime {
         Some(runtime) => {
-            platform::provision::container_logs(&state.platform, runtime, &me, site_id, 200).await?
+            platform::provision::container_logs(&state.platform, runtime, me, site_id, 200).await?
         }
         None => vec!["(this server process does not manage containers)".to_owned()],
     };

@@ -27,8 +27,13 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use pages::admin::{AdminPage, OrganizationsPage};
+use pages::admin_audit::AuditPage;
+use pages::admin_incidents::IncidentsPage;
 use pages::admin_jobs::JobsPage;
 use pages::admin_organization::OrganizationPage;
+use pages::admin_site::AdminSitePage;
+use pages::admin_sites::AdminSitesPage;
+use pages::admin_subscriptions::SubscriptionsPage;
 use pages::admin_users::{UserPage, UsersPage};
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
 use pages::billing::BillingPage;
@@ -106,7 +111,16 @@ pub fn App() -> impl IntoView {
                     />
                     <Route path=path!("admin/users") view=UsersPage ssr=SsrMode::Async />
                     <Route path=path!("admin/users/:id") view=UserPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/sites") view=AdminSitesPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/sites/:id") view=AdminSitePage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("admin/subscriptions")
+                        view=SubscriptionsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("admin/incidents") view=IncidentsPage ssr=SsrMode::Async />
                     <Route path=path!("admin/jobs") view=JobsPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("dev/mail") view=DevMailPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
                         <Route

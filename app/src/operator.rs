@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 
+pub mod audit;
+pub mod incidents;
 pub mod jobs;
+pub mod sites;
+pub mod subscriptions;
 pub mod users;
 
 /// One figure of the overview, formatted, with what it means.
@@ -383,31 +387,20 @@ pub async fn admin_organizations(
     #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<OrgListView, AppError> {
-    use platform::admin::lists::{self, BILLING_STATES, Cursor, OrgFilter, OrgSort};
+    use platform::admin::lists::{self, BILLING_STATES, OrgFilter, OrgSort};
 
     let (state, operator) = operator().await?;
     let platform = &state.platform;
     let filter = OrgFilter::parse(platform, &q, &plan, &billing, &sort)?;
-    let after = match after.trim() {
-        "" => None,
-        raw => Some(Cursor::decode(raw)?),
-    };
+    let after = lists::parse_cursor(&after)?;
     let page =
         lists::organizations(platform, &operator, &filter, after.as_ref(), lists::PAGE).await?;
-    let plan_name = |id: &str| {
-        platform
-            .catalog
-            .plans()
-            .iter()
-            .find(|p| p.id.as_str() == id)
-            .map_or_else(|| id.to_owned(), |p| p.name.clone())
-    };
     let rows = page
         .rows
         .into_iter()
         .map(|row| OrgListRow {
             id: row.id.to_string(),
-            plan: plan_name(&row.plan_id),
+            plan: plan_name(platform, &row.plan_id),
             billing: crate::billing::status_label(row.billing_status.as_deref()),
             revenue: crate::format::usd(u64::try_from(row.mrr_cents).unwrap_or(0)),
             owner_email: row.owner_email.unwrap_or_default(),
@@ -425,15 +418,32 @@ pub async fn admin_organizations(
     Ok(OrgListView {
         rows,
         next: page.next.map(|cursor| cursor.encode()),
-        plans: platform
-            .catalog
-            .plans()
-            .iter()
-            .map(|p| (p.id.as_str().to_owned(), p.name.clone()))
-            .collect(),
+        plans: plan_choices(platform),
         billing_states: BILLING_STATES.iter().map(|s| (*s).to_owned()).collect(),
         sorts: OrgSort::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
     })
+}
+
+/// The catalog's plans as a list's plan filter offers them: ids and names.
+#[cfg(feature = "ssr")]
+pub(crate) fn plan_choices(platform: &platform::Platform) -> Vec<(String, String)> {
+    platform
+        .catalog
+        .plans()
+        .iter()
+        .map(|p| (p.id.as_str().to_owned(), p.name.clone()))
+        .collect()
+}
+
+/// A plan's name by its id (the id itself for a plan no longer in the catalog).
+#[cfg(feature = "ssr")]
+pub(crate) fn plan_name(platform: &platform::Platform, id: &str) -> String {
+    platform
+        .catalog
+        .plans()
+        .iter()
+        .find(|p| p.id.as_str() == id)
+        .map_or_else(|| id.to_owned(), |p| p.name.clone())
 }
 
 /// The signed-in operator, checked against the database: what every operator function
@@ -586,18 +596,9 @@ fn detail_view(
     .collect();
     OrgDetailView {
         id: a.id.to_string(),
-        plan: platform
-            .plan(&a.plan_id)
-            .map_or_else(|| a.plan_id.clone(), |p| p.name.clone()),
+        plan: plan_name(platform, &a.plan_id),
         plan_id: a.plan_id.clone(),
-        assignable_plans: platform.billing.is_local().then(|| {
-            platform
-                .catalog
-                .plans()
-                .iter()
-                .map(|p| (p.id.as_str().to_owned(), p.name.clone()))
-                .collect()
-        }),
+        assignable_plans: platform.billing.is_local().then(|| plan_choices(platform)),
         billing: crate::billing::status_label(a.billing_status.as_deref()),
         revenue: format!(
             "{} / month",

@@ -87,11 +87,6 @@ impl SiteView {
 }
 
 #[cfg(feature = "ssr")]
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-#[cfg(feature = "ssr")]
 fn millis(ms: Option<i64>) -> Option<String> {
     ms.map(|ms| {
         if ms < 1000 {
@@ -148,7 +143,7 @@ pub async fn list_sites() -> Result<SitesView, AppError> {
                 url: s.url,
                 status: s.status.to_string(),
                 waiting_for: s.waiting_for,
-                created: when(s.created_at),
+                created: crate::format::utc(s.created_at),
             })
             .collect(),
     })
@@ -179,12 +174,23 @@ pub async fn create_site(
 
 #[server(endpoint = "sites/detail")]
 pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
-    use platform::tenancy::{Action, authorize};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
-    let site_id = parse_site_id(&id)?;
-    let site = platform::sites::get(&state.platform, &me, site_id).await?;
-    let deployments = platform::sites::deployments(&state.platform, &me, site_id, 10).await?;
+    site_view(&state, &me, parse_site_id(&id)?, true).await
+}
+
+/// The site as `me` reads it: its state, its plan's limits, its latest deployments with
+/// their steps, and with `credentials`, for admins and owners, the app's credentials.
+#[cfg(feature = "ssr")]
+pub(crate) async fn site_view(
+    state: &crate::state::AppState,
+    me: &platform::tenancy::Membership,
+    site_id: uuid::Uuid,
+    credentials: bool,
+) -> Result<SiteView, AppError> {
+    use platform::tenancy::{Action, authorize};
+    let site = platform::sites::get(&state.platform, me, site_id).await?;
+    let deployments = platform::sites::deployments(&state.platform, me, site_id, 10).await?;
     let overview =
         platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let limits = state
@@ -209,8 +215,8 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
         })
         .unwrap_or_default();
     let can_delete = authorize(me.role, Action::ManageSites);
-    let credentials = if can_delete {
-        platform::sites::credentials(&state.platform, &me, site_id)
+    let credentials = if can_delete && credentials {
+        platform::sites::credentials(&state.platform, me, site_id)
             .await
             .ok()
             .map(|c| (c.api_token, c.webhook_secret))
@@ -236,7 +242,7 @@ pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
                 reason: d.reason.to_string(),
                 status: d.status.to_string(),
                 error: d.error,
-                created: when(d.created_at),
+                created: crate::format::utc(d.created_at),
                 duration: millis(d.duration_ms),
                 steps: d
                     .steps

@@ -174,7 +174,71 @@ async fn operator_suspends_and_resumes(
         .await?;
     h.wait_for_text_containing("[data-sessions]", "UTC").await?;
     h.screenshot(&format!("operator-user-{label}")).await?;
-    operator_retries_a_dead_job(h, label).await
+    operator_retries_a_dead_job(h, label).await?;
+    operator_reconciles_a_site(h, email, slug, label).await
+}
+
+/// From the site list to the site's page, where the operator forces a reconcile: the
+/// reconciler runs the site's whole pass again and it keeps serving; the operator audit
+/// log finds the action by its reason.
+async fn operator_reconciles_a_site(
+    h: &mut Harness,
+    email: &str,
+    slug: &str,
+    label: &str,
+) -> Result<()> {
+    h.visit("/admin/sites").await?;
+    h.submit("sites", &[("q", slug)]).await?;
+    h.wait_for_path(&format!("/admin/sites?q={slug}&state=&plan="))
+        .await?;
+    h.screenshot(&format!("operator-sites-{label}")).await?;
+    h.click(&format!(r#"[data-site="{slug}"] th a"#)).await?;
+    h.wait_for_text_containing("[data-fact=Status]", "active")
+        .await?;
+    h.screenshot(&format!("operator-site-{label}")).await?;
+    let reason = format!("limits edited by hand ({label})");
+    h.submit(&format!("reconcile-{slug}"), &[("reason", &reason)])
+        .await?;
+    let reconciled = format!(
+        "SELECT d.status FROM deployments d JOIN sites s ON s.id = d.site_id
+           JOIN users u ON u.id = d.requested_by
+          WHERE s.slug = '{slug}' AND u.email = '{email}' AND d.reason = 'reconcile'"
+    );
+    let done = wait_until(
+        || async { Ok(h.query_strings(&reconciled).await? == ["succeeded"]) },
+        Duration::from_secs(60),
+        "the forced reconcile runs once and succeeds",
+    )
+    .await;
+    if let Err(error) = done {
+        h.screenshot(&format!("debug-reconcile-{label}")).await?;
+        let refused = h.texts("[data-form-error]").await?;
+        let deployments = h
+            .query_strings(&format!(
+                "SELECT d.reason || ' ' || d.status || ' ' || coalesce(d.error, '')
+                   FROM deployments d JOIN sites s ON s.id = d.site_id
+                  WHERE s.slug = '{slug}' ORDER BY d.created_at"
+            ))
+            .await?;
+        anyhow::bail!("{error}; refused: {refused:?}; deployments: {deployments:?}");
+    }
+    visitors_get(h, slug, 200).await?;
+    h.visit("/admin/audit").await?;
+    h.submit("audit", &[("q", &reason)]).await?;
+    h.wait_for_text_containing("[data-table=audit] tbody", "site.reconcile")
+        .await?;
+    h.screenshot(&format!("operator-audit-{label}")).await?;
+    // Local billing mode: the organization on Pro is a subscription.
+    h.visit("/admin/subscriptions").await?;
+    h.wait_for_text_containing("[data-table=subscriptions] tbody", "Compilers Inc")
+        .await?;
+    h.screenshot(&format!("operator-subscriptions-{label}"))
+        .await?;
+    h.visit("/admin/incidents").await?;
+    h.wait_for_text_containing("[data-operator-page=incidents] h1", "Incidents")
+        .await?;
+    h.screenshot(&format!("operator-incidents-{label}")).await?;
+    Ok(())
 }
 
 /// A job that gave up is found on the job list (searched, dead ones only) and retried

@@ -4,6 +4,7 @@
 
 use platform::Platform;
 use platform::admin::jobs::{self, JobFilter};
+use platform::admin::lists;
 use platform::admin::{Operator, Reason};
 use sqlx::PgPool;
 
@@ -132,7 +133,7 @@ async fn jobs_are_found_by_kind_key_error_and_payload_and_filtered_by_state(pool
         }
     }
     assert!(matches!(
-        jobs::parse_after("12abc"),
+        lists::parse_after_id("12abc"),
         Err(platform::Error::Invalid { field: "after", .. })
     ));
 
@@ -172,7 +173,7 @@ async fn pages_of_jobs_have_no_gaps_or_repeats_while_jobs_are_added(pool: PgPool
                 .unwrap();
         }
         match page.next {
-            Some(next) => after = Some(jobs::parse_after(&next.to_string()).unwrap().unwrap()),
+            Some(next) => after = Some(lists::parse_after_id(&next.to_string()).unwrap().unwrap()),
             None => break,
         }
     }

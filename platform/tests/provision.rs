@@ -168,6 +168,11 @@ async fn delete_and_check_nothing_is_left(e: &Env, site_id: Uuid) {
     sites::delete(&e.platform, &e.owner, site_id, &slug)
         .await
         .unwrap();
+    check_nothing_is_left(e, site_id).await;
+}
+
+/// After a deletion was asked for: the reconciler deletes the site and nothing is left.
+async fn check_nothing_is_left(e: &Env, site_id: Uuid) {
     e.reconciler.run_until_idle(10).await.unwrap();
     assert_eq!(status(&e.platform.db, site_id).await.0, "deleted");
     assert!(
@@ -1223,4 +1228,121 @@ async fn a_sites_role_connects_to_the_tenant_database_only(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// An operator forces a reconcile: the whole pass runs again and puts back what the drift
+/// check does not look at (here, limits changed by hand on the running container), as a
+/// `reconcile` deployment requested by the operator; of six forced at once, one is. Then
+/// the operator deletes the site (its slug typed to confirm; of four at once, one does):
+/// nothing is left, and its owners are mailed why.
+#[sqlx::test(migrations = "../migrations")]
+async fn operators_force_a_reconcile_that_repairs_and_delete_a_site(pool: PgPool) {
+    use platform::admin::{Operator, Reason, passes};
+    use platform::infra::docker::ResourceLimits;
+
+    let e = env(pool.clone()).await;
+    let ops = test_support::owner_with_email(&e.platform, "ops@slipway.test").await;
+    test_support::make_operator(&e.platform, ops.user_id).await;
+    let ops = Operator::verify(&e.platform, ops.user_id).await.unwrap();
+    let site = sites::create(&e.platform, &e.owner, &form(&unique("forced")))
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    let runtime = e.reconciler.runtime();
+    let before = runtime.container(site.id, NETWORK).await.unwrap().unwrap();
+    let pro = ResourceLimits::from_plan(&e.platform.plan("pro").unwrap().limits);
+    assert_eq!(before.limits, pro);
+    let tampered = ResourceLimits::from_plan(&e.platform.plan("starter").unwrap().limits);
+    assert_ne!(tampered, pro);
+    runtime.update_limits(&before.id, tampered).await.unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    assert_eq!(
+        runtime
+            .container(site.id, NETWORK)
+            .await
+            .unwrap()
+            .unwrap()
+            .limits,
+        tampered,
+        "the drift check does not look at limits"
+    );
+
+    let reason = Reason::parse("limits edited by hand on the host").unwrap();
+    let forced = test_support::at_once(6, |_| {
+        let (p, ops, reason) = (e.platform.clone(), ops.clone(), reason.clone());
+        async move { passes::force_reconcile(&p, &ops, site.id, &reason).await }
+    })
+    .await;
+    assert_eq!(forced.iter().filter(|r| r.is_ok()).count(), 1, "{forced:?}");
+    // The others waited for the winner's claim, then found a pass due.
+    assert!(
+        forced
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, Error::Conflict(m) if m.contains("already due"))),
+        "{forced:?}"
+    );
+    e.reconciler.run_until_idle(10).await.unwrap();
+    let after = runtime.container(site.id, NETWORK).await.unwrap().unwrap();
+    assert_eq!(
+        after.limits, pro,
+        "the forced pass put the plan's limits back"
+    );
+    assert_eq!(after.id, before.id, "on the same container");
+    assert_eq!(status(&pool, site.id).await.0, "active");
+    let (reason_of, deployment_status, requested_by): (String, String, Option<Uuid>) =
+        sqlx::query_as(
+            "SELECT reason, status, requested_by FROM deployments
+              WHERE site_id = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(site.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (reason_of.as_str(), deployment_status.as_str(), requested_by),
+        ("reconcile", "succeeded", Some(ops.user_id))
+    );
+    let audited: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT details->>'reason', by_operator FROM audit_log
+          WHERE action = 'site.reconcile' AND organization_id = $1",
+    )
+    .bind(e.owner.organization_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, [(reason.as_str().to_owned(), true)]);
+
+    let slug = site.slug.clone();
+    let wrong = passes::delete_site(&e.platform, &ops, site.id, "some-other-site", &reason).await;
+    assert!(
+        matches!(&wrong, Err(Error::Invalid { field, .. }) if *field == "confirm"),
+        "{wrong:?}"
+    );
+    assert_eq!(status(&pool, site.id).await.0, "active");
+    let why = Reason::parse("hosting malware, reported twice").unwrap();
+    let deleted = test_support::at_once(4, |_| {
+        let (p, ops, why, slug) = (e.platform.clone(), ops.clone(), why.clone(), slug.clone());
+        async move { passes::delete_site(&p, &ops, site.id, &slug, &why).await }
+    })
+    .await;
+    assert_eq!(
+        deleted.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{deleted:?}"
+    );
+    let refused = passes::force_reconcile(&e.platform, &ops, site.id, &reason).await;
+    assert!(
+        matches!(&refused, Err(Error::Conflict(m)) if m.contains("being deleted")),
+        "{refused:?}"
+    );
+    check_nothing_is_left(&e, site.id).await;
+    let mailed: Vec<String> =
+        sqlx::query_scalar("SELECT body_text FROM mail_outbox WHERE subject = $1")
+            .bind(format!("Your site {slug} was deleted"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(mailed.len(), 1, "one mail to the one owner");
+    assert!(mailed[0].contains("hosting malware, reported twice"));
 }

@@ -3,11 +3,16 @@
 //! years of daily revenue snapshots, seeded in SQL; then the overview and the organization
 //! list (first page, searches by part of an email, a domain, a Stripe id and a site slug, a
 //! search matching nothing, the revenue order, the 20th page), an organization's page, the
-//! user list (first page, by part of an email or a name, operators only) and a user's page
-//! (40,000 sign-in events in the audit log) measured through their server
+//! user list (first page, by part of an email or a name, operators only), a user's page
+//! (40,000 sign-in events in the audit log), the site list (first page, failed
+//! provisionings, by custom domain and by a member's email), a site's page, the
+//! subscription list (first page, by Stripe id, canceled ones), the incident
+//! list (20,000 incidents), the job list (30,000 jobs) and the operator audit log (5,000
+//! actions) measured through their server
 //! functions (`POST /api/admin/...` on the real server, as the pages call them), against the
 //! cheapest operator server function (`admin/check`: the session and the operator flag) in
-//! the same run. Prints the plans PostgreSQL runs for the revenue series and for a search.
+//! the same run. Prints the plans PostgreSQL runs for the revenue series, for a search and
+//! for the failed provisionings.
 //!
 //! `cargo bench -p server --bench operator` with DATABASE_URL at the dev cluster (a
 //! database of its own is made there and dropped).
@@ -26,6 +31,9 @@ const SITES: i64 = 50_000;
 const CUSTOMERS: i64 = 6_000;
 const DAYS: i64 = 3 * 365;
 const DOMAINS: i64 = 5_000;
+const INCIDENTS: i64 = 20_000;
+const JOBS: i64 = 30_000;
+const OPERATOR_ACTIONS: i64 = 5_000;
 
 /// Everything in set-based SQL: a few seconds for the organizations and sites, most of the
 /// time for the snapshots (one row per paying organization and day).
@@ -162,6 +170,30 @@ async fn seed(bench: &BenchDb) -> BenchResult<()> {
     .bind(ORGANIZATIONS)
     .execute(db)
     .await?;
+    // One incident per site of the first 20,000 (one in ten still open), and the job queue's
+    // history: 30,000 mails sent, 100 dead.
+    sqlx::query(
+        "INSERT INTO incidents (organization_id, site_id, kind, summary, opened_at, resolved_at)
+         SELECT md5('o' || (1 + i % $2))::uuid, md5('s' || i)::uuid,
+                (ARRAY['down', 'error_rate', 'crash_looping'])[1 + i % 3],
+                'site-' || i || ' needs attention', now() - make_interval(mins => i::int),
+                CASE WHEN i % 10 <> 0 THEN now() - make_interval(mins => (i - 5)::int) END
+           FROM generate_series(1, $1) AS i",
+    )
+    .bind(INCIDENTS)
+    .bind(ORGANIZATIONS)
+    .execute(db)
+    .await?;
+    sqlx::query(
+        "INSERT INTO jobs (kind, payload, unique_key, state, attempts, last_error, finished_at)
+         SELECT 'mail', jsonb_build_object('outbox_id', i), 'bench-key-' || i,
+                CASE WHEN i % 300 = 0 THEN 'dead' ELSE 'succeeded' END, 1,
+                CASE WHEN i % 300 = 0 THEN 'SMTP: connection refused' END, now()
+           FROM generate_series(1, $1) AS i",
+    )
+    .bind(JOBS)
+    .execute(db)
+    .await?;
     // What autovacuum does soon after bulk writes: statistics, and the visibility map that
     // lets index-only scans skip the table.
     sqlx::query("VACUUM ANALYZE").execute(db).await?;
@@ -192,6 +224,22 @@ async fn main() -> BenchResult<()> {
     let operator = bench.account.user_id;
     sqlx::query("UPDATE users SET is_operator = true WHERE id = $1")
         .bind(operator)
+        .execute(&bench.pool)
+        .await?;
+    // The operator's own history: 5,000 actions with their reasons.
+    sqlx::query(
+        "INSERT INTO audit_log (organization_id, actor_user_id, by_operator, action, subject, details)
+         SELECT md5('o' || (1 + i % $2))::uuid, $3, true,
+                (ARRAY['site.suspend', 'site.resume', 'organization.suspend'])[1 + i % 3],
+                'site:site-' || i, jsonb_build_object('reason', 'bench reason ' || i)
+           FROM generate_series(1, $1) AS i",
+    )
+    .bind(OPERATOR_ACTIONS)
+    .bind(ORGANIZATIONS)
+    .bind(operator)
+    .execute(&bench.pool)
+    .await?;
+    sqlx::query("ANALYZE audit_log")
         .execute(&bench.pool)
         .await?;
     let (listener, base) = test_support::listen().await;
@@ -273,6 +321,9 @@ async fn main() -> BenchResult<()> {
     let user: String = sqlx::query_scalar("SELECT md5('u4242')::uuid::text")
         .fetch_one(&bench.pool)
         .await?;
+    let site: String = sqlx::query_scalar("SELECT md5('s4242')::uuid::text")
+        .fetch_one(&bench.pool)
+        .await?;
     // (function, case, form, rows of the list; a page of one record has none).
     let cases = [
         ("organizations", "first page", String::new(), 50),
@@ -314,6 +365,30 @@ async fn main() -> BenchResult<()> {
         ("users", "name part", "q=wner+99".to_owned(), 50),
         ("users", "operators", "state=operator".to_owned(), 1),
         ("user", "one, whole", format!("id={user}"), 0),
+        ("sites", "first page", String::new(), 50),
+        ("sites", "failed", "state=failed".to_owned(), 50),
+        (
+            "sites",
+            "custom domain",
+            "q=customer-1234.example".to_owned(),
+            1,
+        ),
+        // Organization 4242's five sites, found by its owner's email.
+        ("sites", "email part", "q=owner4242%40".to_owned(), 5),
+        ("site", "one, whole", format!("site={site}"), 0),
+        ("incidents", "first page", String::new(), 50),
+        (
+            "incidents",
+            "open, down",
+            "state=open&kind=down".to_owned(),
+            50,
+        ),
+        ("incidents", "site slug", "q=site-12345".to_owned(), 1),
+        ("jobs", "first page", String::new(), 50),
+        ("jobs", "dead", "state=dead".to_owned(), 50),
+        ("jobs", "key part", "q=bench-key-29999".to_owned(), 1),
+        ("audit", "first page", String::new(), 50),
+        ("audit", "reason part", "q=bench+reason+4242".to_owned(), 1),
     ];
     println!("\noperator lists (50 a page) and pages of one record");
     for (function, name, form, rows) in cases {
@@ -341,6 +416,18 @@ async fn main() -> BenchResult<()> {
             &platform,
             &platform::admin::Operator::verify(&platform, operator).await?,
             &search
+        )
+        .await?
+    );
+
+    let failed = platform::admin::fleet::SiteFilter::parse(&platform, "", "failed", "")?;
+    println!("\nThe plan of the failed provisionings (the site list, state failed):\n");
+    println!(
+        "{}",
+        platform::admin::fleet::explain_sites(
+            &platform,
+            &platform::admin::Operator::verify(&platform, operator).await?,
+            &failed
         )
         .await?
     );

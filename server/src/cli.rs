@@ -74,6 +74,17 @@ pub enum AdminCommand {
     ResumeSite(SiteAction),
     /// Retry a site whose provisioning failed, now instead of after its backoff.
     RetrySite(SiteAction),
+    /// Run a site's whole reconcile pass again now (schema and role, image, volume,
+    /// container and its limits).
+    ReconcileSite(SiteAction),
+    /// Delete a site of any organization with its data; its owners are mailed the reason.
+    DeleteSite {
+        #[command(flatten)]
+        action: SiteAction,
+        /// The site's slug again: a deletion cannot be undone.
+        #[arg(long)]
+        confirm: String,
+    },
     /// Suspend a whole organization: every site of it is suspended with the reason and it
     /// can create no new one until it is resumed.
     SuspendOrg(OrgAction),
@@ -156,10 +167,13 @@ enum OrgVerb<'a> {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum SiteVerb {
+enum SiteVerb<'a> {
     Suspend,
     Resume,
     Retry,
+    Reconcile,
+    /// With the slug typed again.
+    Delete(&'a str),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -208,6 +222,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(AdminCommand::RetrySite(action)) => {
             site_action(&config, &action, SiteVerb::Retry).await
+        }
+        Command::Admin(AdminCommand::ReconcileSite(action)) => {
+            site_action(&config, &action, SiteVerb::Reconcile).await
+        }
+        Command::Admin(AdminCommand::DeleteSite { action, confirm }) => {
+            site_action(&config, &action, SiteVerb::Delete(&confirm)).await
         }
         Command::Admin(AdminCommand::SuspendOrg(action)) => {
             org_action(&config, &action, OrgVerb::Suspend).await
@@ -532,8 +552,12 @@ async fn set_plan(config: &Config, org: &str, plan: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `admin suspend-site` / `admin resume-site` / `admin retry-site`.
-async fn site_action(config: &Config, action: &SiteAction, verb: SiteVerb) -> anyhow::Result<()> {
+/// `admin suspend-site` / `resume-site` / `retry-site` / `reconcile-site` / `delete-site`.
+async fn site_action(
+    config: &Config,
+    action: &SiteAction,
+    verb: SiteVerb<'_>,
+) -> anyhow::Result<()> {
     use platform::admin::{self, Reason};
     let (slug, reason, operator) = (&action.site, &action.reason, &action.operator);
     let pool = db::connect(&config.database).await?;
@@ -560,6 +584,14 @@ async fn site_action(config: &Config, action: &SiteAction, verb: SiteVerb) -> an
             SiteVerb::Retry => {
                 admin::retry_provisioning(&platform, &by, site, &reason).await?;
                 println!("{slug} is retried: the reconciler runs it again now");
+            }
+            SiteVerb::Reconcile => {
+                admin::passes::force_reconcile(&platform, &by, site, &reason).await?;
+                println!("{slug} is reconciled again: the reconciler runs its whole pass now");
+            }
+            SiteVerb::Delete(confirm) => {
+                admin::passes::delete_site(&platform, &by, site, confirm, &reason).await?;
+                println!("{slug} is being deleted with its data; its owners are mailed why");
             }
         }
         Ok::<_, anyhow::Error>(())

@@ -9,19 +9,37 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::admin::Operator;
+use platform::admin::fleet::{self, SiteFilter};
+use platform::admin::incidents::{self, IncidentFilter};
 use platform::admin::jobs::{self, JobFilter};
 use platform::admin::lists::{self, OrgFilter};
+use platform::admin::log::{self, LogFilter};
+use platform::admin::subscriptions::{self, SubscriptionFilter};
 use platform::admin::users::{self, UserFilter};
 
-/// `/admin/organizations.csv?q=&plan=&billing=&sort=`
-pub async fn organizations(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let param = |name: &str| query.get(name).map_or("", String::as_str);
-    let platform = &state.platform;
-    export(&state, &headers, "organizations", |operator| async move {
+/// An export handler: `name.csv`, made by `$make` from the request's operator, the
+/// platform and the list's query parameters (`$param("q")`; a missing one is empty).
+macro_rules! list_export {
+    ($(#[$doc:meta])* $handler:ident, $name:literal,
+     |$platform:ident, $operator:ident, $param:ident| $make:expr) => {
+        $(#[$doc])*
+        pub async fn $handler(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            Query(query): Query<HashMap<String, String>>,
+        ) -> Response {
+            let $param = |name: &str| query.get(name).map_or("", String::as_str);
+            let $platform = &state.platform;
+            export(&state, &headers, $name, |$operator| async move { $make }).await
+        }
+    };
+}
+
+list_export!(
+    /// `/admin/organizations.csv?q=&plan=&billing=&sort=`
+    organizations,
+    "organizations",
+    |platform, operator, param| {
         let filter = OrgFilter::parse(
             platform,
             param("q"),
@@ -30,39 +48,74 @@ pub async fn organizations(
             param("sort"),
         )?;
         lists::organizations_csv(platform, &operator, &filter).await
-    })
-    .await
-}
+    }
+);
 
-/// `/admin/users.csv?q=&state=`
-pub async fn users(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let param = |name: &str| query.get(name).map_or("", String::as_str);
-    let platform = &state.platform;
-    export(&state, &headers, "users", |operator| async move {
+list_export!(
+    /// `/admin/users.csv?q=&state=`
+    users,
+    "users",
+    |platform, operator, param| {
         let filter = UserFilter::parse(param("q"), param("state"))?;
         users::users_csv(platform, &operator, &filter).await
-    })
-    .await
-}
+    }
+);
 
-/// `/admin/jobs.csv?q=&state=`
-pub async fn jobs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let param = |name: &str| query.get(name).map_or("", String::as_str);
-    let platform = &state.platform;
-    export(&state, &headers, "jobs", |operator| async move {
+list_export!(
+    /// `/admin/jobs.csv?q=&state=`
+    jobs,
+    "jobs",
+    |platform, operator, param| {
         let filter = JobFilter::parse(param("q"), param("state"))?;
         jobs::jobs_csv(platform, &operator, &filter).await
-    })
-    .await
-}
+    }
+);
+
+list_export!(
+    /// `/admin/sites.csv?q=&state=&plan=`
+    sites,
+    "sites",
+    |platform, operator, param| {
+        let filter = SiteFilter::parse(platform, param("q"), param("state"), param("plan"))?;
+        fleet::sites_csv(platform, &operator, &filter).await
+    }
+);
+
+list_export!(
+    /// `/admin/subscriptions.csv?q=&status=&plan=&interval=`
+    subscriptions,
+    "subscriptions",
+    |platform, operator, param| {
+        let filter = SubscriptionFilter::parse(
+            platform,
+            param("q"),
+            param("status"),
+            param("plan"),
+            param("interval"),
+        )?;
+        subscriptions::subscriptions_csv(platform, &operator, &filter).await
+    }
+);
+
+list_export!(
+    /// `/admin/incidents.csv?q=&state=&kind=`
+    incidents,
+    "incidents",
+    |platform, operator, param| {
+        let filter = IncidentFilter::parse(param("q"), param("state"), param("kind"))?;
+        incidents::incidents_csv(platform, &operator, &filter).await
+    }
+);
+
+list_export!(
+    /// `/admin/audit.csv?q=&action=`
+    audit,
+    "operator-audit-log",
+    |platform, operator, param| {
+        let filter = LogFilter::parse(param("q"), param("action"))?;
+        log::entries_csv(platform, &operator, &filter).await
+    }
+);
 
 /// The export `name.csv` that `make` writes for the request's operator, or the answer
 /// that refuses the request.

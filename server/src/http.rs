@@ -61,6 +61,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/users.csv", get(crate::exports::users))
         .route("/admin/jobs.csv", get(crate::exports::jobs))
+        .route("/admin/sites.csv", get(crate::exports::sites))
+        .route(
+            "/admin/subscriptions.csv",
+            get(crate::exports::subscriptions),
+        )
+        .route("/admin/incidents.csv", get(crate::exports::incidents))
+        .route("/admin/audit.csv", get(crate::exports::audit))
         .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, context.clone(), render)
         .fallback(leptos_axum::file_and_error_handler_with_context::<

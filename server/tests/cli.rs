@@ -797,6 +797,71 @@ async fn admin_suspend_site_and_resume_site_act_as_a_named_operator_with_a_reaso
         ))
         .contains("already being retried")
     );
+
+    // A forced reconcile: not of a failed site (retry it), then of an active one.
+    assert_eq!(
+        failure_line(&run(
+            "reconcile-site",
+            &site_args("ops@example.com", "reported-site", "limits edited by hand")
+        )),
+        "slipway: This site's last pass failed: retry it instead (\"Retry now\")."
+    );
+    sqlx::query(
+        "UPDATE sites SET status = 'active', observed_generation = generation WHERE id = $1",
+    )
+    .bind(site)
+    .execute(&pool)
+    .await
+    .expect("active");
+    let reconciled = run(
+        "reconcile-site",
+        &site_args("ops@example.com", "reported-site", "limits edited by hand"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&reconciled.stdout),
+        "reported-site is reconciled again: the reconciler runs its whole pass now\n",
+        "{}",
+        String::from_utf8_lossy(&reconciled.stderr)
+    );
+    let forced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deployments
+          WHERE site_id = $1 AND reason = 'reconcile' AND requested_by = $2",
+    )
+    .bind(site)
+    .bind(operator.user_id)
+    .fetch_one(&pool)
+    .await
+    .expect("deployments");
+    assert_eq!(forced, 1);
+
+    // A deletion needs the slug typed again.
+    let delete = |confirm: &str| {
+        let mut args = site_args(
+            "ops@example.com",
+            "reported-site",
+            "malware, reported twice",
+        )
+        .to_vec();
+        args.extend(["--confirm", confirm]);
+        run("delete-site", &args)
+    };
+    assert_eq!(
+        failure_line(&delete("reported")),
+        "slipway: Type reported-site to confirm that this site and its data go away."
+    );
+    let deleted = delete("reported-site");
+    assert_eq!(
+        String::from_utf8_lossy(&deleted.stdout),
+        "reported-site is being deleted with its data; its owners are mailed why\n",
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    let desired: String = sqlx::query_scalar("SELECT desired_state FROM sites WHERE id = $1")
+        .bind(site)
+        .fetch_one(&pool)
+        .await
+        .expect("site");
+    assert_eq!(desired, "deleted");
 }
 
 fn site_args<'a>(operator: &'a str, site: &'a str, reason: &'a str) -> [&'a str; 6] {

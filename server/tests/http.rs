@@ -30,6 +30,46 @@ async fn healthz(server: &TestApp) -> (u16, Value) {
     )
 }
 
+/// Each server function has an endpoint of its own: two with the same path would answer
+/// each other's calls once the page runs in the browser (the server renders pages by
+/// calling the functions directly, so nothing else here would notice).
+#[test]
+fn server_function_endpoints_are_unique() {
+    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("app sources") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/src"),
+        &mut files,
+    );
+    let mut endpoints: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).expect("source");
+            text.split("#[server(endpoint = \"")
+                .skip(1)
+                .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(endpoints.len() > 40, "{endpoints:?}");
+    endpoints.sort();
+    let repeated: Vec<&String> = endpoints
+        .windows(2)
+        .filter(|pair| pair[0] == pair[1])
+        .map(|pair| &pair[0])
+        .collect();
+    assert!(repeated.is_empty(), "repeated endpoints: {repeated:?}");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn healthz_is_ok_when_the_database_answers(pool: PgPool) {
     let server = serve(pool).await;
@@ -911,7 +951,10 @@ mod tenancy_over_http {
             .collect();
         assert!(pages.len() >= 5, "operator pages: {pages:?}");
         for path in &pages {
+            // A site's page is about the site; an account's about the account.
             let path = path
+                .replace("/admin/sites/:id", &format!("/admin/sites/{site}"))
+                .replace("/admin/sites/{id}", &format!("/admin/sites/{site}"))
                 .replace(":slug", &paying_slug)
                 .replace("{slug}", &paying_slug)
                 .replace(":id", &payer.to_string())
@@ -1570,6 +1613,303 @@ mod tenancy_over_http {
             .expect("body");
         assert!(!dead_list.contains(&format!(r#"data-job="{job}""#)));
         assert!(dead_list.contains(&format!(r#"data-job="{other}""#)));
+    }
+
+    /// The fleet-wide lists as an operator reads them (plain GET forms): the failed
+    /// provisionings with what failed and the form to retry each, a member's email finding
+    /// the organization's sites, an incident found by its site's slug, and the operator's
+    /// own action in the operator audit log with its reason; each list exported as CSV,
+    /// which customers (403) and nobody signed in (401) are refused.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_list_failed_sites_incidents_and_their_own_actions(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (_, operator_cookie) = an_operator(&p).await;
+        let (_, acme, customer_cookie) = user(&p, "ada@acme.test", "Acme").await;
+        let acme_slug = slug_of(&pool, acme).await;
+        // Local billing mode: an operator put Acme on Pro, its subscription here.
+        sqlx::query("UPDATE organizations SET plan_id = 'pro' WHERE id = $1")
+            .bind(acme)
+            .execute(&pool)
+            .await
+            .expect("pro");
+        let healthy = active_site(&pool, acme, "acme-healthy").await;
+        let broken = active_site(&pool, acme, "acme-broken").await;
+        sqlx::query(
+            "UPDATE sites SET status = 'failed', failures = 2,
+                              status_reason = 'image slipway/cms:missing not found',
+                              next_attempt_at = now() + interval '10 minutes'
+              WHERE id = $1",
+        )
+        .bind(broken)
+        .execute(&pool)
+        .await
+        .expect("failed");
+        sqlx::query(
+            "INSERT INTO incidents (organization_id, site_id, kind, summary)
+             VALUES ($1, $2, 'down', 'acme-healthy does not answer')",
+        )
+        .bind(acme)
+        .bind(healthy)
+        .execute(&pool)
+        .await
+        .expect("incident");
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let suspended = client
+            .post(format!("{}/api/admin/suspend_site", server.base))
+            .header("Origin", &server.base)
+            .header("Accept", "application/json")
+            .header("Cookie", &operator_cookie)
+            .form(&[
+                ("site", healthy.to_string()),
+                ("reason", "malware found on the site".to_owned()),
+            ])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(suspended.status().as_u16(), 200);
+
+        let failed = html_of(&server, "/admin/sites?state=failed", &operator_cookie).await;
+        assert_eq!(failed.matches("data-site=").count(), 1, "{failed}");
+        assert!(failed.contains(r#"data-site="acme-broken""#));
+        assert!(failed.contains("image slipway/cms:missing not found"));
+        assert!(failed.contains("failed 2 times in a row"));
+        assert!(failed.contains(r#"data-form="retry-acme-broken""#));
+        let by_member = html_of(&server, "/admin/sites?q=ADA%40acme", &operator_cookie).await;
+        assert_eq!(by_member.matches("data-site=").count(), 2, "{by_member}");
+        assert!(by_member.contains(r#"data-state="suspended""#));
+        assert!(by_member.contains("malware found on the site"));
+        assert!(by_member.contains(&format!(r#"href="/admin/organizations/{acme_slug}""#)));
+        let incidents = html_of(
+            &server,
+            "/admin/incidents?q=acme-healthy&state=open",
+            &operator_cookie,
+        )
+        .await;
+        assert_eq!(
+            incidents.matches("data-incident=").count(),
+            1,
+            "{incidents}"
+        );
+        assert!(incidents.contains("acme-healthy does not answer"));
+        let audit = html_of(&server, "/admin/audit?q=MALWARE", &operator_cookie).await;
+        assert_eq!(audit.matches("data-entry=").count(), 1, "{audit}");
+        assert!(audit.contains("site.suspend"));
+        assert!(audit.contains("ops@slipway.test"));
+        assert!(audit.contains(&format!(r#"href="/admin/organizations/{acme_slug}""#)));
+        let subscriptions = html_of(&server, "/admin/subscriptions", &operator_cookie).await;
+        assert_eq!(
+            subscriptions.matches("data-subscription=").count(),
+            1,
+            "only the paid plan: {subscriptions}"
+        );
+        assert!(subscriptions.contains(&format!(r#"data-subscription="{acme_slug}""#)));
+        assert!(subscriptions.contains("Local billing mode"));
+        let overview = html_of(&server, "/admin", &operator_cookie).await;
+        for list in [
+            "/admin/sites",
+            "/admin/sites?state=failed",
+            "/admin/subscriptions",
+            "/admin/incidents",
+            "/admin/audit",
+        ] {
+            assert!(overview.contains(&format!(r#"href="{list}""#)), "{list}");
+        }
+
+        let get = |path: &str, cookie: Option<&str>| {
+            let mut request = client.get(format!("{}{path}", server.base));
+            if let Some(cookie) = cookie {
+                request = request.header("Cookie", cookie);
+            }
+            request.send()
+        };
+        for (path, expected) in [
+            ("/admin/sites.csv?state=failed", "acme-broken"),
+            (
+                "/admin/incidents.csv?state=open",
+                "acme-healthy does not answer",
+            ),
+            (
+                "/admin/audit.csv?action=site.suspend",
+                "malware found on the site",
+            ),
+            ("/admin/subscriptions.csv?plan=pro", "ada@acme.test"),
+        ] {
+            let answer = get(path, Some(&operator_cookie)).await.expect("request");
+            assert_eq!(answer.status().as_u16(), 200, "{path}");
+            let csv = answer.text().await.expect("body");
+            assert_eq!(csv.lines().count(), 2, "{path}: {csv}");
+            assert!(csv.contains(expected), "{path}: {csv}");
+            let refused = get(path, Some(&customer_cookie)).await.expect("request");
+            assert_eq!(refused.status().as_u16(), 403, "{path}");
+            let refused = get(path, None).await.expect("request");
+            assert_eq!(refused.status().as_u16(), 401, "{path}");
+        }
+        for bad in [
+            "/admin/sites.csv?state=asleep",
+            "/admin/incidents.csv?kind=meteor",
+            "/admin/audit.csv?action=DROP%20TABLE",
+            "/admin/subscriptions.csv?interval=weekly",
+        ] {
+            let answer = get(bad, Some(&operator_cookie)).await.expect("request");
+            assert_eq!(answer.status().as_u16(), 400, "{bad}");
+        }
+    }
+
+    /// An operator opens a site's page from the site list: its state, deployments, health,
+    /// log and the actions its state allows, never the customer's credentials. A forced
+    /// reconcile (of six at once, one; the others told a pass is due) and a deletion (the
+    /// slug typed to confirm) are deployments requested by the operator, in the customer's
+    /// audit log with the reason; the customer is mailed about the deletion.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn operators_open_a_site_force_a_reconcile_and_delete_it(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let p = server.platform.clone();
+        let (operator, operator_cookie) = an_operator(&p).await;
+        let (ada, acme, customer_cookie) = user(&p, "ada@acme.test", "Acme").await;
+        let owner = platform::tenancy::Membership {
+            organization_id: acme,
+            user_id: ada,
+            role: platform::tenancy::Role::Owner,
+        };
+        test_support::set_plan(&p, &owner, "pro").await;
+        // Made as customers make sites: with sealed credentials the page must not unseal.
+        let site = test_support::site(&p, &owner, "acme-blog").await;
+        let token = platform::sites::credentials(&p, &owner, site)
+            .await
+            .expect("credentials")
+            .api_token;
+        sqlx::query(
+            "UPDATE sites SET status = 'active', observed_generation = generation,
+                              container_id = 'c0ffee'
+              WHERE id = $1",
+        )
+        .bind(site)
+        .execute(&pool)
+        .await
+        .expect("converged");
+        let listed = html_of(&server, "/admin/sites?q=acme-blog", &operator_cookie).await;
+        assert!(listed.contains(&format!(r#"href="/admin/sites/{site}""#)));
+        let page = html_of(&server, &format!("/admin/sites/{site}"), &operator_cookie).await;
+        assert!(page.contains(r#"data-operator-page="site""#));
+        assert!(page.contains("c0ffee"), "the container");
+        for form in [
+            "suspend-acme-blog",
+            "reconcile-acme-blog",
+            "delete-acme-blog",
+        ] {
+            assert!(page.contains(&format!(r#"data-form="{form}""#)), "{form}");
+        }
+        assert!(
+            !page.contains(r#"data-form="retry-acme-blog""#),
+            "nothing failed"
+        );
+        assert!(page.contains("data-deployments"));
+        assert!(page.contains("data-logs"));
+        assert!(!page.contains(&token), "the customer's secrets are theirs");
+        let missing = test_support::client()
+            .build()
+            .expect("client")
+            .get(format!(
+                "{}/admin/sites/{}",
+                server.base,
+                uuid::Uuid::new_v4()
+            ))
+            .header("Cookie", &operator_cookie)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(missing.contains("No such site."));
+
+        let client = test_support::client()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let post = |function: &str, form: Vec<(&'static str, String)>| {
+            client
+                .post(format!("{}/api/admin/{function}", server.base))
+                .header("Origin", &server.base)
+                .header("Accept", "application/json")
+                .header("Cookie", &operator_cookie)
+                .form(&form)
+                .send()
+        };
+        let reconcile = || {
+            post(
+                "reconcile_site",
+                vec![
+                    ("site", site.to_string()),
+                    ("reason", "limits edited by hand".to_owned()),
+                ],
+            )
+        };
+        once_of_six(reconcile, 409).await;
+        let due = reconcile().await.expect("request");
+        assert_eq!(due.status().as_u16(), 409);
+        assert!(due.text().await.expect("body").contains("already due"));
+
+        let delete = |confirm: &str| {
+            post(
+                "delete_site",
+                vec![
+                    ("site", site.to_string()),
+                    ("confirm", confirm.to_owned()),
+                    ("reason", "hosting malware".to_owned()),
+                ],
+            )
+        };
+        let unconfirmed = delete("acme").await.expect("request");
+        assert_eq!(unconfirmed.status().as_u16(), 422);
+        assert!(
+            unconfirmed
+                .text()
+                .await
+                .expect("body")
+                .contains("Type acme-blog to confirm")
+        );
+        let deleted = delete("acme-blog").await.expect("request");
+        assert_eq!(deleted.status().as_u16(), 200);
+        let again = delete("acme-blog").await.expect("request");
+        assert_eq!(again.status().as_u16(), 409);
+
+        let deployments: Vec<(String, Option<uuid::Uuid>)> = sqlx::query_as(
+            "SELECT reason, requested_by FROM deployments WHERE site_id = $1 ORDER BY created_at",
+        )
+        .bind(site)
+        .fetch_all(&pool)
+        .await
+        .expect("deployments");
+        assert_eq!(
+            deployments,
+            [
+                ("create".to_owned(), Some(ada)),
+                ("reconcile".to_owned(), Some(operator)),
+                ("delete".to_owned(), Some(operator))
+            ]
+        );
+        let page = html_of(&server, &format!("/admin/sites/{site}"), &operator_cookie).await;
+        assert!(
+            !page.contains(r#"data-form="delete-acme-blog""#),
+            "being deleted"
+        );
+        assert!(!page.contains(r#"data-form="reconcile-acme-blog""#));
+        let audit = html_of(&server, "/dashboard/settings", &customer_cookie).await;
+        assert!(audit.contains("hosting malware"), "the customer reads why");
+        assert!(audit.contains("limits edited by hand"));
+        let mailed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM mail_outbox
+              WHERE to_address = 'ada@acme.test' AND subject = 'Your site acme-blog was deleted'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("mail");
+        assert_eq!(mailed, 1);
     }
 
     /// A site row as the reconciler leaves an active one (no container: these tests are

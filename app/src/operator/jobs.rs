@@ -43,9 +43,9 @@ pub async fn admin_jobs(
 
     let (app, operator) = super::operator().await?;
     let filter = JobFilter::parse(&q, &state)?;
-    let after = jobs::parse_after(&after)?;
+    let after = platform::admin::lists::parse_after_id(&after)?;
     let page = jobs::jobs(&app.platform, &operator, &filter, after, PAGE).await?;
-    let time = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let time = crate::format::utc;
     Ok(JobListView {
         rows: page
             .rows

@@ -36,15 +36,12 @@ pub async fn admin_users(
     #[server(default)] state: String,
     #[server(default)] after: String,
 ) -> Result<UserListView, AppError> {
-    use platform::admin::lists::{Cursor, PAGE};
+    use platform::admin::lists::PAGE;
     use platform::admin::users::{self, USER_STATES, UserFilter};
 
     let (app, operator) = super::operator().await?;
     let filter = UserFilter::parse(&q, &state)?;
-    let after = match after.trim() {
-        "" => None,
-        raw => Some(Cursor::decode(raw)?),
-    };
+    let after = platform::admin::lists::parse_cursor(&after)?;
     let page = users::users(&app.platform, &operator, &filter, after.as_ref(), PAGE).await?;
     Ok(UserListView {
         rows: page

@@ -29,25 +29,23 @@ pub fn AdminPage() -> impl IntoView {
                                     <p class="mt-2 text-slate-600">
                                         {format!("Signed in as {email}, a platform operator.")}
                                     </p>
-                                    <nav class="mt-4 text-sm" aria-label="Operator">
-                                        <a
-                                            href="/admin/organizations"
-                                            class="font-medium text-indigo-600 hover:underline"
-                                        >
-                                            "Organizations"
-                                        </a>
-                                        <a
-                                            href="/admin/users"
-                                            class="ml-4 font-medium text-indigo-600 hover:underline"
-                                        >
-                                            "Users"
-                                        </a>
-                                        <a
-                                            href="/admin/jobs"
-                                            class="ml-4 font-medium text-indigo-600 hover:underline"
-                                        >
-                                            "Jobs"
-                                        </a>
+                                    <nav
+                                        class="mt-4 flex flex-wrap gap-x-4 gap-y-1 text-sm"
+                                        aria-label="Operator"
+                                    >
+                                        {OPERATOR_LISTS
+                                            .into_iter()
+                                            .map(|(href, words)| {
+                                                view! {
+                                                    <a
+                                                        href=href
+                                                        class="font-medium text-indigo-600 hover:underline"
+                                                    >
+                                                        {words}
+                                                    </a>
+                                                }
+                                            })
+                                            .collect_view()}
                                     </nav>
                                     <Suspense fallback=|| ()>
                                         {move || Suspend::new(async move {
@@ -77,6 +75,18 @@ pub fn AdminPage() -> impl IntoView {
         </Suspense>
     }
 }
+
+/// The operator's lists, as the overview links them.
+const OPERATOR_LISTS: [(&str, &str); 8] = [
+    ("/admin/organizations", "Organizations"),
+    ("/admin/users", "Users"),
+    ("/admin/subscriptions", "Subscriptions"),
+    ("/admin/sites", "Sites"),
+    ("/admin/sites?state=failed", "Failed provisionings"),
+    ("/admin/incidents", "Incidents"),
+    ("/admin/jobs", "Jobs"),
+    ("/admin/audit", "Operator audit log"),
+];
 
 #[component]
 fn Overview(overview: OverviewView) -> impl IntoView {
@@ -423,7 +433,6 @@ pub fn OrganizationsPage() -> impl IntoView {
 
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
-    let check = Resource::new(|| (), |_| operator_check());
     let list = Resource::new(
         move || {
             (
@@ -439,37 +448,63 @@ pub fn OrganizationsPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text="Organizations" />
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                let (check, list) = (check.await, list.await);
+        <ListPage
+            title="Organizations"
+            marker="organizations"
+            back=("/admin/organizations", "Show every organization")
+            list
+            show=move |list| {
                 let filters = (param("q"), param("plan"), param("billing"), param("sort"));
-                view! {
-                    <OperatorFrame
-                        check
-                        marker="organizations"
-                        crumbs=vec![("", "Organizations".to_owned())]
-                    >
-                        <h1 class="mt-2 text-3xl font-bold">"Organizations"</h1>
-                        {match list.clone() {
-                            Ok(list) => {
-                                view! { <OrgList list filters=filters.clone() /> }.into_any()
-                            }
-                            Err(error) => {
-                                view! {
-                                    <LoadError
-                                        error
-                                        not_found="Not found."
-                                        back=("/admin/organizations", "Show every organization")
-                                    />
+                view! { <OrgList list filters /> }
+            }
+        />
+    }
+}
+
+/// An operator list page: its title, what it lists (`intro`), and `show` of the list once
+/// it has arrived, or why there is none (with the way back to the whole list, `back`).
+#[component]
+pub(crate) fn ListPage<T, F, V>(
+    title: &'static str,
+    /// Its `data-operator-page`, for tests.
+    marker: &'static str,
+    #[prop(optional)] intro: &'static str,
+    back: (&'static str, &'static str),
+    list: Resource<Result<T, AppError>>,
+    show: F,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let check = Resource::new(|| (), |_| operator_check());
+    view! {
+        <Title text=title />
+        <Transition fallback=|| ()>
+            {move || {
+                let show = show.clone();
+                Suspend::new(async move {
+                    let (check, list) = (check.await, list.await);
+                    view! {
+                        <OperatorFrame check marker crumbs=vec![("", title.to_owned())]>
+                            <h1 class="mt-2 text-3xl font-bold">{title}</h1>
+                            {(!intro.is_empty())
+                                .then(|| {
+                                    view! { <p class="mt-1 text-sm text-slate-600">{intro}</p> }
+                                })}
+                            {match list.clone() {
+                                Ok(list) => show(list).into_any(),
+                                Err(error) => {
+                                    view! { <LoadError error not_found="Not found." back /> }
+                                        .into_any()
                                 }
-                                    .into_any()
-                            }
-                        }}
-                    </OperatorFrame>
-                }
-            })}
-        </Suspense>
+                            }}
+                        </OperatorFrame>
+                    }
+                })
+            }}
+        </Transition>
     }
 }
 

@@ -4,15 +4,12 @@
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::admin::{
-    Choice, ListFooter, ListSearch, LoadError, OperatorFrame, Reason, filter_choices, follow,
-    list_links,
+    Choice, ListFooter, ListPage, ListSearch, Reason, filter_choices, follow, list_links,
 };
 use super::forms::FormError;
-use crate::account::operator_check;
 use crate::operator::jobs::{AdminRetryJob, JobListRow, JobListView, admin_jobs};
 
 #[component]
@@ -20,7 +17,6 @@ pub fn JobsPage() -> impl IntoView {
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
     let retry = ServerAction::<AdminRetryJob>::new();
-    let check = Resource::new(|| (), |_| operator_check());
     let (reloads, refusal) = follow(vec![retry.value()]);
     let list = Resource::new(
         move || (param("q"), param("state"), param("after"), reloads.get()),
@@ -28,38 +24,16 @@ pub fn JobsPage() -> impl IntoView {
     );
     let refusal = Signal::from(refusal);
     view! {
-        <Title text="Jobs" />
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                let (check, list) = (check.await, list.await);
-                view! {
-                    <OperatorFrame check marker="jobs" crumbs=vec![("", "Jobs".to_owned())]>
-                        <h1 class="mt-2 text-3xl font-bold">"Jobs"</h1>
-                        <p class="mt-1 text-sm text-slate-600">
-                            "Work done in the background: mail, Stripe events, billing, alerts, housekeeping. A failing job is retried with backoff; once its retry window has passed it is dead, and waits here for an operator."
-                        </p>
-                        {match list.clone() {
-                            Ok(list) => {
-                                view! {
-                                    <JobList list q=param("q") state=param("state") retry refusal />
-                                }
-                                    .into_any()
-                            }
-                            Err(error) => {
-                                view! {
-                                    <LoadError
-                                        error
-                                        not_found="Not found."
-                                        back=("/admin/jobs", "Show every job")
-                                    />
-                                }
-                                    .into_any()
-                            }
-                        }}
-                    </OperatorFrame>
-                }
-            })}
-        </Transition>
+        <ListPage
+            title="Jobs"
+            marker="jobs"
+            intro="Work done in the background: mail, Stripe events, billing, alerts, housekeeping. A failing job is retried with backoff; once its retry window has passed it is dead, and waits here for an operator."
+            back=("/admin/jobs", "Show every job")
+            list
+            show=move |list| {
+                view! { <JobList list q=param("q") state=param("state") retry refusal /> }
+            }
+        />
     }
 }
 

@@ -331,7 +331,7 @@ fn SiteRow(
         failure,
         created,
     } = site;
-    let retry_target = id.clone();
+    let (retry_target, page) = (id.clone(), format!("/admin/sites/{id}"));
     let retry_form = failure.map(|why| {
         view! {
             <div class="mt-2">
@@ -344,43 +344,27 @@ fn SiteRow(
             </div>
         }
     });
-    let form = match (&suspended, suspended_by_billing && !with_organization) {
-        (Some(_), _) if with_organization => view! {
-            <p class="text-sm text-slate-600" data-with-organization="">
-                "Suspended with the organization: resuming the organization lifts it."
-            </p>
-        }
-        .into_any(),
-        (Some(_), true) => view! {
-            <div>
-                <p class="mb-1 text-xs text-slate-600">
-                    "Billing's suspension ends when the organization pays; suspend it as an operator to keep it suspended."
-                </p>
-                <ActionForm action=suspend attr:data-form=format!("suspend-{slug}")>
-                    <Reason name="site" value=id.clone() button="Suspend" />
-                </ActionForm>
-            </div>
-        }
-        .into_any(),
-        (Some(_), false) => view! {
-            <ActionForm action=resume attr:data-form=format!("resume-{slug}")>
-                <Reason name="site" value=id.clone() button="Resume" />
-            </ActionForm>
-        }
-        .into_any(),
-        (None, _) => view! {
-            <ActionForm action=suspend attr:data-form=format!("suspend-{slug}")>
-                <Reason name="site" value=id.clone() button="Suspend" />
-            </ActionForm>
-        }
-        .into_any(),
+    let form = view! {
+        <SuspensionForm
+            id
+            slug=slug.clone()
+            suspended=suspended.is_some()
+            by_billing=suspended_by_billing
+            with_organization
+            suspend
+            resume
+        />
     };
     let row = slug.clone();
     view! {
         <li class="flex flex-wrap items-start justify-between gap-4 py-3" data-site=row>
             <div>
                 <p class="font-medium">
-                    {name} " " <span class="font-mono text-sm text-slate-500">{slug}</span>
+                    <a href=page class="text-indigo-600 hover:underline">
+                        {name}
+                    </a>
+                    " "
+                    <span class="font-mono text-sm text-slate-500">{slug}</span>
                 </p>
                 <p class="text-sm">
                     <a href=url.clone() class="font-mono text-indigo-600 hover:underline">
@@ -403,5 +387,51 @@ fn SiteRow(
             </div>
             {form}
         </li>
+    }
+}
+
+/// The form that suspends a site or resumes it, as its suspension allows: one made with
+/// the organization's is lifted with it; billing's ends when the organization pays, so an
+/// operator may suspend it again as their own (paying then does not lift it).
+#[component]
+pub(crate) fn SuspensionForm(
+    id: String,
+    slug: String,
+    suspended: bool,
+    by_billing: bool,
+    with_organization: bool,
+    suspend: ServerAction<AdminSuspendSite>,
+    resume: ServerAction<AdminResumeSite>,
+) -> impl IntoView {
+    match (suspended, with_organization, by_billing) {
+        (true, true, _) => view! {
+            <p class="text-sm text-slate-600" data-with-organization="">
+                "Suspended with the organization: resuming the organization lifts it."
+            </p>
+        }
+        .into_any(),
+        (true, false, true) => view! {
+            <div>
+                <p class="mb-1 text-xs text-slate-600">
+                    "Billing's suspension ends when the organization pays; suspend it as an operator to keep it suspended."
+                </p>
+                <ActionForm action=suspend attr:data-form=format!("suspend-{slug}")>
+                    <Reason name="site" value=id button="Suspend" />
+                </ActionForm>
+            </div>
+        }
+        .into_any(),
+        (true, false, false) => view! {
+            <ActionForm action=resume attr:data-form=format!("resume-{slug}")>
+                <Reason name="site" value=id button="Resume" />
+            </ActionForm>
+        }
+        .into_any(),
+        (false, _, _) => view! {
+            <ActionForm action=suspend attr:data-form=format!("suspend-{slug}")>
+                <Reason name="site" value=id button="Suspend" />
+            </ActionForm>
+        }
+        .into_any(),
     }
 }

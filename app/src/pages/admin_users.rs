@@ -9,8 +9,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::admin::{
-    Choice, ListFooter, ListSearch, LoadError, OperatorFrame, Reason, filter_choices, follow,
-    list_links,
+    Choice, ListFooter, ListPage, ListSearch, LoadError, OperatorFrame, Reason, filter_choices,
+    follow, list_links,
 };
 use super::dashboard::Panel;
 use super::forms::FormError;
@@ -24,39 +24,18 @@ use crate::operator::users::{
 pub fn UsersPage() -> impl IntoView {
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
-    let check = Resource::new(|| (), |_| operator_check());
     let list = Resource::new(
         move || (param("q"), param("state"), param("after")),
         |(q, state, after)| admin_users(q, state, after),
     );
     view! {
-        <Title text="Users" />
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                let (check, list) = (check.await, list.await);
-                view! {
-                    <OperatorFrame check marker="users" crumbs=vec![("", "Users".to_owned())]>
-                        <h1 class="mt-2 text-3xl font-bold">"Users"</h1>
-                        {match list.clone() {
-                            Ok(list) => {
-                                view! { <UserList list q=param("q") state=param("state") /> }
-                                    .into_any()
-                            }
-                            Err(error) => {
-                                view! {
-                                    <LoadError
-                                        error
-                                        not_found="Not found."
-                                        back=("/admin/users", "Show every account")
-                                    />
-                                }
-                                    .into_any()
-                            }
-                        }}
-                    </OperatorFrame>
-                }
-            })}
-        </Suspense>
+        <ListPage
+            title="Users"
+            marker="users"
+            back=("/admin/users", "Show every account")
+            list
+            show=move |list| view! { <UserList list q=param("q") state=param("state") /> }
+        />
     }
 }
 

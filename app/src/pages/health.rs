@@ -100,7 +100,7 @@ pub fn SiteHealth(health: Resource<Result<HealthView, AppError>>) -> impl IntoVi
 }
 
 #[component]
-fn HealthPanel(health: HealthView) -> impl IntoView {
+pub(crate) fn HealthPanel(health: HealthView) -> impl IntoView {
     let (label, class) = state_words(&health.state);
     let cells = health.days.len().max(1);
     let width = 3.0 * cells as f64;

@@ -1,8 +1,13 @@
 //! One module per page (or family of pages).
 
 pub mod admin;
+pub mod admin_audit;
+pub mod admin_incidents;
 pub mod admin_jobs;
 pub mod admin_organization;
+pub mod admin_site;
+pub mod admin_sites;
+pub mod admin_subscriptions;
 pub mod admin_users;
 pub mod auth;
 pub mod billing;

@@ -502,7 +502,7 @@ fn step_icon(status: &str) -> &'static str {
 }
 
 #[component]
-fn Progress(site: SiteView) -> impl IntoView {
+pub(crate) fn Progress(site: SiteView) -> impl IntoView {
     view! {
         <Panel
             title="Deployments"

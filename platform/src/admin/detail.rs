@@ -106,3 +106,55 @@ pub async fn organization(
         account,
     })
 }
+
+/// What an operator's site page shows besides the customer's own view of the site (which
+/// the app reads with [`SiteDetail::reading`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SiteFacts {
+    pub id: Uuid,
+    pub slug: String,
+    pub status: String,
+    pub desired_state: String,
+    pub organization_id: Uuid,
+    pub organization_name: String,
+    pub organization_slug: String,
+    pub plan_id: String,
+    pub container_id: Option<String>,
+    /// Failed passes in a row, and when the reconciler tries it next.
+    pub failures: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// The reconciler has reached its current generation (nothing is waiting for a pass).
+    pub converged: bool,
+    /// As recorded (`operator: …`, `billing: …`).
+    pub suspended_reason: Option<String>,
+    pub suspended_with_organization: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteDetail {
+    pub facts: SiteFacts,
+    /// The organization's administrator's view, to read the site through the customer's
+    /// own read functions (never to act: operators act through this module's functions).
+    pub reading: crate::tenancy::Membership,
+}
+
+/// Any organization's site, deleted ones included (their history stays readable).
+pub async fn site(platform: &Platform, operator: &Operator, site_id: Uuid) -> Result<SiteDetail> {
+    let facts = sqlx::query_as::<_, SiteFacts>(
+        "SELECT s.id, s.slug, s.status, s.desired_state, s.organization_id,
+                o.name AS organization_name, o.slug AS organization_slug, o.plan_id,
+                s.container_id, s.failures, s.next_attempt_at,
+                s.observed_generation >= s.generation AS converged,
+                s.suspended_reason, s.suspended_with_organization
+           FROM sites s JOIN organizations o ON o.id = s.organization_id
+          WHERE s.id = $1",
+    )
+    .bind(site_id)
+    .fetch_optional(&platform.db)
+    .await?
+    .ok_or(Error::NotFound)?;
+    Ok(SiteDetail {
+        reading: operator.reading(facts.organization_id),
+        facts,
+    })
+}

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Operator, Reason};
 use crate::Platform;
 use crate::kernel::{Error, Result};
-use crate::tenancy::audit::{self, Actor};
+use crate::tenancy::audit;
 
 /// How far from now a grace period may be extended.
 pub const LONGEST_DAYS: i64 = 90;
@@ -129,7 +129,7 @@ pub async fn extend_grace(
     .await?;
     audit::record(
         &mut *tx,
-        audit::Entry::new("billing.grace_extended", Actor::User(by.user_id))
+        audit::Entry::new("billing.grace_extended", by.actor())
             .organization(organization_id)
             .details(serde_json::json!({
                 "from": previous,

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 
-use super::lists::{Page, Search, csv_line, page, stale};
+use super::lists::{Page, Search, csv_line, one_of, page};
 use super::{Operator, Reason};
 use crate::Platform;
-use crate::kernel::{Error, Result};
-use crate::tenancy::audit::{self, Actor};
+use crate::kernel::Result;
+use crate::tenancy::audit;
 
 /// The states an operator filters jobs by: `queued` has never been tried, `retrying` failed
 /// and waits for its next try, `dead` gave up (retried only by hand).
@@ -27,32 +27,15 @@ pub struct JobFilter {
 impl JobFilter {
     /// From the list's query parameters (`q`, `state`; empty means any).
     pub fn parse(search: &str, state: &str) -> Result<Self> {
-        let state = match state.trim() {
-            "" => None,
-            state => Some(
-                JOB_STATES
-                    .into_iter()
-                    .find(|known| *known == state)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "state",
-                            "Choose dead, retrying, queued, running or succeeded jobs.",
-                        )
-                    })?,
-            ),
-        };
         Ok(Self {
             search: Search::parse(search)?,
-            state,
+            state: one_of(
+                state,
+                &JOB_STATES,
+                "state",
+                "Choose dead, retrying, queued, running or succeeded jobs.",
+            )?,
         })
-    }
-}
-
-/// Where a page of jobs starts: just after (below) this job id.
-pub fn parse_after(raw: &str) -> Result<Option<i64>> {
-    match raw.trim() {
-        "" => Ok(None),
-        raw => raw.parse().map(Some).map_err(|_| stale()),
     }
 }
 
@@ -170,7 +153,7 @@ pub async fn retry_job(platform: &Platform, by: &Operator, id: i64, reason: &Rea
     let kind = platform.jobs.retry_in(&mut tx, id).await?;
     audit::record(
         &mut *tx,
-        audit::Entry::new("job.retry", Actor::User(by.user_id))
+        audit::Entry::new("job.retry", by.actor())
             .subject(format!("job:{id}"))
             .details(serde_json::json!({ "kind": kind, "reason": reason.as_str() })),
     )

@@ -192,6 +192,11 @@ impl Cursor {
             .ok_or_else(stale)
     }
 
+    /// The moment and the id of a list ordered by a moment, then the id.
+    pub(super) fn timed(&self) -> Result<(DateTime<Utc>, Uuid)> {
+        Ok((self.time()?, self.id))
+    }
+
     /// The key of a moment, as [`Cursor::time`] reads it.
     pub(super) fn micros(at: DateTime<Utc>) -> String {
         at.timestamp_micros().to_string()
@@ -271,11 +276,16 @@ pub async fn explain_organizations(
         .bind(sqlx::query_as(&sql))
         .fetch_all(&platform.db)
         .await?;
-    Ok(lines
+    Ok(plan_text(lines))
+}
+
+/// The lines of an `EXPLAIN` as one text.
+pub(super) fn plan_text(lines: Vec<(String,)>) -> String {
+    lines
         .into_iter()
         .map(|(line,)| line)
         .collect::<Vec<_>>()
-        .join("\n"))
+        .join("\n")
 }
 
 /// The organization list's parameters, bound in [`organizations_sql`]'s order.
@@ -339,26 +349,27 @@ impl<'a> OrgQuery<'a> {
     }
 }
 
-/// The search is a union of index lookups (trigram indexes, `LIKE '%part%'`), one per
-/// searched text; then the page is read in the chosen order from after the cursor.
+/// The organizations a search pattern (`$6`) finds: a union of index lookups (trigram
+/// indexes, `LIKE '%part%'`), one per searched text.
+pub(super) const MATCHED: &str = "
+    SELECT id FROM organizations WHERE lower(name) LIKE lower($6) OR slug LIKE lower($6)
+    UNION SELECT m.organization_id FROM users u
+            JOIN organization_members m ON m.user_id = u.id
+           WHERE u.email LIKE lower($6)
+    UNION SELECT organization_id FROM sites WHERE slug LIKE lower($6) AND status <> 'deleted'
+    UNION SELECT organization_id FROM site_domains WHERE domain LIKE lower($6)
+    UNION SELECT organization_id FROM billing_accounts
+           WHERE lower(stripe_customer_id) LIKE lower($6)
+              OR lower(stripe_subscription_id) LIKE lower($6)";
+
+/// The search is [`MATCHED`]; then the page is read in the chosen order from after the
+/// cursor.
 /// `$1`-`$5`: [`LIVE`]'s (what counts as revenue); `$6` the search pattern, `$7` the plan,
 /// `$8` the billing state, `$9` the order, `$10`-`$13` the cursor, `$14` the row limit.
 fn organizations_sql() -> String {
     format!(
         "WITH live AS ({LIVE}),
-        matched AS (
-            SELECT id FROM organizations
-             WHERE lower(name) LIKE lower($6) OR slug LIKE lower($6)
-            UNION SELECT m.organization_id FROM users u
-                    JOIN organization_members m ON m.user_id = u.id
-                   WHERE u.email LIKE lower($6)
-            UNION SELECT organization_id FROM sites
-                   WHERE slug LIKE lower($6) AND status <> 'deleted'
-            UNION SELECT organization_id FROM site_domains WHERE domain LIKE lower($6)
-            UNION SELECT organization_id FROM billing_accounts
-                   WHERE lower(stripe_customer_id) LIKE lower($6)
-                      OR lower(stripe_subscription_id) LIKE lower($6)
-        ),
+        matched AS ({MATCHED}),
         listed AS (
             SELECT o.id, o.name, lower(o.name) AS name_key, o.slug, o.plan_id, o.created_at,
                    b.status AS billing_status, b.stripe_customer_id,
@@ -394,6 +405,40 @@ fn organizations_sql() -> String {
                   o.id DESC
          LIMIT $14::bigint"
     )
+}
+
+/// Where a page of a list in its key's order starts (`after` in its links): none for the
+/// first page.
+pub fn parse_cursor(raw: &str) -> Result<Option<Cursor>> {
+    match raw.trim() {
+        "" => Ok(None),
+        raw => Cursor::decode(raw).map(Some),
+    }
+}
+
+/// Where a page of a list by id, newest first, starts: just below this id.
+pub fn parse_after_id(raw: &str) -> Result<Option<i64>> {
+    match raw.trim() {
+        "" => Ok(None),
+        raw => raw.parse().map(Some).map_err(|_| stale()),
+    }
+}
+
+/// A filter's value: empty means any; else one of `known`, or `refusal` about `field`.
+pub(super) fn one_of(
+    raw: &str,
+    known: &[&'static str],
+    field: &'static str,
+    refusal: &str,
+) -> Result<Option<&'static str>> {
+    match raw.trim() {
+        "" => Ok(None),
+        value => known
+            .iter()
+            .find(|k| **k == value)
+            .map(|k| Some(*k))
+            .ok_or_else(|| Error::invalid(field, refusal)),
+    }
 }
 
 pub(super) fn stale() -> Error {

@@ -7,10 +7,15 @@
 //! effect at once.
 
 pub mod detail;
+pub mod fleet;
 pub mod grace;
+pub mod incidents;
 pub mod jobs;
 pub mod lists;
+pub mod log;
 pub mod metrics;
+pub mod passes;
+pub mod subscriptions;
 pub mod users;
 
 use uuid::Uuid;
@@ -49,10 +54,15 @@ impl Operator {
         }
     }
 
+    /// This operator as the audit log records an action of theirs.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::Operator(self.user_id)
+    }
+
     /// This operator acting for `reason`, as the audit log records it.
     fn acting<'a>(&self, reason: &'a Reason) -> SuspendedBy<'a> {
         SuspendedBy {
-            actor: Actor::User(self.user_id),
+            actor: self.actor(),
             reason: reason.as_str(),
         }
     }
@@ -163,11 +173,7 @@ pub async fn retry_provisioning(
     reason: &Reason,
 ) -> Result<()> {
     let mut tx = platform.db.begin().await?;
-    if !crate::provision::claim_site(&mut tx, site_id).await? {
-        return Err(Error::Conflict(
-            "The reconciler is working on this site right now: look again in a moment.".into(),
-        ));
-    }
+    passes::claim(&mut tx, site_id).await?;
     let site = sqlx::query!(
         "UPDATE sites SET failures = 0, next_attempt_at = now(), updated_at = now()
           WHERE id = $1 AND status = 'failed' AND desired_state <> 'deleted'
@@ -178,45 +184,26 @@ pub async fn retry_provisioning(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(site) = site else {
-        let site = sqlx::query!(
-            "SELECT status, desired_state FROM sites WHERE id = $1",
-            site_id
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        return Err(match site {
-            None => Error::NotFound,
-            Some(site) if site.status == "deleted" => Error::NotFound,
-            Some(site) if site.desired_state == "deleted" => {
-                Error::Conflict("This site is being deleted.".into())
+        return Err(passes::refusal(&mut tx, site_id, |status| {
+            if status == "failed" {
+                Error::Conflict(
+                    "This site is already being retried: the reconciler runs it within seconds."
+                        .into(),
+                )
+            } else {
+                Error::Conflict(format!(
+                    "This site has not failed (it is {status}): there is nothing to retry."
+                ))
             }
-            Some(site) if site.status == "failed" => Error::Conflict(
-                "This site is already being retried: the reconciler runs it within seconds.".into(),
-            ),
-            Some(site) => Error::Conflict(format!(
-                "This site has not failed (it is {}): there is nothing to retry.",
-                site.status
-            )),
-        });
+        })
+        .await?);
     };
-    sites::insert_deployment(
+    passes::requested(
         &mut tx,
-        site_id,
-        site.generation,
-        sites::DeploymentReason::Retry,
-        Some(by.user_id),
-    )
-    .await?;
-    crate::tenancy::audit::record(
-        &mut *tx,
-        crate::tenancy::audit::Entry::new("site.retry", Actor::User(by.user_id))
-            .organization(site.organization_id)
-            .subject(format!("site:{}", site.slug))
-            .details(serde_json::json!({
-                "site_id": site_id,
-                "reason": reason.as_str(),
-                "by_operator": true,
-            })),
+        by,
+        (site_id, site.organization_id, &site.slug, site.generation),
+        (sites::DeploymentReason::Retry, "site.retry"),
+        reason,
     )
     .await?;
     // Wakes the reconcilers at commit (the trigger on `sites` fires for new desired states).
@@ -412,7 +399,7 @@ async fn audit_organization(
 ) -> Result<()> {
     crate::tenancy::audit::record(
         &mut *tx,
-        crate::tenancy::audit::Entry::new(action, Actor::User(by.user_id))
+        crate::tenancy::audit::Entry::new(action, by.actor())
             .organization(organization_id)
             .subject(format!("organization:{slug}"))
             .details(serde_json::json!({ "reason": reason.as_str(), "by_operator": true })),
@@ -458,7 +445,7 @@ pub async fn assign_plan(
         platform,
         &slug,
         plan_id.trim(),
-        Actor::User(by.user_id),
+        by.actor(),
         Some(reason.as_str()),
     )
     .await

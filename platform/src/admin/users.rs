@@ -10,11 +10,11 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::lists::{Cursor, Page, Search, csv_line, page};
+use super::lists::{Cursor, Page, Search, csv_line, one_of, page};
 use super::{Operator, Reason};
 use crate::Platform;
 use crate::kernel::{Error, Result};
-use crate::tenancy::audit::{self, Actor};
+use crate::tenancy::audit;
 
 /// The account states an operator filters by.
 pub const USER_STATES: [&str; 3] = ["operator", "disabled", "unverified"];
@@ -30,20 +30,14 @@ pub struct UserFilter {
 impl UserFilter {
     /// From the list's query parameters (`q`, `state`; empty means any).
     pub fn parse(search: &str, state: &str) -> Result<Self> {
-        let state = match state.trim() {
-            "" => None,
-            state => Some(
-                USER_STATES
-                    .into_iter()
-                    .find(|known| *known == state)
-                    .ok_or_else(|| {
-                        Error::invalid("state", "Choose operators, disabled or unverified.")
-                    })?,
-            ),
-        };
         Ok(Self {
             search: Search::parse(search)?,
-            state,
+            state: one_of(
+                state,
+                &USER_STATES,
+                "state",
+                "Choose operators, disabled or unverified.",
+            )?,
         })
     }
 }
@@ -309,7 +303,7 @@ async fn audit_action(
     details["by_operator"] = true.into();
     audit::record(
         executor,
-        audit::Entry::new(action, Actor::User(by.user_id))
+        audit::Entry::new(action, by.actor())
             .subject_user(user_id)
             .details(details),
     )

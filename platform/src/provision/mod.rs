@@ -289,6 +289,41 @@ pub async fn claim_site(tx: &mut sqlx::PgConnection, site_id: Uuid) -> Result<bo
     .await?)
 }
 
+/// [`claim_site`], waiting up to `wait` for a pass that holds the claim to end: what a
+/// person's action takes (refused for a pass of a few milliseconds, it would fail at
+/// random). `false`: a pass still held it after `wait`; the transaction is then aborted
+/// and must end.
+pub async fn claim_site_within(
+    tx: &mut sqlx::PgConnection,
+    site_id: Uuid,
+    wait: Duration,
+) -> Result<bool> {
+    let previous: String = sqlx::query_scalar("SELECT current_setting('lock_timeout')")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(format!("{}ms", wait.as_millis().max(1)))
+        .execute(&mut *tx)
+        .await?;
+    let claimed = sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(LOCK_NAMESPACE)
+        .bind(site_id.to_string())
+        .execute(&mut *tx)
+        .await;
+    match claimed {
+        Ok(_) => {
+            sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
+            Ok(true)
+        }
+        // lock_not_available: the wait ran out.
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("55P03") => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// `base * 2^failures`, at most `cap`: 2 s, 4 s, 8 s, ...
 fn backoff(failures: i32, cap: Duration) -> Duration {
     let exponent = u32::try_from(failures.clamp(0, 16)).unwrap_or(16);

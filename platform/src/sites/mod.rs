@@ -841,7 +841,7 @@ pub(crate) async fn audit_suspension(
     if !by.reason.is_empty() {
         details["reason"] = by.reason.into();
     }
-    if matches!(by.actor, Actor::User(_)) {
+    if matches!(by.actor, Actor::Operator(_)) {
         details["by_operator"] = true.into();
     }
     audit::record(

@@ -14,6 +14,9 @@ use crate::tenancy::{Action, Membership};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     User(Uuid),
+    /// A platform operator acting as one (from the operator panel or `slipway admin`): the
+    /// entry is also the operator audit log's.
+    Operator(Uuid),
     ApiKey(Uuid),
     /// Nobody signed in (a failed sign-in, a reset request).
     Anonymous,
@@ -73,17 +76,20 @@ impl Entry {
 
 /// Appends an entry, inside the caller's transaction when given one.
 pub async fn record<'e>(executor: impl sqlx::PgExecutor<'e>, entry: Entry) -> Result<()> {
-    let (user, key) = match entry.actor {
-        Actor::User(id) => (Some(id), None),
-        Actor::ApiKey(id) => (None, Some(id)),
-        Actor::Anonymous | Actor::System => (None, None),
+    let (user, key, by_operator) = match entry.actor {
+        Actor::User(id) => (Some(id), None, false),
+        Actor::Operator(id) => (Some(id), None, true),
+        Actor::ApiKey(id) => (None, Some(id), false),
+        Actor::Anonymous | Actor::System => (None, None, false),
     };
     sqlx::query!(
-        "INSERT INTO audit_log (organization_id, actor_user_id, actor_api_key_id, action, subject, ip, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_log (organization_id, actor_user_id, actor_api_key_id, by_operator,
+                                action, subject, ip, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         entry.organization_id,
         user,
         key,
+        by_operator,
         entry.action,
         entry.subject,
         entry.ip as Option<IpAddr>,
