@@ -79,6 +79,8 @@ pub async fn delete_site(
     reason: &Reason,
 ) -> Result<()> {
     let mut tx = platform.db.begin().await?;
+    // Not while a pass runs: one that failed would put the deletion behind its backoff.
+    claim(&mut tx, site_id).await?;
     let site = sqlx::query!(
         "SELECT organization_id, slug, desired_state FROM sites
           WHERE id = $1 AND status <> 'deleted' FOR NO KEY UPDATE",
