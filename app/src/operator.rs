@@ -374,7 +374,8 @@ pub struct OrgListView {
     /// Plan ids and names, for the plan filter.
     pub plans: Vec<(String, String)>,
     pub billing_states: Vec<String>,
-    pub sorts: Vec<String>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every organization, searched, filtered, sorted and paged: operators only. Empty
@@ -387,7 +388,7 @@ pub async fn admin_organizations(
     #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<OrgListView, AppError> {
-    use platform::admin::lists::{self, BILLING_STATES, OrgFilter, OrgSort};
+    use platform::admin::lists::{self, BILLING_STATES, ORG_SORTS, OrgFilter};
 
     let (state, operator) = operator().await?;
     let platform = &state.platform;
@@ -420,8 +421,30 @@ pub async fn admin_organizations(
         next: page.next.map(|cursor| cursor.encode()),
         plans: plan_choices(platform),
         billing_states: BILLING_STATES.iter().map(|s| (*s).to_owned()).collect(),
-        sorts: OrgSort::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+        sorts: sort_choices(&ORG_SORTS, "Name"),
     })
+}
+
+/// A list's orders as its sort choice offers them: keys and words (`name`: what the list's
+/// A-to-Z order sorts by).
+#[cfg(feature = "ssr")]
+pub(crate) fn sort_choices(
+    offered: &[platform::admin::lists::Sort],
+    name: &str,
+) -> Vec<(String, String)> {
+    use platform::admin::lists::Sort;
+    offered
+        .iter()
+        .map(|sort| {
+            let words = match sort {
+                Sort::Newest => "Newest first".to_owned(),
+                Sort::Oldest => "Oldest first".to_owned(),
+                Sort::Name => format!("{name}, A to Z"),
+                Sort::Revenue => "Revenue, highest first".to_owned(),
+            };
+            (sort.as_str().to_owned(), words)
+        })
+        .collect()
 }
 
 /// The catalog's plans as a list's plan filter offers them: ids and names.

@@ -161,12 +161,14 @@ async fn operator_suspends_and_resumes(
     visitors_get(h, slug, 200).await?;
     // The member's account, from the user list: its organizations and sessions.
     h.visit("/admin/users").await?;
-    h.submit("users", &[("q", email)]).await?;
+    h.submit("users", &[("q", email), ("sort", "oldest")])
+        .await?;
     h.wait_for_path(&format!(
-        "/admin/users?q={}&state=",
+        "/admin/users?q={}&state=&sort=oldest",
         email.replace('@', "%40")
     ))
     .await?;
+    h.screenshot(&format!("operator-users-{label}")).await?;
     h.click("[data-table=users] tbody tr a").await?;
     h.wait_for_text_containing("[data-user-email]", email)
         .await?;
@@ -188,8 +190,8 @@ async fn operator_reconciles_a_site(
     label: &str,
 ) -> Result<()> {
     h.visit("/admin/sites").await?;
-    h.submit("sites", &[("q", slug)]).await?;
-    h.wait_for_path(&format!("/admin/sites?q={slug}&state=&plan="))
+    h.submit("sites", &[("q", slug), ("sort", "name")]).await?;
+    h.wait_for_path(&format!("/admin/sites?q={slug}&state=&plan=&sort=name"))
         .await?;
     h.screenshot(&format!("operator-sites-{label}")).await?;
     h.click(&format!(r#"[data-site="{slug}"] th a"#)).await?;
@@ -238,6 +240,11 @@ async fn operator_reconciles_a_site(
     h.wait_for_text_containing("[data-operator-page=incidents] h1", "Incidents")
         .await?;
     h.screenshot(&format!("operator-incidents-{label}")).await?;
+    h.visit("/admin/organizations").await?;
+    h.wait_for_text_containing("[data-table=organizations] tbody", "Compilers Inc")
+        .await?;
+    h.screenshot(&format!("operator-organizations-{label}"))
+        .await?;
     Ok(())
 }
 
@@ -259,7 +266,7 @@ async fn operator_retries_a_dead_job(h: &mut Harness, label: &str) -> Result<()>
         .remove(0);
     h.visit("/admin/jobs").await?;
     h.submit("jobs", &[("q", &key), ("state", "dead")]).await?;
-    h.wait_for_path(&format!("/admin/jobs?q={key}&state=dead"))
+    h.wait_for_path(&format!("/admin/jobs?q={key}&state=dead&sort=newest"))
         .await?;
     let row = format!(r#"[data-job="{job}"]"#);
     h.wait_for_text_containing(&format!("{row} [data-error]"), "SMTP: connection refused")

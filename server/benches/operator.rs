@@ -353,6 +353,7 @@ async fn main() -> BenchResult<()> {
             "sort=revenue".to_owned(),
             50,
         ),
+        ("organizations", "name order", "sort=name".to_owned(), 50),
         (
             "organizations",
             "20th page",
@@ -364,9 +365,12 @@ async fn main() -> BenchResult<()> {
         ("users", "email part", "q=owner4242%40".to_owned(), 1),
         ("users", "name part", "q=wner+99".to_owned(), 50),
         ("users", "operators", "state=operator".to_owned(), 1),
+        ("users", "email order", "sort=name".to_owned(), 50),
         ("user", "one, whole", format!("id={user}"), 0),
         ("sites", "first page", String::new(), 50),
         ("sites", "failed", "state=failed".to_owned(), 50),
+        ("sites", "slug order", "sort=name".to_owned(), 50),
+        ("sites", "oldest first", "sort=oldest".to_owned(), 50),
         (
             "sites",
             "custom domain",
@@ -389,6 +393,12 @@ async fn main() -> BenchResult<()> {
             "status=canceled".to_owned(),
             50,
         ),
+        (
+            "subscriptions",
+            "revenue order",
+            "sort=revenue".to_owned(),
+            50,
+        ),
         ("incident_list", "first page", String::new(), 50),
         (
             "incident_list",
@@ -397,10 +407,18 @@ async fn main() -> BenchResult<()> {
             50,
         ),
         ("incident_list", "site slug", "q=site-12345".to_owned(), 1),
+        (
+            "incident_list",
+            "oldest first",
+            "sort=oldest".to_owned(),
+            50,
+        ),
         ("jobs", "first page", String::new(), 50),
         ("jobs", "dead", "state=dead".to_owned(), 50),
+        ("jobs", "oldest first", "sort=oldest".to_owned(), 50),
         ("jobs", "key part", "q=bench-key-29999".to_owned(), 1),
         ("audit", "first page", String::new(), 50),
+        ("audit", "oldest first", "sort=oldest".to_owned(), 50),
         ("audit", "reason part", "q=bench+reason+4242".to_owned(), 1),
     ];
     println!("\noperator lists (50 a page) and pages of one record");

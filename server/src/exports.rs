@@ -12,7 +12,7 @@ use platform::admin::Operator;
 use platform::admin::fleet::{self, SiteFilter};
 use platform::admin::incidents::{self, IncidentFilter};
 use platform::admin::jobs::{self, JobFilter};
-use platform::admin::lists::{self, OrgFilter};
+use platform::admin::lists::{self, OrgFilter, Sort};
 use platform::admin::log::{self, LogFilter};
 use platform::admin::subscriptions::{self, SubscriptionFilter};
 use platform::admin::users::{self, UserFilter};
@@ -52,67 +52,73 @@ list_export!(
 );
 
 list_export!(
-    /// `/admin/users.csv?q=&state=`
+    /// `/admin/users.csv?q=&state=&sort=`
     users,
     "users",
     |platform, operator, param| {
-        let filter = UserFilter::parse(param("q"), param("state"))?;
+        let mut filter = UserFilter::parse(param("q"), param("state"))?;
+        filter.sort = Sort::parse(param("sort"), &users::USER_SORTS)?;
         users::users_csv(platform, &operator, &filter).await
     }
 );
 
 list_export!(
-    /// `/admin/jobs.csv?q=&state=`
+    /// `/admin/jobs.csv?q=&state=&sort=`
     jobs,
     "jobs",
     |platform, operator, param| {
-        let filter = JobFilter::parse(param("q"), param("state"))?;
+        let mut filter = JobFilter::parse(param("q"), param("state"))?;
+        filter.sort = Sort::parse(param("sort"), &jobs::JOB_SORTS)?;
         jobs::jobs_csv(platform, &operator, &filter).await
     }
 );
 
 list_export!(
-    /// `/admin/sites.csv?q=&state=&plan=`
+    /// `/admin/sites.csv?q=&state=&plan=&sort=`
     sites,
     "sites",
     |platform, operator, param| {
-        let filter = SiteFilter::parse(platform, param("q"), param("state"), param("plan"))?;
+        let mut filter = SiteFilter::parse(platform, param("q"), param("state"), param("plan"))?;
+        filter.sort = Sort::parse(param("sort"), &fleet::SITE_SORTS)?;
         fleet::sites_csv(platform, &operator, &filter).await
     }
 );
 
 list_export!(
-    /// `/admin/subscriptions.csv?q=&status=&plan=&interval=`
+    /// `/admin/subscriptions.csv?q=&status=&plan=&interval=&sort=`
     subscriptions,
     "subscriptions",
     |platform, operator, param| {
-        let filter = SubscriptionFilter::parse(
+        let mut filter = SubscriptionFilter::parse(
             platform,
             param("q"),
             param("status"),
             param("plan"),
             param("interval"),
         )?;
+        filter.sort = Sort::parse(param("sort"), &subscriptions::SUBSCRIPTION_SORTS)?;
         subscriptions::subscriptions_csv(platform, &operator, &filter).await
     }
 );
 
 list_export!(
-    /// `/admin/incidents.csv?q=&state=&kind=`
+    /// `/admin/incidents.csv?q=&state=&kind=&sort=`
     incidents,
     "incidents",
     |platform, operator, param| {
-        let filter = IncidentFilter::parse(param("q"), param("state"), param("kind"))?;
+        let mut filter = IncidentFilter::parse(param("q"), param("state"), param("kind"))?;
+        filter.sort = Sort::parse(param("sort"), &incidents::INCIDENT_SORTS)?;
         incidents::incidents_csv(platform, &operator, &filter).await
     }
 );
 
 list_export!(
-    /// `/admin/audit.csv?q=&action=`
+    /// `/admin/audit.csv?q=&action=&sort=`
     audit,
     "operator-audit-log",
     |platform, operator, param| {
-        let filter = LogFilter::parse(param("q"), param("action"))?;
+        let mut filter = LogFilter::parse(param("q"), param("action"))?;
+        filter.sort = Sort::parse(param("sort"), &log::LOG_SORTS)?;
         log::entries_csv(platform, &operator, &filter).await
     }
 );

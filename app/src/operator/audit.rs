@@ -30,6 +30,8 @@ pub struct AuditListView {
     pub next: Option<String>,
     /// The actions operators have taken, for the action filter.
     pub actions: Vec<String>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every action operators took, searched by action, operator, subject, reason or
@@ -38,13 +40,15 @@ pub struct AuditListView {
 pub async fn admin_audit(
     #[server(default)] q: String,
     #[server(default)] action: String,
+    #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<AuditListView, AppError> {
     use platform::admin::lists::{self, PAGE};
     use platform::admin::log::{self, LogFilter};
 
     let (app, operator) = super::operator().await?;
-    let filter = LogFilter::parse(&q, &action)?;
+    let mut filter = LogFilter::parse(&q, &action)?;
+    filter.sort = platform::admin::lists::Sort::parse(&sort, &platform::admin::log::LOG_SORTS)?;
     let after = lists::parse_after_id(&after)?;
     let page = log::entries(&app.platform, &operator, &filter, after, PAGE).await?;
     Ok(AuditListView {
@@ -72,6 +76,7 @@ pub async fn admin_audit(
             .collect(),
         next: page.next.map(|id| id.to_string()),
         actions: log::actions(&app.platform, &operator).await?,
+        sorts: super::sort_choices(&platform::admin::log::LOG_SORTS, "Name"),
     })
 }
 

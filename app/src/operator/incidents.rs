@@ -31,6 +31,8 @@ pub struct IncidentListView {
     pub next: Option<String>,
     /// The kinds (stored names and titles), for the kind filter.
     pub kinds: Vec<(String, String)>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every organization's incidents, searched by summary, organization or site, filtered by
@@ -40,6 +42,7 @@ pub async fn admin_incidents(
     #[server(default)] q: String,
     #[server(default)] state: String,
     #[server(default)] kind: String,
+    #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<IncidentListView, AppError> {
     use platform::admin::incidents::{self, IncidentFilter};
@@ -47,7 +50,9 @@ pub async fn admin_incidents(
     use platform::incidents::IncidentKind;
 
     let (app, operator) = super::operator().await?;
-    let filter = IncidentFilter::parse(&q, &state, &kind)?;
+    let mut filter = IncidentFilter::parse(&q, &state, &kind)?;
+    filter.sort =
+        platform::admin::lists::Sort::parse(&sort, &platform::admin::incidents::INCIDENT_SORTS)?;
     let after = lists::parse_cursor(&after)?;
     let page =
         incidents::incidents(&app.platform, &operator, &filter, after.as_ref(), PAGE).await?;
@@ -82,5 +87,6 @@ pub async fn admin_incidents(
             .iter()
             .map(|k| (k.as_str().to_owned(), k.title().to_owned()))
             .collect(),
+        sorts: super::sort_choices(&platform::admin::incidents::INCIDENT_SORTS, "Name"),
     })
 }

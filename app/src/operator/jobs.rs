@@ -28,6 +28,8 @@ pub struct JobListView {
     /// The `after` of the next page's link, if there is more.
     pub next: Option<String>,
     pub states: Vec<String>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every background job, searched by kind, key, error or payload, filtered by state,
@@ -36,13 +38,15 @@ pub struct JobListView {
 pub async fn admin_jobs(
     #[server(default)] q: String,
     #[server(default)] state: String,
+    #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<JobListView, AppError> {
     use platform::admin::jobs::{self, JOB_STATES, JobFilter};
     use platform::admin::lists::PAGE;
 
     let (app, operator) = super::operator().await?;
-    let filter = JobFilter::parse(&q, &state)?;
+    let mut filter = JobFilter::parse(&q, &state)?;
+    filter.sort = platform::admin::lists::Sort::parse(&sort, &platform::admin::jobs::JOB_SORTS)?;
     let after = platform::admin::lists::parse_after_id(&after)?;
     let page = jobs::jobs(&app.platform, &operator, &filter, after, PAGE).await?;
     let time = crate::format::utc;
@@ -72,6 +76,7 @@ pub async fn admin_jobs(
             .collect(),
         next: page.next.map(|id| id.to_string()),
         states: JOB_STATES.iter().map(|s| (*s).to_owned()).collect(),
+        sorts: super::sort_choices(&platform::admin::jobs::JOB_SORTS, "Name"),
     })
 }
 

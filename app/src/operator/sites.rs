@@ -35,6 +35,8 @@ pub struct SiteListView {
     pub states: Vec<String>,
     /// Plan ids and names, for the plan filter.
     pub plans: Vec<(String, String)>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every organization's sites, searched by slug, name, domain, organization or member
@@ -44,6 +46,7 @@ pub async fn admin_sites(
     #[server(default)] q: String,
     #[server(default)] state: String,
     #[server(default)] plan: String,
+    #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<SiteListView, AppError> {
     use platform::admin::fleet::{self, SITE_STATES, SiteFilter};
@@ -51,7 +54,8 @@ pub async fn admin_sites(
 
     let (app, operator) = super::operator().await?;
     let platform = &app.platform;
-    let filter = SiteFilter::parse(platform, &q, &state, &plan)?;
+    let mut filter = SiteFilter::parse(platform, &q, &state, &plan)?;
+    filter.sort = platform::admin::lists::Sort::parse(&sort, &platform::admin::fleet::SITE_SORTS)?;
     let after = lists::parse_cursor(&after)?;
     let page = fleet::sites(platform, &operator, &filter, after.as_ref(), PAGE).await?;
     let rows = page
@@ -92,6 +96,7 @@ pub async fn admin_sites(
         next: page.next.map(|cursor| cursor.encode()),
         states: SITE_STATES.iter().map(|s| (*s).to_owned()).collect(),
         plans: super::plan_choices(platform),
+        sorts: super::sort_choices(&platform::admin::fleet::SITE_SORTS, "Slug"),
     })
 }
 

@@ -35,6 +35,8 @@ pub struct SubscriptionListView {
     pub next: Option<String>,
     pub statuses: Vec<String>,
     pub plans: Vec<(String, String)>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every subscription, searched like the organizations, filtered by status, plan and
@@ -45,6 +47,7 @@ pub async fn admin_subscriptions(
     #[server(default)] status: String,
     #[server(default)] plan: String,
     #[server(default)] interval: String,
+    #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<SubscriptionListView, AppError> {
     use platform::admin::lists::{self, BILLING_STATES, PAGE};
@@ -52,7 +55,11 @@ pub async fn admin_subscriptions(
 
     let (app, operator) = super::operator().await?;
     let platform = &app.platform;
-    let filter = SubscriptionFilter::parse(platform, &q, &status, &plan, &interval)?;
+    let mut filter = SubscriptionFilter::parse(platform, &q, &status, &plan, &interval)?;
+    filter.sort = platform::admin::lists::Sort::parse(
+        &sort,
+        &platform::admin::subscriptions::SUBSCRIPTION_SORTS,
+    )?;
     let after = lists::parse_cursor(&after)?;
     let page =
         subscriptions::subscriptions(platform, &operator, &filter, after.as_ref(), PAGE).await?;
@@ -112,5 +119,6 @@ pub async fn admin_subscriptions(
             .map(|s| (*s).to_owned())
             .collect(),
         plans: super::plan_choices(platform),
+        sorts: super::sort_choices(&platform::admin::subscriptions::SUBSCRIPTION_SORTS, "Name"),
     })
 }

@@ -26,6 +26,8 @@ pub struct UserListView {
     /// The `after` of the next page's link, if there is more.
     pub next: Option<String>,
     pub states: Vec<String>,
+    /// The orders offered: keys and words.
+    pub sorts: Vec<(String, String)>,
 }
 
 /// Every account, searched by part of an email or name, filtered by state, newest first, a
@@ -34,13 +36,15 @@ pub struct UserListView {
 pub async fn admin_users(
     #[server(default)] q: String,
     #[server(default)] state: String,
+    #[server(default)] sort: String,
     #[server(default)] after: String,
 ) -> Result<UserListView, AppError> {
     use platform::admin::lists::PAGE;
     use platform::admin::users::{self, USER_STATES, UserFilter};
 
     let (app, operator) = super::operator().await?;
-    let filter = UserFilter::parse(&q, &state)?;
+    let mut filter = UserFilter::parse(&q, &state)?;
+    filter.sort = platform::admin::lists::Sort::parse(&sort, &platform::admin::users::USER_SORTS)?;
     let after = platform::admin::lists::parse_cursor(&after)?;
     let page = users::users(&app.platform, &operator, &filter, after.as_ref(), PAGE).await?;
     Ok(UserListView {
@@ -59,6 +63,7 @@ pub async fn admin_users(
             .collect(),
         next: page.next.map(|cursor| cursor.encode()),
         states: USER_STATES.iter().map(|s| (*s).to_owned()).collect(),
+        sorts: super::sort_choices(&platform::admin::users::USER_SORTS, "Email"),
     })
 }
 

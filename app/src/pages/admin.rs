@@ -658,24 +658,6 @@ fn OrgList(
     let billing_states = filter_choices("Any billing state", list.billing_states, |state| {
         crate::billing::status_label(Some(state).filter(|s| *s != "none"))
     });
-    let sorts = list
-        .sorts
-        .into_iter()
-        .map(|key| {
-            let words = match key.as_str() {
-                "name" => "Name, A to Z",
-                "revenue" => "Revenue, highest first",
-                _ => "Newest first",
-            };
-            (key, words.to_owned())
-        })
-        .collect();
-    // The default order is newest first.
-    let sort = if sort.is_empty() {
-        "newest".to_owned()
-    } else {
-        sort
-    };
     view! {
         <ListSearch
             path="/admin/organizations"
@@ -686,7 +668,7 @@ fn OrgList(
         >
             <Choice label="Plan" name="plan" selected=plan choices=plans />
             <Choice label="Billing" name="billing" selected=billing choices=billing_states />
-            <Choice label="Sort" name="sort" selected=sort choices=sorts />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"
@@ -853,6 +835,18 @@ pub(crate) fn ListFooter(empty: Option<&'static str>, next: Option<String>) -> i
                 }
             })}
     }
+}
+
+/// The order choice of an operator list: `sorts` as its server function offers them,
+/// `selected` the page's `sort` (empty: newest first, every list's default).
+#[component]
+pub(crate) fn SortChoice(selected: String, sorts: Vec<(String, String)>) -> impl IntoView {
+    let selected = if selected.is_empty() {
+        "newest".to_owned()
+    } else {
+        selected
+    };
+    view! { <Choice label="Sort" name="sort" selected choices=sorts /> }
 }
 
 /// A labelled `<select>` of `(value, words)` choices, `selected` chosen.

@@ -5,7 +5,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::admin::{Choice, ListFooter, ListPage, ListSearch, filter_choices, list_links};
+use super::admin::{
+    Choice, ListFooter, ListPage, ListSearch, SortChoice, filter_choices, list_links,
+};
 use crate::operator::audit::{AuditListRow, AuditListView, admin_audit};
 
 #[component]
@@ -13,8 +15,8 @@ pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
     let list = Resource::new(
-        move || (param("q"), param("action"), param("after")),
-        |(q, action, after)| admin_audit(q, action, after),
+        move || (param("q"), param("action"), param("sort"), param("after")),
+        |(q, action, sort, after)| admin_audit(q, action, sort, after),
     );
     view! {
         <ListPage
@@ -24,7 +26,7 @@ pub fn AuditPage() -> impl IntoView {
             back=("/admin/audit", "Show every action")
             list
             show=move |list| {
-                let filters = (param("q"), param("action"));
+                let filters = (param("q"), param("action"), param("sort"));
                 view! { <AuditList list filters /> }
             }
         />
@@ -34,13 +36,17 @@ pub fn AuditPage() -> impl IntoView {
 #[component]
 fn AuditList(
     list: AuditListView,
-    /// Search, action.
-    filters: (String, String),
+    /// Search, action, order.
+    filters: (String, String, String),
 ) -> impl IntoView {
-    let (q, action) = filters;
+    let (q, action, sort) = filters;
     let (csv, next) = list_links(
         "/admin/audit",
-        &[("q", q.as_str()), ("action", action.as_str())],
+        &[
+            ("q", q.as_str()),
+            ("action", action.as_str()),
+            ("sort", sort.as_str()),
+        ],
         list.next,
     );
     let actions = filter_choices("Any action", list.actions, str::to_owned);
@@ -54,6 +60,7 @@ fn AuditList(
             csv
         >
             <Choice label="Action" name="action" selected=action choices=actions />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"

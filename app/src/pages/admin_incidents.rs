@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::admin::{Choice, ListFooter, ListPage, ListSearch, list_links};
+use super::admin::{Choice, ListFooter, ListPage, ListSearch, SortChoice, list_links};
 use crate::operator::incidents::{IncidentListRow, IncidentListView, admin_incidents};
 
 #[component]
@@ -13,8 +13,16 @@ pub fn IncidentsPage() -> impl IntoView {
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
     let list = Resource::new(
-        move || (param("q"), param("state"), param("kind"), param("after")),
-        |(q, state, kind, after)| admin_incidents(q, state, kind, after),
+        move || {
+            (
+                param("q"),
+                param("state"),
+                param("kind"),
+                param("sort"),
+                param("after"),
+            )
+        },
+        |(q, state, kind, sort, after)| admin_incidents(q, state, kind, sort, after),
     );
     view! {
         <ListPage
@@ -24,7 +32,7 @@ pub fn IncidentsPage() -> impl IntoView {
             back=("/admin/incidents", "Show every incident")
             list
             show=move |list| {
-                let filters = (param("q"), param("state"), param("kind"));
+                let filters = [param("q"), param("state"), param("kind"), param("sort")];
                 view! { <IncidentList list filters /> }
             }
         />
@@ -34,16 +42,17 @@ pub fn IncidentsPage() -> impl IntoView {
 #[component]
 fn IncidentList(
     list: IncidentListView,
-    /// Search, open or resolved, kind.
-    filters: (String, String, String),
+    /// Search, open or resolved, kind, order.
+    filters: [String; 4],
 ) -> impl IntoView {
-    let (q, state, kind) = filters;
+    let [q, state, kind, sort] = filters;
     let (csv, next) = list_links(
         "/admin/incidents",
         &[
             ("q", q.as_str()),
             ("state", state.as_str()),
             ("kind", kind.as_str()),
+            ("sort", sort.as_str()),
         ],
         list.next,
     );
@@ -66,6 +75,7 @@ fn IncidentList(
         >
             <Choice label="Show" name="state" selected=state choices=states />
             <Choice label="Kind" name="kind" selected=kind choices=kinds />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"

@@ -7,7 +7,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::admin::{
-    Choice, ListFooter, ListPage, ListSearch, Reason, filter_choices, follow, list_links,
+    Choice, ListFooter, ListPage, ListSearch, Reason, SortChoice, filter_choices, follow,
+    list_links,
 };
 use super::forms::FormError;
 use crate::operator::jobs::{AdminRetryJob, JobListRow, JobListView, admin_jobs};
@@ -19,8 +20,16 @@ pub fn JobsPage() -> impl IntoView {
     let retry = ServerAction::<AdminRetryJob>::new();
     let (reloads, refusal) = follow(vec![retry.value()]);
     let list = Resource::new(
-        move || (param("q"), param("state"), param("after"), reloads.get()),
-        |(q, state, after, _)| admin_jobs(q, state, after),
+        move || {
+            (
+                param("q"),
+                param("state"),
+                param("sort"),
+                param("after"),
+                reloads.get(),
+            )
+        },
+        |(q, state, sort, after, _)| admin_jobs(q, state, sort, after),
     );
     let refusal = Signal::from(refusal);
     view! {
@@ -31,7 +40,8 @@ pub fn JobsPage() -> impl IntoView {
             back=("/admin/jobs", "Show every job")
             list
             show=move |list| {
-                view! { <JobList list q=param("q") state=param("state") retry refusal /> }
+                let filters = (param("q"), param("state"), param("sort"));
+                view! { <JobList list filters retry refusal /> }
             }
         />
     }
@@ -40,14 +50,19 @@ pub fn JobsPage() -> impl IntoView {
 #[component]
 fn JobList(
     list: JobListView,
-    q: String,
-    state: String,
+    /// Search, state, order.
+    filters: (String, String, String),
     retry: ServerAction<AdminRetryJob>,
     refusal: Signal<Option<String>>,
 ) -> impl IntoView {
+    let (q, state, sort) = filters;
     let (csv, next) = list_links(
         "/admin/jobs",
-        &[("q", q.as_str()), ("state", state.as_str())],
+        &[
+            ("q", q.as_str()),
+            ("state", state.as_str()),
+            ("sort", sort.as_str()),
+        ],
         list.next,
     );
     let states = filter_choices("Any job", list.states, |state| {
@@ -64,6 +79,7 @@ fn JobList(
     view! {
         <ListSearch path="/admin/jobs" form="jobs" q placeholder="Kind, key, error or payload" csv>
             <Choice label="Show" name="state" selected=state choices=states />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <div class="mt-4">
             <FormError error=refusal />

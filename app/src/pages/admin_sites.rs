@@ -8,7 +8,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::admin::{
-    Choice, ListFooter, ListPage, ListSearch, Reason, filter_choices, follow, list_links,
+    Choice, ListFooter, ListPage, ListSearch, Reason, SortChoice, filter_choices, follow,
+    list_links,
 };
 use super::forms::FormError;
 use crate::operator::AdminRetrySite;
@@ -26,11 +27,12 @@ pub fn AdminSitesPage() -> impl IntoView {
                 param("q"),
                 param("state"),
                 param("plan"),
+                param("sort"),
                 param("after"),
                 reloads.get(),
             )
         },
-        |(q, state, plan, after, _)| admin_sites(q, state, plan, after),
+        |(q, state, plan, sort, after, _)| admin_sites(q, state, plan, sort, after),
     );
     let refusal = Signal::from(refusal);
     view! {
@@ -41,7 +43,7 @@ pub fn AdminSitesPage() -> impl IntoView {
             back=("/admin/sites", "Show every site")
             list
             show=move |list| {
-                let filters = (param("q"), param("state"), param("plan"));
+                let filters = [param("q"), param("state"), param("plan"), param("sort")];
                 view! { <SiteList list filters retry refusal /> }
             }
         />
@@ -64,18 +66,19 @@ fn state_words(state: &str) -> &'static str {
 #[component]
 fn SiteList(
     list: SiteListView,
-    /// Search, state, plan.
-    filters: (String, String, String),
+    /// Search, state, plan, order.
+    filters: [String; 4],
     retry: ServerAction<AdminRetrySite>,
     refusal: Signal<Option<String>>,
 ) -> impl IntoView {
-    let (q, state, plan) = filters;
+    let [q, state, plan, sort] = filters;
     let (csv, next) = list_links(
         "/admin/sites",
         &[
             ("q", q.as_str()),
             ("state", state.as_str()),
             ("plan", plan.as_str()),
+            ("sort", sort.as_str()),
         ],
         list.next,
     );
@@ -96,6 +99,7 @@ fn SiteList(
         >
             <Choice label="State" name="state" selected=state choices=states />
             <Choice label="Plan" name="plan" selected=plan choices=plans />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <div class="mt-4">
             <FormError error=refusal />

@@ -5,7 +5,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::admin::{Choice, ListFooter, ListPage, ListSearch, filter_choices, list_links};
+use super::admin::{
+    Choice, ListFooter, ListPage, ListSearch, SortChoice, filter_choices, list_links,
+};
 use crate::operator::subscriptions::{
     SubscriptionListRow, SubscriptionListView, admin_subscriptions,
 };
@@ -21,10 +23,13 @@ pub fn SubscriptionsPage() -> impl IntoView {
                 param("status"),
                 param("plan"),
                 param("interval"),
+                param("sort"),
                 param("after"),
             )
         },
-        |(q, status, plan, interval, after)| admin_subscriptions(q, status, plan, interval, after),
+        |(q, status, plan, interval, sort, after)| {
+            admin_subscriptions(q, status, plan, interval, sort, after)
+        },
     );
     view! {
         <ListPage
@@ -33,7 +38,13 @@ pub fn SubscriptionsPage() -> impl IntoView {
             back=("/admin/subscriptions", "Show every subscription")
             list
             show=move |list| {
-                let filters = [param("q"), param("status"), param("plan"), param("interval")];
+                let filters = [
+                    param("q"),
+                    param("status"),
+                    param("plan"),
+                    param("interval"),
+                    param("sort"),
+                ];
                 view! { <SubscriptionList list filters /> }
             }
         />
@@ -43,10 +54,10 @@ pub fn SubscriptionsPage() -> impl IntoView {
 #[component]
 fn SubscriptionList(
     list: SubscriptionListView,
-    /// Search, status, plan, interval.
-    filters: [String; 4],
+    /// Search, status, plan, interval, order.
+    filters: [String; 5],
 ) -> impl IntoView {
-    let [q, status, plan, interval] = filters;
+    let [q, status, plan, interval, sort] = filters;
     let (csv, next) = list_links(
         "/admin/subscriptions",
         &[
@@ -54,6 +65,7 @@ fn SubscriptionList(
             ("status", status.as_str()),
             ("plan", plan.as_str()),
             ("interval", interval.as_str()),
+            ("sort", sort.as_str()),
         ],
         list.next,
     );
@@ -86,6 +98,7 @@ fn SubscriptionList(
             <Choice label="Status" name="status" selected=status choices=statuses />
             <Choice label="Plan" name="plan" selected=plan choices=plans />
             <Choice label="Interval" name="interval" selected=interval choices=intervals />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"

@@ -9,8 +9,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::admin::{
-    Choice, ListFooter, ListPage, ListSearch, LoadError, OperatorFrame, Reason, filter_choices,
-    follow, list_links,
+    Choice, ListFooter, ListPage, ListSearch, LoadError, OperatorFrame, Reason, SortChoice,
+    filter_choices, follow, list_links,
 };
 use super::dashboard::Panel;
 use super::forms::FormError;
@@ -25,8 +25,8 @@ pub fn UsersPage() -> impl IntoView {
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
     let list = Resource::new(
-        move || (param("q"), param("state"), param("after")),
-        |(q, state, after)| admin_users(q, state, after),
+        move || (param("q"), param("state"), param("sort"), param("after")),
+        |(q, state, sort, after)| admin_users(q, state, sort, after),
     );
     view! {
         <ListPage
@@ -34,16 +34,22 @@ pub fn UsersPage() -> impl IntoView {
             marker="users"
             back=("/admin/users", "Show every account")
             list
-            show=move |list| view! { <UserList list q=param("q") state=param("state") /> }
+            show=move |list| {
+                view! { <UserList list q=param("q") state=param("state") sort=param("sort") /> }
+            }
         />
     }
 }
 
 #[component]
-fn UserList(list: UserListView, q: String, state: String) -> impl IntoView {
+fn UserList(list: UserListView, q: String, state: String, sort: String) -> impl IntoView {
     let (csv, next) = list_links(
         "/admin/users",
-        &[("q", q.as_str()), ("state", state.as_str())],
+        &[
+            ("q", q.as_str()),
+            ("state", state.as_str()),
+            ("sort", sort.as_str()),
+        ],
         list.next,
     );
     let states = filter_choices("Any account", list.states, |state| {
@@ -58,6 +64,7 @@ fn UserList(list: UserListView, q: String, state: String) -> impl IntoView {
     view! {
         <ListSearch path="/admin/users" form="users" q placeholder="Email or name" csv>
             <Choice label="Show" name="state" selected=state choices=states />
+            <SortChoice selected=sort sorts=list.sorts />
         </ListSearch>
         <table
             class="mt-6 w-full rounded-lg border border-slate-200 bg-white text-sm"

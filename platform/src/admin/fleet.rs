@@ -1,6 +1,7 @@
 //! Every organization's sites (the fleet), for operators: searched by part of a site's slug, name or
 //! custom domain, its organization's name or slug, or a member's email; filtered by state
-//! (`failed` is the list of failed provisionings) and plan; newest first in keyset pages;
+//! (`failed` is the list of failed provisionings) and plan; newest or oldest first or by
+//! slug, in keyset pages;
 //! exported as CSV with the same search and filters, in one query.
 
 use chrono::{DateTime, Utc};
@@ -9,8 +10,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Operator;
-use super::lists::{Cursor, Page, Search, csv_line, one_of, page, plan_text};
+use super::lists::{Cursor, Keys, PAGE, Page, Search, Sort, csv_line, one_of, page, plan_text};
 use crate::Platform;
+use crate::billing::revenue::Query;
 use crate::kernel::{Error, Result};
 
 /// The states an operator filters sites by, as a site's row words its state: `deleting`
@@ -35,7 +37,12 @@ pub struct SiteFilter {
     /// One of [`SITE_STATES`]; `None`: every site that is not deleted.
     pub state: Option<&'static str>,
     pub plan: Option<String>,
+    /// One of [`SITE_SORTS`].
+    pub sort: Sort,
 }
+
+/// The site list's orders: newest or oldest first, or by slug.
+pub const SITE_SORTS: [Sort; 3] = [Sort::Newest, Sort::Oldest, Sort::Name];
 
 impl SiteFilter {
     /// From the list's query parameters (`q`, `state`, `plan`; empty means any).
@@ -56,6 +63,7 @@ impl SiteFilter {
                 "Choose active, provisioning, failed, suspended, stopped, deleting or deleted sites.",
             )?,
             plan,
+            sort: Sort::default(),
         })
     }
 }
@@ -91,8 +99,18 @@ pub struct SiteRow {
 
 /// `$1` the search pattern, `$2` the state, `$3` the plan, `$4`/`$5` the cursor, `$6` the
 /// row limit (NULL: every row). The search is a union of index lookups (trigram indexes),
-/// one per searched text; the page is read newest first along `sites_created_idx`.
-const SITES_SQL: &str = "
+/// one per searched text; the page is read in `sort`'s order along `sites_created_idx` or
+/// `sites_slug_order_idx`.
+fn sites_sql(sort: Sort) -> String {
+    let keys = Keys {
+        made: "s.created_at",
+        name: "s.slug",
+        revenue: "",
+        id: "s.id",
+    };
+    let (after, order) = sort.clauses(&keys, 4, 5);
+    format!(
+        "
     WITH matched AS (
         SELECT id FROM sites WHERE slug LIKE lower($1) OR lower(name) LIKE lower($1)
         UNION SELECT site_id FROM site_domains WHERE domain LIKE lower($1)
@@ -140,25 +158,29 @@ const SITES_SQL: &str = "
              ELSE s.status <> 'deleted'
            END
        AND ($3::text IS NULL OR o.plan_id = $3)
-       AND ($4::timestamptz IS NULL OR (s.created_at, s.id) < ($4, $5::uuid))
-     ORDER BY s.created_at DESC, s.id DESC
-     LIMIT $6::bigint";
+       AND {after}
+     {order}
+     LIMIT $6::bigint"
+    )
+}
 
-fn sites_query<'q>(
+/// [`sites_sql`] with its parameters bound.
+fn bind<'q, O>(
+    query: Query<'q, O>,
     filter: &'q SiteFilter,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: (Option<String>, Option<Uuid>),
     limit: Option<i64>,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, SiteRow, sqlx::postgres::PgArguments> {
-    sqlx::query_as(SITES_SQL)
+) -> Query<'q, O> {
+    query
         .bind(filter.search.as_ref().map(Search::pattern))
         .bind(filter.state)
         .bind(filter.plan.as_deref())
-        .bind(after.map(|(at, _)| at))
-        .bind(after.map(|(_, id)| id))
+        .bind(after.0)
+        .bind(after.1)
         .bind(limit)
 }
 
-/// Sites matching `filter`, newest first, from just after `after`: at most `limit`.
+/// Sites matching `filter`, in its order, from just after `after`: at most `limit`.
 pub async fn sites(
     platform: &Platform,
     _: &Operator,
@@ -167,12 +189,13 @@ pub async fn sites(
     limit: i64,
 ) -> Result<Page<SiteRow>> {
     let limit = limit.clamp(1, 1000);
-    let after = after.map(Cursor::timed).transpose()?;
-    let rows = sites_query(filter, after, Some(limit + 1))
+    let after = filter.sort.after(after)?;
+    let sql = sites_sql(filter.sort);
+    let rows = bind(sqlx::query_as(&sql), filter, after, Some(limit + 1))
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, limit, |row| {
-        Cursor::after(Cursor::micros(row.created_at), row.id)
+        filter.sort.cursor(row.created_at, &row.slug, 0, row.id)
     }))
 }
 
@@ -183,20 +206,14 @@ pub async fn explain_sites(
     _: &Operator,
     filter: &SiteFilter,
 ) -> Result<String> {
-    let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {SITES_SQL}");
-    let lines: Vec<(String,)> = sqlx::query_as(&sql)
-        .bind(filter.search.as_ref().map(Search::pattern))
-        .bind(filter.state)
-        .bind(filter.plan.as_deref())
-        .bind(None::<DateTime<Utc>>)
-        .bind(None::<Uuid>)
-        .bind(super::lists::PAGE + 1)
+    let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", sites_sql(filter.sort));
+    let lines: Vec<(String,)> = bind(sqlx::query_as(&sql), filter, (None, None), Some(PAGE + 1))
         .fetch_all(&platform.db)
         .await?;
     Ok(plan_text(lines))
 }
 
-/// Every site matching `filter` as CSV, newest first, in one query.
+/// Every site matching `filter` as CSV, in its order, in one query.
 pub async fn sites_csv(platform: &Platform, _: &Operator, filter: &SiteFilter) -> Result<String> {
     let mut csv = csv_line(&[
         "id",
@@ -214,7 +231,14 @@ pub async fn sites_csv(platform: &Platform, _: &Operator, filter: &SiteFilter) -
         "domains",
         "created_at",
     ]);
-    let mut rows = sites_query(filter, None, None).fetch(&platform.db);
+    let sql = sites_sql(filter.sort);
+    let mut rows = bind(
+        sqlx::query_as::<_, SiteRow>(&sql),
+        filter,
+        (None, None),
+        None,
+    )
+    .fetch(&platform.db);
     while let Some(row) = rows.try_next().await? {
         csv.push_str(&csv_line(&[
             &row.id.to_string(),

@@ -1,6 +1,6 @@
 //! Every organization's incidents, for operators: searched by part of the summary, the
 //! organization's name or slug or the site's slug; filtered by open or resolved and by
-//! kind; newest first in keyset pages; exported as CSV.
+//! kind; newest or oldest first in keyset pages; exported as CSV.
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Operator;
-use super::lists::{Cursor, Page, Search, csv_line, one_of, page};
+use super::lists::{Cursor, Keys, Page, Search, Sort, csv_line, one_of, page};
 use crate::Platform;
 use crate::incidents::IncidentKind;
 use crate::kernel::Result;
@@ -23,7 +23,12 @@ pub struct IncidentFilter {
     /// One of [`INCIDENT_STATES`].
     pub state: Option<&'static str>,
     pub kind: Option<IncidentKind>,
+    /// One of [`INCIDENT_SORTS`].
+    pub sort: Sort,
 }
+
+/// The incident list's orders: newest or oldest first (by when each was opened).
+pub const INCIDENT_SORTS: [Sort; 2] = [Sort::Newest, Sort::Oldest];
 
 impl IncidentFilter {
     /// From the list's query parameters (`q`, `state`, `kind`; empty means any).
@@ -34,6 +39,7 @@ impl IncidentFilter {
             search: Search::parse(search)?,
             state: one_of(state, &INCIDENT_STATES, "state", "Choose open or resolved.")?,
             kind: kind.map(IncidentKind::stored).transpose()?,
+            sort: Sort::default(),
         })
     }
 }
@@ -56,8 +62,26 @@ pub struct IncidentRow {
 }
 
 /// `$1` the search pattern, `$2` open or resolved, `$3` the kind, `$4`/`$5` the cursor, `$6`
-/// the row limit (NULL: every row). Newest first, along `incidents_opened_idx`.
-const INCIDENTS_SQL: &str = "
+/// the row limit (NULL: every row). The search is a union of index lookups (trigram
+/// indexes), one per searched text; the page is read in `sort`'s order along
+/// `incidents_opened_idx`.
+fn incidents_sql(sort: Sort) -> String {
+    let keys = Keys {
+        made: "i.opened_at",
+        name: "",
+        revenue: "",
+        id: "i.id",
+    };
+    let (after, order) = sort.clauses(&keys, 4, 5);
+    format!(
+        "
+    WITH matched AS (
+        SELECT id FROM incidents WHERE lower(summary) LIKE lower($1)
+        UNION SELECT i.id FROM organizations o JOIN incidents i ON i.organization_id = o.id
+               WHERE lower(o.name) LIKE lower($1) OR o.slug LIKE lower($1)
+        UNION SELECT i.id FROM sites s JOIN incidents i ON i.site_id = s.id
+               WHERE s.slug LIKE lower($1)
+    )
     SELECT i.id, i.kind, i.subject, i.summary, i.opened_at, i.resolved_at,
            o.name AS organization_name, o.slug AS organization_slug, s.slug AS site_slug,
            (SELECT e.message FROM incident_events e WHERE e.incident_id = i.id
@@ -65,34 +89,35 @@ const INCIDENTS_SQL: &str = "
       FROM incidents i
       JOIN organizations o ON o.id = i.organization_id
       LEFT JOIN sites s ON s.id = i.site_id
-     WHERE ($1::text IS NULL OR lower(i.summary) LIKE lower($1)
-            OR lower(o.name) LIKE lower($1) OR o.slug LIKE lower($1)
-            OR coalesce(s.slug, '') LIKE lower($1))
+     WHERE ($1::text IS NULL OR i.id IN (SELECT id FROM matched))
        AND CASE $2::text
              WHEN 'open' THEN i.resolved_at IS NULL
              WHEN 'resolved' THEN i.resolved_at IS NOT NULL
              ELSE true
            END
        AND ($3::text IS NULL OR i.kind = $3)
-       AND ($4::timestamptz IS NULL OR (i.opened_at, i.id) < ($4, $5::uuid))
-     ORDER BY i.opened_at DESC, i.id DESC
-     LIMIT $6::bigint";
+       AND {after}
+     {order}
+     LIMIT $6::bigint"
+    )
+}
 
-fn incidents_query(
+fn incidents_query<'q>(
+    sql: &'q str,
     filter: &IncidentFilter,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: (Option<String>, Option<Uuid>),
     limit: Option<i64>,
-) -> sqlx::query::QueryAs<'static, sqlx::Postgres, IncidentRow, sqlx::postgres::PgArguments> {
-    sqlx::query_as(INCIDENTS_SQL)
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, IncidentRow, sqlx::postgres::PgArguments> {
+    sqlx::query_as(sql)
         .bind(filter.search.as_ref().map(Search::pattern))
         .bind(filter.state)
         .bind(filter.kind.map(IncidentKind::as_str))
-        .bind(after.map(|(at, _)| at))
-        .bind(after.map(|(_, id)| id))
+        .bind(after.0)
+        .bind(after.1)
         .bind(limit)
 }
 
-/// Incidents matching `filter`, newest first, from just after `after`: at most `limit`.
+/// Incidents matching `filter`, in its order, from just after `after`: at most `limit`.
 pub async fn incidents(
     platform: &Platform,
     _: &Operator,
@@ -101,16 +126,17 @@ pub async fn incidents(
     limit: i64,
 ) -> Result<Page<IncidentRow>> {
     let limit = limit.clamp(1, 1000);
-    let after = after.map(Cursor::timed).transpose()?;
-    let rows = incidents_query(filter, after, Some(limit + 1))
+    let after = filter.sort.after(after)?;
+    let sql = incidents_sql(filter.sort);
+    let rows = incidents_query(&sql, filter, after, Some(limit + 1))
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, limit, |row| {
-        Cursor::after(Cursor::micros(row.opened_at), row.id)
+        filter.sort.cursor(row.opened_at, "", 0, row.id)
     }))
 }
 
-/// Every incident matching `filter` as CSV, newest first, in one query.
+/// Every incident matching `filter` as CSV, in its order, in one query.
 pub async fn incidents_csv(
     platform: &Platform,
     _: &Operator,
@@ -127,7 +153,8 @@ pub async fn incidents_csv(
         "resolved_at",
         "latest",
     ]);
-    let mut rows = incidents_query(filter, None, None).fetch(&platform.db);
+    let sql = incidents_sql(filter.sort);
+    let mut rows = incidents_query(&sql, filter, (None, None), None).fetch(&platform.db);
     while let Some(row) = rows.try_next().await? {
         csv.push_str(&csv_line(&[
             &row.id.to_string(),

@@ -1,12 +1,12 @@
 //! Background jobs, for operators: the list (searched by kind, key, error or payload,
-//! filtered by state, newest first, keyset pages, CSV), and the retry of a dead job with a
+//! filtered by state, newest or oldest first, keyset pages, CSV), and the retry of a dead job with a
 //! reason, recorded in the audit log with the operator as actor.
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 
-use super::lists::{Page, Search, csv_line, one_of, page};
+use super::lists::{Page, Search, Sort, csv_line, one_of, page};
 use super::{Operator, Reason};
 use crate::Platform;
 use crate::kernel::Result;
@@ -22,7 +22,12 @@ pub struct JobFilter {
     pub search: Option<Search>,
     /// One of [`JOB_STATES`].
     pub state: Option<&'static str>,
+    /// One of [`JOB_SORTS`].
+    pub sort: Sort,
 }
+
+/// The job list's orders: newest or oldest first.
+pub const JOB_SORTS: [Sort; 2] = [Sort::Newest, Sort::Oldest];
 
 impl JobFilter {
     /// From the list's query parameters (`q`, `state`; empty means any).
@@ -35,6 +40,7 @@ impl JobFilter {
                 "state",
                 "Choose dead, retrying, queued, running or succeeded jobs.",
             )?,
+            sort: Sort::default(),
         })
     }
 }
@@ -58,8 +64,11 @@ pub struct JobRow {
 }
 
 /// `$1` the search pattern, `$2` the state, `$3` the cursor, `$4` the row limit (NULL: every
-/// row). Newest first, along the primary key.
-const JOBS_SQL: &str = "
+/// row). Newest or oldest first, along the primary key.
+fn jobs_sql(sort: Sort) -> String {
+    let (after, order) = sort.by_id("j.id", 3);
+    format!(
+        "
     SELECT j.id, j.kind,
            CASE WHEN j.state = 'queued' AND j.attempts > 0 THEN 'retrying' ELSE j.state END
                AS state,
@@ -78,23 +87,26 @@ const JOBS_SQL: &str = "
              WHEN 'dead' THEN j.state = 'dead'
              ELSE true
            END
-       AND ($3::bigint IS NULL OR j.id < $3)
-     ORDER BY j.id DESC
-     LIMIT $4::bigint";
+       AND {after}
+     {order}
+     LIMIT $4::bigint"
+    )
+}
 
-fn jobs_query(
+fn jobs_query<'q>(
+    sql: &'q str,
     filter: &JobFilter,
     after: Option<i64>,
     limit: Option<i64>,
-) -> sqlx::query::QueryAs<'static, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments> {
-    sqlx::query_as(JOBS_SQL)
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments> {
+    sqlx::query_as(sql)
         .bind(filter.search.as_ref().map(Search::pattern))
         .bind(filter.state)
         .bind(after)
         .bind(limit)
 }
 
-/// Jobs matching `filter`, newest first, from just below the job `after`: at most `limit`.
+/// Jobs matching `filter`, in its order, from just after the job `after`: at most `limit`.
 pub async fn jobs(
     platform: &Platform,
     _: &Operator,
@@ -103,13 +115,14 @@ pub async fn jobs(
     limit: i64,
 ) -> Result<Page<JobRow, i64>> {
     let limit = limit.clamp(1, 1000);
-    let rows = jobs_query(filter, after, Some(limit + 1))
+    let sql = jobs_sql(filter.sort);
+    let rows = jobs_query(&sql, filter, after, Some(limit + 1))
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, limit, |row| row.id))
 }
 
-/// Every job matching `filter` as CSV, newest first, in one query.
+/// Every job matching `filter` as CSV, in its order, in one query.
 pub async fn jobs_csv(platform: &Platform, _: &Operator, filter: &JobFilter) -> Result<String> {
     let mut csv = csv_line(&[
         "id",
@@ -123,7 +136,8 @@ pub async fn jobs_csv(platform: &Platform, _: &Operator, filter: &JobFilter) -> 
         "created_at",
         "finished_at",
     ]);
-    let mut rows = jobs_query(filter, None, None).fetch(&platform.db);
+    let sql = jobs_sql(filter.sort);
+    let mut rows = jobs_query(&sql, filter, None, None).fetch(&platform.db);
     while let Some(row) = rows.try_next().await? {
         csv.push_str(&csv_line(&[
             &row.id.to_string(),

@@ -5,7 +5,7 @@
 //! whose revenue changes between two pages can move across them); exported as CSV with the
 //! same search, filters and order, in one query.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use uuid::Uuid;
@@ -63,36 +63,149 @@ impl Search {
     }
 }
 
-/// The orders of the organization list.
+/// The orders of the operator lists (each list offers some of them). Every order ends on
+/// the row's id, so no two rows tie and a page link names the last row seen exactly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub enum OrgSort {
-    /// Newest first.
+pub enum Sort {
+    /// Newest first: by when the row was made (an incident: opened; a job or an audit
+    /// entry: its id, which grows with time).
     #[default]
     Newest,
-    /// By name, A to Z.
+    /// Oldest first.
+    Oldest,
+    /// A to Z by the list's name (an organization's name, a site's slug, an email).
     Name,
     /// Highest monthly revenue first.
     Revenue,
 }
 
-impl OrgSort {
-    pub const ALL: [OrgSort; 3] = [OrgSort::Newest, OrgSort::Name, OrgSort::Revenue];
-
+impl Sort {
     pub fn as_str(self) -> &'static str {
         match self {
-            OrgSort::Newest => "newest",
-            OrgSort::Name => "name",
-            OrgSort::Revenue => "revenue",
+            Sort::Newest => "newest",
+            Sort::Oldest => "oldest",
+            Sort::Name => "name",
+            Sort::Revenue => "revenue",
         }
     }
 
-    pub fn parse(raw: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|sort| sort.as_str() == raw)
-            .ok_or_else(|| Error::invalid("sort", "Sort by newest, name or revenue."))
+    /// From a list's `sort` parameter: empty is newest first; else one of `offered`.
+    pub fn parse(raw: &str, offered: &[Sort]) -> Result<Self> {
+        match raw.trim() {
+            "" => Ok(Sort::default()),
+            raw => offered
+                .iter()
+                .copied()
+                .find(|sort| sort.as_str() == raw)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = offered.iter().map(|s| s.as_str()).collect();
+                    let words = match names.split_last() {
+                        Some((last, rest)) if !rest.is_empty() => {
+                            format!("{} or {last}", rest.join(", "))
+                        }
+                        _ => names.concat(),
+                    };
+                    Error::invalid("sort", format!("Sort by {words}."))
+                }),
+        }
+    }
+
+    /// `<` and `DESC` for the orders that go down, `>` and `ASC` for those that go up.
+    fn direction(self) -> (&'static str, &'static str) {
+        match self {
+            Sort::Newest | Sort::Revenue => ("<", "DESC"),
+            Sort::Oldest | Sort::Name => (">", "ASC"),
+        }
+    }
+
+    /// The condition "after the cursor" and the `ORDER BY` clause of a list whose rows
+    /// `keys` describes. `$key` is the cursor's key as [`Sort::bound`] gives it (NULL on
+    /// the first page), `$id` its row id. An order along an index (its columns, then the
+    /// id) reads a page from the cursor on, whatever the page's depth.
+    pub(super) fn clauses(self, keys: &Keys, key: u8, id: u8) -> (String, String) {
+        let (column, cast) = match self {
+            Sort::Newest | Sort::Oldest => (keys.made, "timestamptz"),
+            Sort::Name => (keys.name, "text"),
+            Sort::Revenue => (keys.revenue, "bigint"),
+        };
+        debug_assert!(
+            !column.is_empty(),
+            "{self:?} is not one of this list's orders"
+        );
+        let (after, order) = self.direction();
+        let row = keys.id;
+        (
+            format!(
+                "(${key}::text IS NULL OR ({column}, {row}) {after} (${key}::text::{cast}, ${id}))"
+            ),
+            format!("ORDER BY {column} {order}, {row} {order}"),
+        )
+    }
+
+    /// [`Sort::clauses`] of a list ordered by an id that grows with time (`column`, a
+    /// `bigint`; `$after` the cursor, that of the last row seen).
+    pub(super) fn by_id(self, column: &str, after: u8) -> (String, String) {
+        let (cmp, order) = self.direction();
+        (
+            format!("(${after}::bigint IS NULL OR {column} {cmp} ${after})"),
+            format!("ORDER BY {column} {order}"),
+        )
+    }
+
+    /// The cursor just after a row: its key in this order (`made` as microseconds since
+    /// 1970, the name exactly as the database compares it, or the revenue in cents) and
+    /// its id.
+    pub(super) fn cursor(self, made: DateTime<Utc>, name: &str, cents: i64, id: Uuid) -> Cursor {
+        let key = match self {
+            Sort::Newest | Sort::Oldest => Cursor::micros(made),
+            Sort::Name => name.to_owned(),
+            Sort::Revenue => cents.to_string(),
+        };
+        Cursor { key, id }
+    }
+
+    /// The cursor's key and id as [`Sort::clauses`] binds them (both NULL on the first
+    /// page).
+    pub(super) fn after(self, cursor: Option<&Cursor>) -> Result<(Option<String>, Option<Uuid>)> {
+        match cursor {
+            None => Ok((None, None)),
+            Some(cursor) => Ok((Some(self.bound(cursor)?), Some(cursor.id))),
+        }
+    }
+
+    /// A page link's cursor key as [`Sort::clauses`] binds it, checked here: a stale or
+    /// altered link is the operator's error (400), never the database's.
+    fn bound(self, cursor: &Cursor) -> Result<String> {
+        match self {
+            Sort::Newest | Sort::Oldest => {
+                Ok(cursor.time()?.to_rfc3339_opts(SecondsFormat::Micros, true))
+            }
+            Sort::Name if cursor.key.chars().any(char::is_control) => Err(stale()),
+            Sort::Name => Ok(cursor.key.clone()),
+            Sort::Revenue => cursor
+                .key
+                .parse::<i64>()
+                .map(|cents| cents.to_string())
+                .map_err(|_| stale()),
+        }
     }
 }
+
+/// The columns a list's orders sort by, as its query names them ("" for an order the
+/// list does not offer).
+pub(super) struct Keys {
+    /// When the row was made.
+    pub made: &'static str,
+    /// The A-to-Z text.
+    pub name: &'static str,
+    /// Monthly revenue in cents.
+    pub revenue: &'static str,
+    /// The row's id, last in every order.
+    pub id: &'static str,
+}
+
+/// The organization list's orders.
+pub const ORG_SORTS: [Sort; 4] = [Sort::Newest, Sort::Oldest, Sort::Name, Sort::Revenue];
 
 /// Billing states an operator filters by: Stripe's subscription status, or `none` for an
 /// organization that never subscribed (every organization in local billing mode).
@@ -114,7 +227,7 @@ pub struct OrgFilter {
     pub search: Option<Search>,
     pub plan: Option<String>,
     pub billing: Option<String>,
-    pub sort: OrgSort,
+    pub sort: Sort,
 }
 
 impl OrgFilter {
@@ -138,10 +251,7 @@ impl OrgFilter {
             state if BILLING_STATES.contains(&state) => Some(state.to_owned()),
             _ => return Err(Error::invalid("billing", "No such billing state.")),
         };
-        let sort = match sort.trim() {
-            "" => OrgSort::default(),
-            sort => OrgSort::parse(sort)?,
-        };
+        let sort = Sort::parse(sort, &ORG_SORTS)?;
         Ok(Self {
             search: Search::parse(search)?,
             plan,
@@ -173,17 +283,8 @@ impl Cursor {
         })
     }
 
-    /// Just after the row with this sort key (as the query compares it) and id.
-    pub(super) fn after(key: String, id: Uuid) -> Self {
-        Self { key, id }
-    }
-
-    pub(super) fn id(&self) -> Uuid {
-        self.id
-    }
-
     /// A key that is a moment (microseconds since 1970, [`Cursor::micros`]).
-    pub(super) fn time(&self) -> Result<DateTime<Utc>> {
+    fn time(&self) -> Result<DateTime<Utc>> {
         let micros: i64 = self.key.parse().map_err(|_| stale())?;
         DateTime::<Utc>::from_timestamp_micros(micros)
             // Rows were made after 1970 and before 10000 (PostgreSQL would refuse some
@@ -192,25 +293,9 @@ impl Cursor {
             .ok_or_else(stale)
     }
 
-    /// The moment and the id of a list ordered by a moment, then the id.
-    pub(super) fn timed(&self) -> Result<(DateTime<Utc>, Uuid)> {
-        Ok((self.time()?, self.id))
-    }
-
     /// The key of a moment, as [`Cursor::time`] reads it.
-    pub(super) fn micros(at: DateTime<Utc>) -> String {
+    fn micros(at: DateTime<Utc>) -> String {
         at.timestamp_micros().to_string()
-    }
-
-    /// Just after `row`: its sort key exactly as the query compares it (the name as the
-    /// database lowercases it, never as Rust would).
-    fn of(row: &OrgRow, sort: OrgSort) -> Self {
-        let key = match sort {
-            OrgSort::Newest => Self::micros(row.created_at),
-            OrgSort::Name => row.name_key.clone(),
-            OrgSort::Revenue => row.mrr_cents.to_string(),
-        };
-        Self { key, id: row.id }
     }
 }
 
@@ -253,13 +338,15 @@ pub async fn organizations(
     limit: i64,
 ) -> Result<Page<OrgRow>> {
     let query = OrgQuery::new(platform, filter, after, Some(limit))?;
-    let sql = organizations_sql();
+    let sql = organizations_sql(filter.sort);
     let rows: Vec<OrgRow> = query
         .bind(sqlx::query_as(&sql))
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, query.limit.unwrap_or(limit), |row| {
-        Cursor::of(row, filter.sort)
+        filter
+            .sort
+            .cursor(row.created_at, &row.name_key, row.mrr_cents, row.id)
     }))
 }
 
@@ -271,7 +358,10 @@ pub async fn explain_organizations(
     filter: &OrgFilter,
 ) -> Result<String> {
     let query = OrgQuery::new(platform, filter, None, Some(PAGE))?;
-    let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", organizations_sql());
+    let sql = format!(
+        "EXPLAIN (ANALYZE, BUFFERS) {}",
+        organizations_sql(filter.sort)
+    );
     let lines: Vec<(String,)> = query
         .bind(sqlx::query_as(&sql))
         .fetch_all(&platform.db)
@@ -292,10 +382,8 @@ pub(super) fn plan_text(lines: Vec<(String,)>) -> String {
 struct OrgQuery<'a> {
     live: Live,
     filter: &'a OrgFilter,
-    after_time: Option<DateTime<Utc>>,
-    after_name: Option<String>,
-    after_cents: Option<i64>,
-    after_id: Option<Uuid>,
+    /// The cursor's key as bound, and its id.
+    after: (Option<String>, Option<Uuid>),
     /// Rows per page; `None`: every row.
     limit: Option<i64>,
 }
@@ -307,32 +395,15 @@ impl<'a> OrgQuery<'a> {
         after: Option<&Cursor>,
         limit: Option<i64>,
     ) -> Result<Self> {
-        let (after_time, after_name, after_cents) = match (after, filter.sort) {
-            (None, _) => (None, None, None),
-            (Some(cursor), OrgSort::Newest) => (Some(cursor.time()?), None, None),
-            (Some(cursor), OrgSort::Name) => {
-                if cursor.key.chars().any(char::is_control) {
-                    return Err(stale());
-                }
-                (None, Some(cursor.key.clone()), None)
-            }
-            (Some(cursor), OrgSort::Revenue) => {
-                let cents: i64 = cursor.key.parse().map_err(|_| stale())?;
-                (None, None, Some(cents))
-            }
-        };
         Ok(Self {
             live: Live::new(platform, Utc::now()),
             filter,
-            after_time,
-            after_name,
-            after_cents,
-            after_id: after.map(|cursor| cursor.id),
+            after: filter.sort.after(after)?,
             limit: limit.map(|limit| limit.clamp(1, 1000)),
         })
     }
 
-    /// Binds `$1` to `$14` (one row more than a page: whether there is a next one; no
+    /// Binds `$1` to `$11` (one row more than a page: whether there is a next one; no
     /// limit for an export).
     fn bind<'q, O>(&'q self, query: Query<'q, O>) -> Query<'q, O> {
         self.live
@@ -340,11 +411,8 @@ impl<'a> OrgQuery<'a> {
             .bind(self.filter.search.as_ref().map(Search::pattern))
             .bind(self.filter.plan.as_deref())
             .bind(self.filter.billing.as_deref())
-            .bind(self.filter.sort.as_str())
-            .bind(self.after_time)
-            .bind(self.after_name.as_deref())
-            .bind(self.after_cents)
-            .bind(self.after_id)
+            .bind(self.after.0.as_deref())
+            .bind(self.after.1)
             .bind(self.limit.map(|limit| limit + 1))
     }
 }
@@ -362,11 +430,18 @@ pub(super) const MATCHED: &str = "
            WHERE lower(stripe_customer_id) LIKE lower($6)
               OR lower(stripe_subscription_id) LIKE lower($6)";
 
-/// The search is [`MATCHED`]; then the page is read in the chosen order from after the
+/// The search is [`MATCHED`]; then the page is read in `sort`'s order from after the
 /// cursor.
 /// `$1`-`$5`: [`LIVE`]'s (what counts as revenue); `$6` the search pattern, `$7` the plan,
-/// `$8` the billing state, `$9` the order, `$10`-`$13` the cursor, `$14` the row limit.
-fn organizations_sql() -> String {
+/// `$8` the billing state, `$9`/`$10` the cursor, `$11` the row limit.
+fn organizations_sql(sort: Sort) -> String {
+    let keys = Keys {
+        made: "o.created_at",
+        name: "o.name_key",
+        revenue: "o.mrr_cents",
+        id: "o.id",
+    };
+    let (after, order) = sort.clauses(&keys, 9, 10);
     format!(
         "WITH live AS ({LIVE}),
         matched AS ({MATCHED}),
@@ -393,17 +468,9 @@ fn organizations_sql() -> String {
                  WHERE s.organization_id = o.id AND s.status <> 'deleted'
                    AND s.suspended_at IS NOT NULL) AS suspended_sites
           FROM listed o
-         WHERE CASE $9::text
-                 WHEN 'name' THEN $11::text IS NULL OR (o.name_key, o.id) > ($11, $13)
-                 WHEN 'revenue' THEN $12::bigint IS NULL OR (o.mrr_cents, o.id) < ($12, $13)
-                 ELSE $10::timestamptz IS NULL OR (o.created_at, o.id) < ($10, $13)
-               END
-         ORDER BY CASE WHEN $9 = 'name' THEN o.name_key END,
-                  CASE WHEN $9 = 'name' THEN o.id END,
-                  CASE WHEN $9 = 'revenue' THEN o.mrr_cents END DESC,
-                  CASE WHEN $9 = 'newest' THEN o.created_at END DESC,
-                  o.id DESC
-         LIMIT $14::bigint"
+         WHERE {after}
+         {order}
+         LIMIT $11::bigint"
     )
 }
 
@@ -416,7 +483,7 @@ pub fn parse_cursor(raw: &str) -> Result<Option<Cursor>> {
     }
 }
 
-/// Where a page of a list by id, newest first, starts: just below this id.
+/// Where a page of a list by id starts: just after this id in the list's order.
 pub fn parse_after_id(raw: &str) -> Result<Option<i64>> {
     match raw.trim() {
         "" => Ok(None),
@@ -480,7 +547,7 @@ pub async fn organizations_csv(
         "created_at",
     ]);
     let query = OrgQuery::new(platform, filter, None, None)?;
-    let sql = organizations_sql();
+    let sql = organizations_sql(filter.sort);
     let mut rows = query
         .bind(sqlx::query_as::<_, OrgRow>(&sql))
         .fetch(&platform.db);

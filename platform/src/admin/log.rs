@@ -1,5 +1,5 @@
 //! The operator audit log: every action an operator took as an operator (from the panel or
-//! `slipway admin`), with its reason, newest first, in keyset pages by id; searched by part
+//! `slipway admin`), with its reason, newest or oldest first, in keyset pages by id; searched by part
 //! of the action, the operator's email, what was acted on, the reason or the organization;
 //! filtered by action; exported as CSV.
 
@@ -9,7 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Operator;
-use super::lists::{Page, Search, csv_line, page};
+use super::lists::{Page, Search, Sort, csv_line, page};
 use crate::Platform;
 use crate::kernel::{Error, Result};
 
@@ -19,7 +19,12 @@ pub struct LogFilter {
     pub search: Option<Search>,
     /// An action name (`site.suspend`), as [`actions`] lists them.
     pub action: Option<String>,
+    /// One of [`LOG_SORTS`].
+    pub sort: Sort,
 }
+
+/// The audit log's orders: newest or oldest first.
+pub const LOG_SORTS: [Sort; 2] = [Sort::Newest, Sort::Oldest];
 
 impl LogFilter {
     /// From the list's query parameters (`q`, `action`; empty means any). An action is a
@@ -40,6 +45,7 @@ impl LogFilter {
         Ok(Self {
             search: Search::parse(search)?,
             action,
+            sort: Sort::default(),
         })
     }
 }
@@ -63,8 +69,11 @@ pub struct LogRow {
 }
 
 /// `$1` the search pattern, `$2` the action, `$3` the cursor, `$4` the row limit (NULL: every
-/// row). Newest first, along the partial index of operator entries.
-const LOG_SQL: &str = "
+/// row). Newest or oldest first, along the partial index of operator entries.
+fn log_sql(sort: Sort) -> String {
+    let (after, order) = sort.by_id("a.id", 3);
+    format!(
+        "
     SELECT a.id, a.created_at AS at, a.action, u.email AS operator, a.subject,
            a.details->>'reason' AS reason, a.organization_id,
            o.name AS organization_name, o.slug AS organization_slug,
@@ -80,23 +89,26 @@ const LOG_SQL: &str = "
             OR lower(coalesce(o.name, '')) LIKE lower($1)
             OR coalesce(o.slug, '') LIKE lower($1))
        AND ($2::text IS NULL OR a.action = $2)
-       AND ($3::bigint IS NULL OR a.id < $3)
-     ORDER BY a.id DESC
-     LIMIT $4::bigint";
+       AND {after}
+     {order}
+     LIMIT $4::bigint"
+    )
+}
 
-fn log_query(
-    filter: &LogFilter,
+fn log_query<'q>(
+    sql: &'q str,
+    filter: &'q LogFilter,
     after: Option<i64>,
     limit: Option<i64>,
-) -> sqlx::query::QueryAs<'_, sqlx::Postgres, LogRow, sqlx::postgres::PgArguments> {
-    sqlx::query_as(LOG_SQL)
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, LogRow, sqlx::postgres::PgArguments> {
+    sqlx::query_as(sql)
         .bind(filter.search.as_ref().map(Search::pattern))
         .bind(filter.action.as_deref())
         .bind(after)
         .bind(limit)
 }
 
-/// Operator actions matching `filter`, newest first, from just below the entry `after`: at
+/// Operator actions matching `filter`, in its order, from just after the entry `after`: at
 /// most `limit`.
 pub async fn entries(
     platform: &Platform,
@@ -106,7 +118,8 @@ pub async fn entries(
     limit: i64,
 ) -> Result<Page<LogRow, i64>> {
     let limit = limit.clamp(1, 1000);
-    let rows = log_query(filter, after, Some(limit + 1))
+    let sql = log_sql(filter.sort);
+    let rows = log_query(&sql, filter, after, Some(limit + 1))
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, limit, |row| row.id))
@@ -121,7 +134,7 @@ pub async fn actions(platform: &Platform, _: &Operator) -> Result<Vec<String>> {
     .await?)
 }
 
-/// Every operator action matching `filter` as CSV, newest first, in one query.
+/// Every operator action matching `filter` as CSV, in its order, in one query.
 pub async fn entries_csv(platform: &Platform, _: &Operator, filter: &LogFilter) -> Result<String> {
     let mut csv = csv_line(&[
         "id",
@@ -133,7 +146,8 @@ pub async fn entries_csv(platform: &Platform, _: &Operator, filter: &LogFilter) 
         "organization_slug",
         "details",
     ]);
-    let mut rows = log_query(filter, None, None).fetch(&platform.db);
+    let sql = log_sql(filter.sort);
+    let mut rows = log_query(&sql, filter, None, None).fetch(&platform.db);
     while let Some(row) = rows.try_next().await? {
         csv.push_str(&csv_line(&[
             &row.id.to_string(),

@@ -2,7 +2,8 @@
 //! Slipway last saw it (canceled ones included, with their grace period); in local billing
 //! mode, each organization on a paid plan an operator assigned. Searched like the
 //! organization list (a member's email, the organization, a site, a domain, a Stripe id),
-//! filtered by status, plan and interval, newest first in keyset pages, exported as CSV.
+//! filtered by status, plan and interval, newest or oldest first or by revenue in keyset
+//! pages, exported as CSV.
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -10,7 +11,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Operator;
-use super::lists::{BILLING_STATES, Cursor, MATCHED, Page, Search, csv_line, one_of, page};
+use super::lists::{
+    BILLING_STATES, Cursor, Keys, MATCHED, Page, Search, Sort, csv_line, one_of, page,
+};
 use crate::Platform;
 use crate::billing::revenue::{LIVE, Live, Query};
 use crate::kernel::{Error, Result};
@@ -26,7 +29,13 @@ pub struct SubscriptionFilter {
     pub status: Option<&'static str>,
     pub plan: Option<String>,
     pub interval: Option<&'static str>,
+    /// One of [`SUBSCRIPTION_SORTS`].
+    pub sort: Sort,
 }
+
+/// The subscription list's orders: newest or oldest first (since when), or highest
+/// monthly revenue first.
+pub const SUBSCRIPTION_SORTS: [Sort; 3] = [Sort::Newest, Sort::Oldest, Sort::Revenue];
 
 impl SubscriptionFilter {
     /// From the list's query parameters (`q`, `status`, `plan`, `interval`; empty means
@@ -60,6 +69,7 @@ impl SubscriptionFilter {
                 "interval",
                 "Choose monthly or yearly.",
             )?,
+            sort: Sort::default(),
         })
     }
 }
@@ -90,8 +100,16 @@ pub struct SubscriptionRow {
 }
 
 /// `$1`-`$5`: [`LIVE`]'s (local billing mode among them), `$6` the search pattern, `$7` the
-/// status, `$8` the plan, `$9` the interval, `$10`/`$11` the cursor, `$12` the row limit.
-fn subscriptions_sql() -> String {
+/// status, `$8` the plan, `$9` the interval, `$10`/`$11` the cursor, `$12` the row limit; in
+/// `sort`'s order.
+fn subscriptions_sql(sort: Sort) -> String {
+    let keys = Keys {
+        made: "s.since",
+        name: "",
+        revenue: "coalesce(l.mrr_cents, 0)::bigint",
+        id: "s.organization_id",
+    };
+    let (after, order) = sort.clauses(&keys, 10, 11);
     format!(
         "WITH live AS ({LIVE}),
         matched AS ({MATCHED}),
@@ -121,8 +139,8 @@ fn subscriptions_sql() -> String {
            AND ($7::text IS NULL OR s.status = $7)
            AND ($8::text IS NULL OR s.plan_id = $8)
            AND ($9::text IS NULL OR s.billing_interval = $9)
-           AND ($10::timestamptz IS NULL OR (s.since, s.organization_id) < ($10, $11::uuid))
-         ORDER BY s.since DESC, s.organization_id DESC
+           AND {after}
+         {order}
          LIMIT $12::bigint"
     )
 }
@@ -132,7 +150,7 @@ fn bind<'q, O>(
     query: Query<'q, O>,
     live: &'q Live,
     filter: &'q SubscriptionFilter,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: (Option<String>, Option<Uuid>),
     limit: Option<i64>,
 ) -> Query<'q, O> {
     live.bind(query)
@@ -140,12 +158,12 @@ fn bind<'q, O>(
         .bind(filter.status)
         .bind(filter.plan.as_deref())
         .bind(filter.interval)
-        .bind(after.map(|(at, _)| at))
-        .bind(after.map(|(_, id)| id))
+        .bind(after.0)
+        .bind(after.1)
         .bind(limit)
 }
 
-/// Subscriptions matching `filter`, newest first, from just after `after`: at most
+/// Subscriptions matching `filter`, in its order, from just after `after`: at most
 /// `limit`.
 pub async fn subscriptions(
     platform: &Platform,
@@ -155,18 +173,20 @@ pub async fn subscriptions(
     limit: i64,
 ) -> Result<Page<SubscriptionRow>> {
     let limit = limit.clamp(1, 1000);
-    let after = after.map(Cursor::timed).transpose()?;
+    let after = filter.sort.after(after)?;
     let live = Live::new(platform, Utc::now());
-    let sql = subscriptions_sql();
+    let sql = subscriptions_sql(filter.sort);
     let rows = bind(sqlx::query_as(&sql), &live, filter, after, Some(limit + 1))
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, limit, |row| {
-        Cursor::after(Cursor::micros(row.since), row.organization_id)
+        filter
+            .sort
+            .cursor(row.since, "", row.mrr_cents, row.organization_id)
     }))
 }
 
-/// Every subscription matching `filter` as CSV, newest first, in one query.
+/// Every subscription matching `filter` as CSV, in its order, in one query.
 pub async fn subscriptions_csv(
     platform: &Platform,
     _: &Operator,
@@ -190,12 +210,12 @@ pub async fn subscriptions_csv(
         "since",
     ]);
     let live = Live::new(platform, Utc::now());
-    let sql = subscriptions_sql();
+    let sql = subscriptions_sql(filter.sort);
     let mut rows = bind(
         sqlx::query_as::<_, SubscriptionRow>(&sql),
         &live,
         filter,
-        None,
+        (None, None),
         None,
     )
     .fetch(&platform.db);

@@ -1,5 +1,6 @@
 //! Every user account, for operators: the list (searched by part of an email or a name,
-//! filtered by operators, disabled or unverified accounts, newest first, keyset pages, CSV),
+//! filtered by operators, disabled or unverified accounts, newest or oldest first or by
+//! email, keyset pages, CSV),
 //! one account whole (its organizations, sessions and sign-in history), and what operators
 //! do to an account, each with a reason in the audit log: disable it (it is signed out
 //! everywhere and its sign-ins are refused), enable it again, mail a fresh verification
@@ -10,7 +11,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::lists::{Cursor, Page, Search, csv_line, one_of, page};
+use super::lists::{Cursor, Keys, Page, Search, Sort, csv_line, one_of, page};
 use super::{Operator, Reason};
 use crate::Platform;
 use crate::kernel::{Error, Result};
@@ -25,7 +26,12 @@ pub struct UserFilter {
     pub search: Option<Search>,
     /// One of [`USER_STATES`].
     pub state: Option<&'static str>,
+    /// One of [`USER_SORTS`].
+    pub sort: Sort,
 }
+
+/// The user list's orders: newest or oldest first, or by email.
+pub const USER_SORTS: [Sort; 3] = [Sort::Newest, Sort::Oldest, Sort::Name];
 
 impl UserFilter {
     /// From the list's query parameters (`q`, `state`; empty means any).
@@ -38,6 +44,7 @@ impl UserFilter {
                 "state",
                 "Choose operators, disabled or unverified.",
             )?,
+            sort: Sort::default(),
         })
     }
 }
@@ -60,9 +67,18 @@ pub struct UserRow {
 }
 
 /// `$1` the search pattern, `$2` the state, `$3`/`$4` the cursor, `$5` the row limit (NULL:
-/// every row), `$6` one account's id (NULL: any). Newest first, read backwards along
-/// `users_created_idx`.
-const USERS_SQL: &str = "
+/// every row), `$6` one account's id (NULL: any). In `sort`'s order, along
+/// `users_created_idx` or `users_email_order_idx`.
+fn users_sql(sort: Sort) -> String {
+    let keys = Keys {
+        made: "u.created_at",
+        name: "u.email",
+        revenue: "",
+        id: "u.id",
+    };
+    let (after, order) = sort.clauses(&keys, 3, 4);
+    format!(
+        "
     SELECT u.id, u.email, u.name, u.created_at, u.email_verified_at IS NOT NULL AS verified,
            u.is_operator, u.disabled_at, u.disabled_reason,
            (SELECT count(*) FROM organization_members m WHERE m.user_id = u.id) AS organizations,
@@ -79,27 +95,30 @@ const USERS_SQL: &str = "
              WHEN 'unverified' THEN u.email_verified_at IS NULL
              ELSE true
            END
-       AND ($3::timestamptz IS NULL OR (u.created_at, u.id) < ($3, $4))
+       AND {after}
        AND ($6::uuid IS NULL OR u.id = $6)
-     ORDER BY u.created_at DESC, u.id DESC
-     LIMIT $5::bigint";
+     {order}
+     LIMIT $5::bigint"
+    )
+}
 
-fn users_query(
+fn users_query<'q>(
+    sql: &'q str,
     filter: &UserFilter,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: (Option<String>, Option<Uuid>),
     limit: Option<i64>,
     user_id: Option<Uuid>,
-) -> sqlx::query::QueryAs<'static, sqlx::Postgres, UserRow, sqlx::postgres::PgArguments> {
-    sqlx::query_as(USERS_SQL)
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, UserRow, sqlx::postgres::PgArguments> {
+    sqlx::query_as(sql)
         .bind(filter.search.as_ref().map(Search::pattern))
         .bind(filter.state)
-        .bind(after.map(|(at, _)| at))
-        .bind(after.map(|(_, id)| id))
+        .bind(after.0)
+        .bind(after.1)
         .bind(limit)
         .bind(user_id)
 }
 
-/// Accounts matching `filter`, newest first, from just after `after`: at most `limit`.
+/// Accounts matching `filter`, in its order, from just after `after`: at most `limit`.
 pub async fn users(
     platform: &Platform,
     _: &Operator,
@@ -107,20 +126,18 @@ pub async fn users(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Page<UserRow>> {
-    let after = match after {
-        Some(cursor) => Some((cursor.time()?, cursor.id())),
-        None => None,
-    };
+    let after = filter.sort.after(after)?;
     let limit = limit.clamp(1, 1000);
-    let rows = users_query(filter, after, Some(limit + 1), None)
+    let sql = users_sql(filter.sort);
+    let rows = users_query(&sql, filter, after, Some(limit + 1), None)
         .fetch_all(&platform.db)
         .await?;
     Ok(page(rows, limit, |row| {
-        Cursor::after(Cursor::micros(row.created_at), row.id)
+        filter.sort.cursor(row.created_at, &row.email, 0, row.id)
     }))
 }
 
-/// Every account matching `filter` as CSV, newest first, in one query.
+/// Every account matching `filter` as CSV, in its order, in one query.
 pub async fn users_csv(platform: &Platform, _: &Operator, filter: &UserFilter) -> Result<String> {
     let mut csv = csv_line(&[
         "id",
@@ -134,7 +151,8 @@ pub async fn users_csv(platform: &Platform, _: &Operator, filter: &UserFilter) -
         "created_at",
     ]);
     let time = |at: Option<DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
-    let mut rows = users_query(filter, None, None, None).fetch(&platform.db);
+    let sql = users_sql(filter.sort);
+    let mut rows = users_query(&sql, filter, (None, None), None, None).fetch(&platform.db);
     while let Some(row) = rows.try_next().await? {
         csv.push_str(&csv_line(&[
             &row.id.to_string(),
@@ -195,10 +213,17 @@ pub struct UserDetail {
 
 /// One account, whole.
 pub async fn user(platform: &Platform, _: &Operator, user_id: Uuid) -> Result<UserDetail> {
-    let user = users_query(&UserFilter::default(), None, Some(1), Some(user_id))
-        .fetch_optional(&platform.db)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let sql = users_sql(Sort::default());
+    let user = users_query(
+        &sql,
+        &UserFilter::default(),
+        (None, None),
+        Some(1),
+        Some(user_id),
+    )
+    .fetch_optional(&platform.db)
+    .await?
+    .ok_or(Error::NotFound)?;
     let organizations = sqlx::query!(
         "SELECT o.name, o.slug, m.role, m.created_at
            FROM organization_members m JOIN organizations o ON o.id = m.organization_id

@@ -1047,7 +1047,7 @@ mod tenancy_over_http {
         // Bad filters and page links say so on the page, with a 4xx.
         for (query, message) in [
             ("plan=gold", "No such plan."),
-            ("sort=price", "Sort by newest, name or revenue."),
+            ("sort=price", "Sort by newest, oldest, name or revenue."),
             (
                 "after=-1000000000000000000~00000000-0000-0000-0000-000000000000",
                 "This page link is no longer valid",
@@ -1683,6 +1683,28 @@ mod tenancy_over_http {
         assert!(by_member.contains(r#"data-state="suspended""#));
         assert!(by_member.contains("malware found on the site"));
         assert!(by_member.contains(&format!(r#"href="/admin/organizations/{acme_slug}""#)));
+        // Newest first unless the operator sorts otherwise; the choice stays chosen.
+        let position = |html: &str, slug: &str| {
+            html.find(&format!(r#"data-site="{slug}""#))
+                .unwrap_or_else(|| panic!("{slug}: {html}"))
+        };
+        assert!(position(&by_member, "acme-broken") < position(&by_member, "acme-healthy"));
+        let oldest = html_of(
+            &server,
+            "/admin/sites?q=ADA%40acme&sort=oldest",
+            &operator_cookie,
+        )
+        .await;
+        assert!(position(&oldest, "acme-healthy") < position(&oldest, "acme-broken"));
+        assert!(
+            oldest.contains(r#"<option value="oldest" selected"#),
+            "{oldest}"
+        );
+        assert!(oldest.contains("Slug, A to Z"));
+        assert!(
+            oldest.contains("sort=oldest"),
+            "the CSV link keeps the order"
+        );
         let incidents = html_of(
             &server,
             "/admin/incidents?q=acme-healthy&state=open",
@@ -1748,11 +1770,25 @@ mod tenancy_over_http {
             let refused = get(path, None).await.expect("request");
             assert_eq!(refused.status().as_u16(), 401, "{path}");
         }
+        let oldest = get(
+            "/admin/sites.csv?q=ada%40acme&sort=oldest",
+            Some(&operator_cookie),
+        )
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+        let rows: Vec<&str> = oldest.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{oldest}");
+        assert!(rows[0].contains("acme-healthy") && rows[1].contains("acme-broken"));
         for bad in [
             "/admin/sites.csv?state=asleep",
             "/admin/incidents.csv?kind=meteor",
             "/admin/audit.csv?action=DROP%20TABLE",
             "/admin/subscriptions.csv?interval=weekly",
+            "/admin/sites.csv?sort=revenue",
+            "/admin/incidents.csv?sort=name",
         ] {
             let answer = get(bad, Some(&operator_cookie)).await.expect("request");
             assert_eq!(answer.status().as_u16(), 400, "{bad}");

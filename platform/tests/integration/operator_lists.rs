@@ -198,6 +198,23 @@ async fn pages_have_no_gaps_or_repeats_while_organizations_are_added(pool: PgPoo
                 "Operations",
             ],
         ),
+        // Oldest first; the one added after the first page is the newest of them all.
+        (
+            "oldest",
+            "Zulu",
+            vec![
+                "Operations",
+                "Kilo",
+                "Alpha",
+                "Echo",
+                "Golf",
+                "Bravo",
+                "Delta",
+                "India",
+                "Lima",
+                "Zulu",
+            ],
+        ),
         // A to Z; the one added after the first page sorts before all of them.
         (
             "name",
@@ -212,6 +229,7 @@ async fn pages_have_no_gaps_or_repeats_while_organizations_are_added(pool: PgPoo
                 "Kilo",
                 "Lima",
                 "Operations",
+                "Zulu",
             ],
         ),
     ];
@@ -264,7 +282,7 @@ async fn every_order_pages_through_awkward_names_and_ties_exactly_once(pool: PgP
         test_support::set_plan(&p, &owner, plan).await;
     }
     let total = names.len() + 1; // and the operator's own organization
-    for sort in ["newest", "name", "revenue"] {
+    for sort in ["newest", "oldest", "name", "revenue"] {
         for per_page in [1, 2] {
             let filter = OrgFilter::parse(&p, "", "", "", sort).unwrap();
             let mut seen = BTreeSet::new();
