@@ -841,10 +841,10 @@ pub(crate) fn ListFooter(empty: Option<&'static str>, next: Option<String>) -> i
 /// `selected` the page's `sort` (empty: newest first, every list's default).
 #[component]
 pub(crate) fn SortChoice(selected: String, sorts: Vec<(String, String)>) -> impl IntoView {
-    let selected = if selected.is_empty() {
-        "newest".to_owned()
-    } else {
-        selected
+    // As the server reads it: trimmed, empty is newest first.
+    let selected = match selected.trim() {
+        "" => "newest".to_owned(),
+        chosen => chosen.to_owned(),
     };
     view! { <Choice label="Sort" name="sort" selected choices=sorts /> }
 }

@@ -57,11 +57,13 @@ pub(crate) fn Usage(
     #[prop(optional)] operator: bool,
 ) -> impl IntoView {
     let heading = format!("{} on the {} plan", usage.month, usage.plan_name);
+    let note = if per_site {
+        "Each site's usage against its plan's limits. Bars turn amber at 80% and red at 100%."
+    } else {
+        "This site's usage against its plan's limits. Bars turn amber at 80% and red at 100%."
+    };
     view! {
-        <Panel
-            title="This month"
-            note="Each site's usage against its plan's limits. Bars turn amber at 80% and red at 100%."
-        >
+        <Panel title="This month" note=note>
             <p class="text-sm text-slate-600" data-usage-month="">
                 {heading}
             </p>

@@ -153,15 +153,18 @@ impl Sort {
     }
 
     /// The cursor just after a row: its key in this order (`made` as microseconds since
-    /// 1970, the name exactly as the database compares it, or the revenue in cents) and
-    /// its id.
+    /// 1970, the name exactly as the database compares it, or the revenue in cents), named
+    /// after the order (`oldest:1764…`), and its id.
     pub(super) fn cursor(self, made: DateTime<Utc>, name: &str, cents: i64, id: Uuid) -> Cursor {
         let key = match self {
-            Sort::Newest | Sort::Oldest => Cursor::micros(made),
+            Sort::Newest | Sort::Oldest => made.timestamp_micros().to_string(),
             Sort::Name => name.to_owned(),
             Sort::Revenue => cents.to_string(),
         };
-        Cursor { key, id }
+        Cursor {
+            key: format!("{}:{key}", self.as_str()),
+            id,
+        }
     }
 
     /// The cursor's key and id as [`Sort::clauses`] binds them (both NULL on the first
@@ -174,16 +177,27 @@ impl Sort {
     }
 
     /// A page link's cursor key as [`Sort::clauses`] binds it, checked here: a stale or
-    /// altered link is the operator's error (400), never the database's.
+    /// altered link, or one made in another order, is the operator's error (4xx), never
+    /// the database's.
     fn bound(self, cursor: &Cursor) -> Result<String> {
+        let key = cursor
+            .key
+            .strip_prefix(self.as_str())
+            .and_then(|key| key.strip_prefix(':'))
+            .ok_or_else(stale)?;
         match self {
             Sort::Newest | Sort::Oldest => {
-                Ok(cursor.time()?.to_rfc3339_opts(SecondsFormat::Micros, true))
+                let micros: i64 = key.parse().map_err(|_| stale())?;
+                DateTime::<Utc>::from_timestamp_micros(micros)
+                    // Rows were made after 1970 and before 10000 (PostgreSQL would refuse
+                    // some times outside, an error that is the link's, not ours).
+                    .filter(|at| (1970..10_000).contains(&at.year()))
+                    .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
+                    .ok_or_else(stale)
             }
-            Sort::Name if cursor.key.chars().any(char::is_control) => Err(stale()),
-            Sort::Name => Ok(cursor.key.clone()),
-            Sort::Revenue => cursor
-                .key
+            Sort::Name if key.chars().any(char::is_control) => Err(stale()),
+            Sort::Name => Ok(key.to_owned()),
+            Sort::Revenue => key
                 .parse::<i64>()
                 .map(|cents| cents.to_string())
                 .map_err(|_| stale()),
@@ -281,21 +295,6 @@ impl Cursor {
             key: key.to_owned(),
             id,
         })
-    }
-
-    /// A key that is a moment (microseconds since 1970, [`Cursor::micros`]).
-    fn time(&self) -> Result<DateTime<Utc>> {
-        let micros: i64 = self.key.parse().map_err(|_| stale())?;
-        DateTime::<Utc>::from_timestamp_micros(micros)
-            // Rows were made after 1970 and before 10000 (PostgreSQL would refuse some
-            // times outside, an error that is the link's, not ours).
-            .filter(|at| (1970..10_000).contains(&at.year()))
-            .ok_or_else(stale)
-    }
-
-    /// The key of a moment, as [`Cursor::time`] reads it.
-    fn micros(at: DateTime<Utc>) -> String {
-        at.timestamp_micros().to_string()
     }
 }
 

@@ -153,16 +153,18 @@ async fn every_list_pages_through_each_of_its_orders_exactly(pool: PgPool) {
           WHERE slug IN ('echo', 'golf')",
     )
     .await;
+    let now = Utc::now();
     for (i, site) in sites.iter().enumerate() {
         sqlx::query(
             "INSERT INTO incidents (organization_id, site_id, kind, subject, summary, opened_at)
              SELECT organization_id, id, 'down', '', slug || ' does not answer',
-                    now() - make_interval(mins => $2)
+                    $3 - make_interval(mins => $2)
                FROM sites WHERE id = $1",
         )
         .bind(site)
-        // Two incidents opened at the same moment.
+        // The first and the sixth opened at the same moment.
         .bind(i32::try_from(i % 5).unwrap())
+        .bind(now)
         .execute(&pool)
         .await
         .unwrap();
@@ -278,14 +280,53 @@ async fn every_list_pages_through_each_of_its_orders_exactly(pool: PgPool) {
             Err(other) => panic!("{raw}: {other:?}"),
         }
     }
-    // A page link altered to carry another order's key is the operator's error.
-    let mut by_name = SiteFilter::parse(&p, "", "", "").unwrap();
-    by_name.sort = Sort::Newest;
-    let altered = Cursor::decode(&format!("alpha~{}", sites[0])).unwrap();
-    assert!(matches!(
-        fleet::sites(&p, &ops, &by_name, Some(&altered), 2).await,
-        Err(platform::kernel::Error::Invalid { field: "after", .. })
+    // A page link made in another order, or altered, is the operator's error: a revenue
+    // cursor's cents are no moment, a slug no sum.
+    let mut by_revenue = SubscriptionFilter::parse(&p, "", "", "", "").unwrap();
+    by_revenue.sort = Sort::Revenue;
+    let revenue_link = subscriptions::subscriptions(&p, &ops, &by_revenue, None, 1)
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    let mut newest = by_revenue.clone();
+    newest.sort = Sort::Newest;
+    let mut by_slug = SiteFilter::parse(&p, "", "", "").unwrap();
+    by_slug.sort = Sort::Name;
+    let slug_link = fleet::sites(&p, &ops, &by_slug, None, 1)
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    let stale = |answer: Result<_, platform::kernel::Error>| {
+        matches!(
+            answer,
+            Err(platform::kernel::Error::Invalid { field: "after", .. })
+        )
+    };
+    assert!(stale(
+        subscriptions::subscriptions(&p, &ops, &newest, Some(&revenue_link), 2)
+            .await
+            .map(drop)
     ));
+    let sites_by_time = SiteFilter::parse(&p, "", "", "").unwrap();
+    assert!(stale(
+        fleet::sites(&p, &ops, &sites_by_time, Some(&slug_link), 2)
+            .await
+            .map(drop)
+    ));
+    for altered in [
+        format!("alpha~{}", sites[0]),
+        format!("newest:alpha~{}", sites[0]),
+        format!("newest:-99999999999999999~{}", sites[0]),
+    ] {
+        let altered = Cursor::decode(&altered).unwrap();
+        assert!(stale(
+            fleet::sites(&p, &ops, &sites_by_time, Some(&altered), 2)
+                .await
+                .map(drop)
+        ));
+    }
 }
 
 /// A moment as text that orders as the moment (microseconds since 1970, zero-padded).
