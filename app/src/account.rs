@@ -250,6 +250,8 @@ pub struct TeamView {
     pub grantable_roles: Vec<String>,
     pub members: Vec<MemberView>,
     pub invitations: Vec<InvitationView>,
+    /// Not the organization's only owner (who cannot leave it).
+    pub can_leave: bool,
 }
 
 #[server(endpoint = "team/view")]
@@ -263,7 +265,10 @@ pub async fn team() -> Result<TeamView, AppError> {
     let members = members::members(&state.platform, &me).await?;
     let invitations = members::pending_invitations(&state.platform, &me).await?;
     let overview = organizations::overview(&state.platform, me.organization_id).await?;
+    let owners = members.iter().filter(|m| m.role == Role::Owner).count();
+    let can_leave = me.role != Role::Owner || owners > 1;
     Ok(TeamView {
+        can_leave,
         organization: overview.name,
         my_role: me.role.to_string(),
         can_manage: permissions(me.role).manage_team,

@@ -130,7 +130,11 @@ impl From<platform::Error> for AppError {
             E::Unavailable(message) => {
                 (StatusCode::SERVICE_UNAVAILABLE, AppError::Refused(message))
             }
-            E::InvalidCredentials | E::TokenInvalid | E::TokenUsed | E::TokenExpired => (
+            E::InvalidCredentials
+            | E::TokenInvalid
+            | E::TokenUsed
+            | E::EmailAlreadyConfirmed
+            | E::TokenExpired => (
                 StatusCode::BAD_REQUEST,
                 AppError::Refused(error.to_string()),
             ),

@@ -61,6 +61,13 @@ async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()
     h.submit("verify", &[]).await?;
     h.wait_for_texts("main h1", &["Overview"]).await?;
     ensure!(h.texts("[data-unverified]").await?.is_empty(), "verified");
+    // The same link again: the address is confirmed, and the page says so.
+    h.visit(&verify).await?;
+    h.wait_hydrated().await?;
+    h.submit("verify", &[]).await?;
+    h.wait_for_text_containing("[data-form-error]", "already confirmed")
+        .await?;
+    h.screenshot("verify-again").await?;
 
     // A second organization, then the member limit of its free plan, then an upgrade.
     h.visit("/dashboard/settings").await?;
@@ -188,6 +195,7 @@ async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()
         !page.contains(r#"data-form="change-role""#),
         "no role controls"
     );
+    ensure!(page.contains(r#"data-form="leave""#), "a viewer may leave");
     std::fs::write(h.screenshot_path("viewer-team"), bob.screenshot().await?)?;
 
     // A direct call from Bob's browser (his cookie, our origin) is refused by the server.
@@ -216,6 +224,13 @@ async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()
     );
     let members = h.texts("[data-member] [data-role]").await?;
     ensure!(members == ["owner", "viewer"], "{members:?}");
+    // The only owner is not offered "Leave" (the server would refuse it), but told why.
+    ensure!(
+        h.texts(r#"form[data-form="leave"]"#).await?.is_empty(),
+        "no leave form for the only owner"
+    );
+    h.wait_for_text_containing("[data-leave-blocked]", "only owner")
+        .await?;
     h.screenshot("owner-team").await?;
 
     // The owner's audit log shows what happened.

@@ -90,9 +90,11 @@ impl From<platform::Error> for ApiError {
             E::Conflict(_) | E::EmailTaken => (StatusCode::CONFLICT, "conflict"),
             E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
-            E::InvalidCredentials | E::TokenInvalid | E::TokenUsed | E::TokenExpired => {
-                (StatusCode::BAD_REQUEST, "bad_request")
-            }
+            E::InvalidCredentials
+            | E::TokenInvalid
+            | E::TokenUsed
+            | E::EmailAlreadyConfirmed
+            | E::TokenExpired => (StatusCode::BAD_REQUEST, "bad_request"),
             E::Internal(_) | E::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = if error.is_internal() {

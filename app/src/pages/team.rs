@@ -87,6 +87,7 @@ fn Team(
     resend: ServerAction<ResendInvitation>,
 ) -> impl IntoView {
     let can_manage = team.can_manage;
+    let can_leave = team.can_leave;
     let grantable = team.grantable_roles.clone();
     let invited = move || match invite.value().get() {
         Some(Ok(email)) => Some(format!("Invitation sent to {email}.")),
@@ -290,14 +291,23 @@ fn Team(
                     </Panel>
                 }
             })}
-        <Panel
-            title="Leave"
-            note="You lose access to this organization. Its last owner cannot leave."
-        >
-            <ActionForm action=leave attr:data-form="leave">
-                <FormError error=general_error(leave.value()) />
-                <Submit label="Leave this organization" danger=true />
-            </ActionForm>
+        <Panel title="Leave" note="You lose access to this organization.">
+            {if can_leave {
+                view! {
+                    <ActionForm action=leave attr:data-form="leave">
+                        <FormError error=general_error(leave.value()) />
+                        <Submit label="Leave this organization" danger=true />
+                    </ActionForm>
+                }
+                    .into_any()
+            } else {
+                view! {
+                    <p class="text-sm text-slate-600" data-leave-blocked="">
+                        "You are this organization's only owner. Make another member an owner first; then you can leave."
+                    </p>
+                }
+                    .into_any()
+            }}
         </Panel>
     }
 }

@@ -133,10 +133,30 @@ async fn consume_token(
     Ok(row.user_id)
 }
 
-/// Confirms the address a verification link was sent to.
+/// Confirms the address a verification link was sent to. A link opened again once its
+/// address is confirmed says so; one a newer link replaced, before that, is used.
 pub async fn verify_email(platform: &Platform, token: &str) -> Result<Uuid> {
     let mut tx = platform.db.begin().await?;
-    let user_id = consume_token(&mut tx, token, TokenPurpose::VerifyEmail).await?;
+    let user_id = match consume_token(&mut tx, token, TokenPurpose::VerifyEmail).await {
+        Err(Error::TokenUsed) => {
+            tx.rollback().await?;
+            let confirmed: Option<bool> = sqlx::query_scalar(
+                "SELECT u.email_verified_at IS NOT NULL
+                   FROM user_tokens t JOIN users u ON u.id = t.user_id
+                  WHERE t.token_hash = $1 AND t.purpose = $2",
+            )
+            .bind(hash_token(token))
+            .bind(TokenPurpose::VerifyEmail.as_str())
+            .fetch_optional(&platform.db)
+            .await?;
+            return Err(if confirmed == Some(true) {
+                Error::EmailAlreadyConfirmed
+            } else {
+                Error::TokenUsed
+            });
+        }
+        consumed => consumed?,
+    };
     sqlx::query!(
         "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1",
         user_id

@@ -26,6 +26,9 @@ pub enum Error {
     TokenInvalid,
     #[error("This link has already been used.")]
     TokenUsed,
+    /// A verification link opened again once its address was confirmed.
+    #[error("This address is already confirmed: there is nothing more to do.")]
+    EmailAlreadyConfirmed,
     #[error("This link has expired. Request a new one.")]
     TokenExpired,
     #[error("Your role does not allow this.")]

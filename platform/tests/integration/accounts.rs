@@ -108,6 +108,20 @@ async fn sign_up_creates_owner_organization_and_verification_mail(pool: PgPool) 
         .unwrap()
         .unwrap();
     assert!(after.email_verified);
+    // Opened again: the address is confirmed, and the answer says so.
+    let again = tokens::verify_email(&p, &token).await.unwrap_err();
+    assert!(matches!(again, Error::EmailAlreadyConfirmed), "{again:?}");
+    assert_eq!(
+        again.to_string(),
+        "This address is already confirmed: there is nothing more to do."
+    );
+    // Once the address is unconfirmed again (as a changed address will be), the old link
+    // is only used: it confirms nothing.
+    sqlx::query("UPDATE users SET email_verified_at = NULL WHERE id = $1")
+        .bind(signed_up.user_id)
+        .execute(&p.db)
+        .await
+        .unwrap();
     assert!(matches!(
         tokens::verify_email(&p, &token).await,
         Err(Error::TokenUsed)
