@@ -102,9 +102,39 @@ fn parse_site_id(raw: &str) -> Result<uuid::Uuid, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
+/// `n site` or `n sites`.
+#[cfg(feature = "ssr")]
+fn count_of(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// How many sites the organization has against its plan's limit, in words: "1 of 5 sites
+/// on the Pro plan"; a plan without sites says so instead of "0 of 0 sites".
+#[cfg(feature = "ssr")]
+fn sites_against_plan(count: usize, limit: platform::catalog::plans::Limit, plan: &str) -> String {
+    use platform::catalog::plans::Limit;
+    match limit {
+        Limit::Count(0) if count == 0 => format!(
+            "The {plan} plan includes no sites: choose a plan with sites on the Billing page."
+        ),
+        Limit::Count(0) => format!(
+            "{}; the {plan} plan includes none.",
+            count_of(count, "site")
+        ),
+        Limit::Count(max) => format!(
+            "{count} of {} on the {plan} plan",
+            count_of(usize::try_from(max).unwrap_or(usize::MAX), "site")
+        ),
+        Limit::Unlimited => format!("{} on the {plan} plan (no limit)", count_of(count, "site")),
+    }
+}
+
 #[server(endpoint = "sites/list")]
 pub async fn list_sites() -> Result<SitesView, AppError> {
-    use platform::catalog::plans::Limit;
     use platform::tenancy::{Action, authorize};
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
@@ -112,15 +142,8 @@ pub async fn list_sites() -> Result<SitesView, AppError> {
     let overview =
         platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let usage = match state.platform.plan(&overview.plan_id) {
-        Some(plan) => match plan.limits.sites {
-            Limit::Count(max) => {
-                format!("{} of {max} sites on the {} plan", sites.len(), plan.name)
-            }
-            Limit::Unlimited => {
-                format!("{} sites on the {} plan (no limit)", sites.len(), plan.name)
-            }
-        },
-        None => format!("{} sites", sites.len()),
+        Some(plan) => sites_against_plan(sites.len(), plan.limits.sites, &plan.name),
+        None => count_of(sites.len(), "site"),
     };
     Ok(SitesView {
         can_create: authorize(me.role, Action::ManageSites),
@@ -288,4 +311,35 @@ pub async fn site_action(
         leptos_axum::redirect(&format!("/dashboard/sites/{site_id}"));
     }
     Ok(())
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use platform::catalog::plans::Limit;
+
+    use super::sites_against_plan;
+
+    #[test]
+    fn the_site_count_reads_as_words_a_plan_without_sites_included() {
+        assert_eq!(
+            sites_against_plan(0, Limit::Count(0), "Free"),
+            "The Free plan includes no sites: choose a plan with sites on the Billing page."
+        );
+        assert_eq!(
+            sites_against_plan(2, Limit::Count(0), "Free"),
+            "2 sites; the Free plan includes none."
+        );
+        assert_eq!(
+            sites_against_plan(1, Limit::Count(1), "Starter"),
+            "1 of 1 site on the Starter plan"
+        );
+        assert_eq!(
+            sites_against_plan(0, Limit::Count(5), "Pro"),
+            "0 of 5 sites on the Pro plan"
+        );
+        assert_eq!(
+            sites_against_plan(1, Limit::Unlimited, "Business"),
+            "1 site on the Business plan (no limit)"
+        );
+    }
 }

@@ -103,6 +103,9 @@ async fn dashboard_shell_navigates_between_sections() -> Result<()> {
     h.wait_for_texts("main h1", &["Sites"]).await?;
     h.wait_for_texts("[data-empty-state] p:first-child", &["No sites yet"])
         .await?;
+    // A new organization is on the Free plan: no "0 of 0 sites".
+    h.wait_for_text_containing("[data-site-usage]", "The Free plan includes no sites")
+        .await?;
     h.wait_for_texts(r#"nav a[aria-current="page"]"#, &["Sites"])
         .await?;
     h.screenshot("sites").await?;
