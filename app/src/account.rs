@@ -375,6 +375,53 @@ pub async fn leave_organization() -> Result<(), AppError> {
     Ok(())
 }
 
+/// Where an invitation link leads, for someone not signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationPreviewView {
+    pub organization: String,
+    pub email: String,
+    pub role: String,
+    pub account_exists: bool,
+}
+
+#[server(endpoint = "invitations/preview")]
+pub async fn invitation_preview(token: String) -> Result<InvitationPreviewView, AppError> {
+    let state = app_state()?;
+    let preview = platform::tenancy::members::preview_invitation(&state.platform, &token).await?;
+    Ok(InvitationPreviewView {
+        organization: preview.organization,
+        email: preview.email,
+        role: preview.role.to_string(),
+        account_exists: preview.account_exists,
+    })
+}
+
+/// Someone invited without an account: creates it with the invited address, joins the
+/// organization, signs in, and lands in it (no organization of their own is asked for).
+#[server(endpoint = "invitations/sign-up")]
+pub async fn sign_up_invited(
+    #[server(default)] token: String,
+    #[server(default)] name: String,
+    #[server(default)] password: String,
+) -> Result<(), AppError> {
+    use platform::identity::users::{NewPassword, PersonName};
+    let state = app_state()?;
+    let signed_up = platform::identity::signup::sign_up_invited(
+        &state.platform,
+        &token,
+        PersonName::parse(&name)?,
+        NewPassword::parse(&password)?,
+        client_ip(),
+    )
+    .await?;
+    sign_in_as(&state, signed_up.user_id).await?;
+    leptos_axum::redirect(&format!(
+        "/dashboard?organization={}",
+        signed_up.organization_id
+    ));
+    Ok(())
+}
+
 #[server(endpoint = "invitations/accept")]
 pub async fn accept_invitation(token: String) -> Result<(), AppError> {
     let state = app_state()?;
@@ -412,7 +459,10 @@ pub struct ApiKeyView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditView {
     pub at: String,
-    pub action: String,
+    /// What happened, in plain words.
+    pub event: String,
+    /// The action's code, for operators only (customers read `event`).
+    pub action: Option<String>,
     pub actor: String,
     pub subject: String,
     pub ip: String,
@@ -437,11 +487,17 @@ pub struct SettingsView {
 
 /// An audit log entry as the audit tables show it.
 #[cfg(feature = "ssr")]
-pub(crate) fn audit_view(line: platform::tenancy::audit::LogLine) -> AuditView {
+pub(crate) fn audit_view(
+    line: platform::tenancy::audit::LogLine,
+    reader: platform::tenancy::audit::Reader,
+) -> AuditView {
+    use platform::tenancy::audit::Reader;
     AuditView {
         at: line.at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        action: line.action,
-        actor: line.actor.unwrap_or_else(|| "—".into()),
+        event: line.event,
+        action: (reader == Reader::Operator).then_some(line.action),
+        // Nobody signed in acted: Slipway itself (billing, the reconciler), or a visitor.
+        actor: line.actor.unwrap_or_else(|| "Slipway".into()),
         subject: line.subject.unwrap_or_default(),
         ip: line.ip.unwrap_or_default(),
         reason: line.reason.unwrap_or_default(),
@@ -491,7 +547,7 @@ pub async fn settings() -> Result<SettingsView, AppError> {
             audit::recent(&state.platform, &me, 100)
                 .await?
                 .into_iter()
-                .map(audit_view)
+                .map(|line| audit_view(line, platform::tenancy::audit::Reader::Customer))
                 .collect(),
         )
     } else {

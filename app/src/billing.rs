@@ -21,9 +21,26 @@ pub struct PlanChoice {
     pub too_small: Option<String>,
 }
 
+/// The organization's latest plan request (local billing mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRequestView {
+    pub plan_name: String,
+    /// `pending`, `approved`, `declined` or `withdrawn`.
+    pub status: String,
+    pub message: String,
+    /// The operators' note with their decision.
+    pub note: String,
+    pub created: String,
+    pub decided: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingView {
     pub local_mode: bool,
+    /// Where customers write about plans and billing (`billing.contact_email`).
+    pub contact_email: Option<String>,
+    /// The latest plan request, in local billing mode.
+    pub request: Option<PlanRequestView>,
     /// Owners may change the plan and open the portal.
     pub can_manage: bool,
     pub plan_id: String,
@@ -127,8 +144,30 @@ pub async fn billing_overview() -> Result<BillingView, AppError> {
                 .map(|s| s.short()),
         })
         .collect();
+    let request = if overview.local_mode {
+        platform::billing::requests::latest(platform, &me)
+            .await?
+            .map(|r| PlanRequestView {
+                plan_name: platform
+                    .plan(&r.plan_id)
+                    .map_or_else(|| r.plan_id.clone(), |p| p.name.clone()),
+                status: r.status.to_string(),
+                message: r.message,
+                note: r.note,
+                created: date(r.created_at),
+                decided: r.decided_at.map(date),
+            })
+    } else {
+        None
+    };
     Ok(BillingView {
         local_mode: overview.local_mode,
+        contact_email: platform
+            .billing
+            .contact_email
+            .as_ref()
+            .map(|e| e.to_string()),
+        request,
         can_manage: authorize(me.role, Action::ManageBilling),
         past_due: overview.past_due(),
         status: status_label(overview.status.map(|s| s.as_str())),
@@ -199,6 +238,47 @@ pub async fn start_checkout(plan: String, interval: String) -> Result<(), AppErr
         Err(error) => return back_with_error(error),
     }
     Ok(())
+}
+
+/// Local billing mode: the owner asks the operators for `plan`, with a message.
+#[server(endpoint = "billing/request_plan")]
+pub async fn request_plan(
+    #[server(default)] plan: String,
+    #[server(default)] message: String,
+) -> Result<(), AppError> {
+    let outcome = async {
+        let state = crate::state::app_state()?;
+        let (_, me) = crate::session::require_membership(&state).await?;
+        platform::billing::requests::request(&state.platform, &me, &plan, &message).await?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    back_to_billing(outcome, "/dashboard/billing?requested=1")
+}
+
+/// Takes the open plan request back.
+#[server(endpoint = "billing/withdraw_request")]
+pub async fn withdraw_plan_request() -> Result<(), AppError> {
+    let outcome = async {
+        let state = crate::state::app_state()?;
+        let (_, me) = crate::session::require_membership(&state).await?;
+        platform::billing::requests::withdraw(&state.platform, &me).await?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    back_to_billing(outcome, "/dashboard/billing")
+}
+
+/// Done: on to `done` (the billing page); refused: back with the message.
+#[cfg(feature = "ssr")]
+fn back_to_billing(outcome: Result<(), AppError>, done: &str) -> Result<(), AppError> {
+    match outcome {
+        Ok(()) => {
+            leptos_axum::redirect(done);
+            Ok(())
+        }
+        Err(error) => back_with_error(error),
+    }
 }
 
 /// Goes to Stripe's billing portal (payment methods, invoices, cancellation).

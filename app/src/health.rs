@@ -70,6 +70,40 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+impl IncidentView {
+    /// Where its details are: its site's page, or the overview.
+    pub fn href(&self) -> String {
+        self.site_id.as_ref().map_or_else(
+            || "/dashboard".to_owned(),
+            |id| format!("/dashboard/sites/{id}"),
+        )
+    }
+}
+
+/// An incident as a customer reads it: a failed setup says what happens next instead of the
+/// platform's own error (which names images, roles and containers).
+#[cfg(feature = "ssr")]
+pub(crate) fn customer_incident_view(i: platform::incidents::Incident) -> IncidentView {
+    const PLAIN: &str =
+        "An attempt to set up the site failed on our side; Slipway tries again by itself.";
+    let internal = (i.kind == platform::incidents::IncidentKind::ProvisioningFailed)
+        .then(|| i.summary.clone());
+    let mut view = incident_view(i);
+    // The platform's error opens the timeline too; a failed restart names the engine's.
+    for (_, message) in &mut view.timeline {
+        if internal.as_deref() == Some(message.as_str()) {
+            *message = PLAIN.to_owned();
+        } else if message.starts_with("restart failed") {
+            *message = "A restart failed on our side; Slipway tries again.".to_owned();
+        }
+    }
+    if internal.is_some() {
+        view.summary = PLAIN.to_owned();
+    }
+    view
+}
+
+/// An incident as operators read it, with the platform's own words.
 #[cfg(feature = "ssr")]
 pub(crate) fn incident_view(i: platform::incidents::Incident) -> IncidentView {
     IncidentView {
@@ -107,7 +141,7 @@ pub async fn site_health(id: String) -> Result<HealthView, AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
     let site_id: uuid::Uuid = id.parse().map_err(|_| AppError::NotFound)?;
-    health_view(&state, &me, site_id).await
+    health_view(&state, &me, site_id, platform::tenancy::Reader::Customer).await
 }
 
 /// The site's health as `me` reads it.
@@ -116,6 +150,7 @@ pub(crate) async fn health_view(
     state: &crate::state::AppState,
     me: &platform::tenancy::Membership,
     site_id: uuid::Uuid,
+    reader: platform::tenancy::Reader,
 ) -> Result<HealthView, AppError> {
     let report = platform::monitor::checks::report(&state.platform, me, site_id).await?;
     let incidents = platform::incidents::for_site(&state.platform, me, site_id, 10).await?;
@@ -175,7 +210,13 @@ pub(crate) async fn health_view(
                 )
             })
             .collect(),
-        incidents: incidents.into_iter().map(incident_view).collect(),
+        incidents: incidents
+            .into_iter()
+            .map(match reader {
+                platform::tenancy::Reader::Customer => customer_incident_view,
+                platform::tenancy::Reader::Operator => incident_view,
+            })
+            .collect(),
         resources,
     })
 }
@@ -233,7 +274,7 @@ pub async fn open_incidents() -> Result<Vec<IncidentView>, AppError> {
     Ok(platform::incidents::open_for(&state.platform, &me)
         .await?
         .into_iter()
-        .map(incident_view)
+        .map(customer_incident_view)
         .collect())
 }
 
@@ -283,4 +324,57 @@ pub async fn incident_feed() -> Result<Vec<IncidentView>, AppError> {
         .into_iter()
         .map(incident_view)
         .collect())
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use platform::incidents::{Incident, IncidentKind};
+
+    use super::{customer_incident_view, incident_view};
+
+    fn incident(kind: IncidentKind, summary: &str) -> Incident {
+        Incident {
+            id: uuid::Uuid::nil(),
+            organization_id: uuid::Uuid::nil(),
+            organization_name: "Acme".into(),
+            site_id: None,
+            site_name: Some("blog".into()),
+            kind,
+            detail: String::new(),
+            summary: summary.into(),
+            opened_at: chrono::Utc::now(),
+            resolved_at: None,
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn customers_read_no_platform_error_in_a_failed_setup() {
+        let internal = "image slipway-site:latest is not on this Docker host";
+        let mut failed = incident(IncidentKind::ProvisioningFailed, internal);
+        failed.timeline = vec![
+            (chrono::Utc::now(), internal.to_owned()),
+            (
+                chrono::Utc::now(),
+                "failed again, retried in 60 s".to_owned(),
+            ),
+        ];
+        let read = customer_incident_view(failed.clone());
+        assert!(!read.summary.contains("slipway-site"));
+        assert!(
+            read.timeline
+                .iter()
+                .all(|(_, m)| !m.contains("slipway-site")),
+            "{:?}",
+            read.timeline
+        );
+        assert_eq!(read.timeline[1].1, "failed again, retried in 60 s");
+        assert_eq!(incident_view(failed).summary, internal, "operators read it");
+        // A site's own trouble is the customer's to read as it is.
+        let down = incident(IncidentKind::Down, "no answer on /health for 30 s");
+        assert_eq!(
+            customer_incident_view(down).summary,
+            "no answer on /health for 30 s"
+        );
+    }
 }

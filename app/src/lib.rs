@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 pub mod health;
 pub mod operator;
+pub mod overview;
 pub mod pages;
 pub mod plans;
 #[cfg(feature = "ssr")]
@@ -37,8 +38,9 @@ use pages::admin_subscriptions::SubscriptionsPage;
 use pages::admin_users::{UserPage, UsersPage};
 use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUpPage, VerifyPage};
 use pages::billing::BillingPage;
-use pages::dashboard::{DashboardLayout, DashboardSection, Section};
+use pages::dashboard::DashboardLayout;
 use pages::dev_mail::DevMailPage;
+use pages::overview::OverviewPage;
 use pages::settings::SettingsPage;
 use pages::sites::{NewSitePage, SitePage, SitesPage};
 use pages::team::TeamPage;
@@ -123,11 +125,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("dev/mail") view=DevMailPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("dashboard") view=DashboardLayout ssr=SsrMode::Async>
-                        <Route
-                            path=path!("")
-                            view=|| view! { <DashboardSection section=Section::Overview /> }
-                            ssr=SsrMode::Async
-                        />
+                        <Route path=path!("") view=OverviewPage ssr=SsrMode::Async />
                         <Route path=path!("sites") view=SitesPage ssr=SsrMode::Async />
                         <Route path=path!("sites/new") view=NewSitePage ssr=SsrMode::Async />
                         <Route path=path!("sites/:id") view=SitePage ssr=SsrMode::Async />

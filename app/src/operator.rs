@@ -9,6 +9,7 @@ use crate::error::AppError;
 pub mod audit;
 pub mod incidents;
 pub mod jobs;
+pub mod requests;
 pub mod sites;
 pub mod subscriptions;
 pub mod users;
@@ -676,7 +677,9 @@ fn detail_view(
         audit: detail
             .audit
             .into_iter()
-            .map(crate::account::audit_view)
+            .map(|line| {
+                crate::account::audit_view(line, platform::tenancy::audit::Reader::Operator)
+            })
             .collect(),
         created: day(a.created_at),
         name: a.name,

@@ -35,11 +35,17 @@ pub struct SitesView {
     pub templates: Vec<TemplateChoice>,
     /// e.g. "2 of 5 sites on the Pro plan".
     pub usage: String,
+    /// Set when the plan has no room for another site: what to do about it (shown instead
+    /// of "Create site", so nobody fills in a form that would be refused).
+    pub no_room: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepView {
+    /// The step's code (`database`, `health`), for tests and styles.
     pub step: String,
+    /// The step in words.
+    pub title: String,
     pub status: String,
     pub detail: Option<String>,
     pub duration: Option<String>,
@@ -47,6 +53,7 @@ pub struct StepView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentView {
+    /// Why it ran, in words.
     pub reason: String,
     pub status: String,
     pub error: Option<String>,
@@ -118,9 +125,7 @@ fn count_of(n: usize, thing: &str) -> String {
 fn sites_against_plan(count: usize, limit: platform::catalog::plans::Limit, plan: &str) -> String {
     use platform::catalog::plans::Limit;
     match limit {
-        Limit::Count(0) if count == 0 => format!(
-            "The {plan} plan includes no sites: choose a plan with sites on the Billing page."
-        ),
+        Limit::Count(0) if count == 0 => format!("The {plan} plan includes no sites."),
         Limit::Count(0) => format!(
             "{}; the {plan} plan includes none.",
             count_of(count, "site")
@@ -133,6 +138,21 @@ fn sites_against_plan(count: usize, limit: platform::catalog::plans::Limit, plan
     }
 }
 
+/// What to do when the plan has no room for another site (`None` while it has).
+#[cfg(feature = "ssr")]
+fn no_room(count: usize, limit: platform::catalog::plans::Limit, plan: &str) -> Option<String> {
+    use platform::catalog::plans::Limit;
+    match limit {
+        Limit::Count(0) => Some(format!(
+            "The {plan} plan includes no sites. Choose a plan with sites on the Billing page to create one."
+        )),
+        Limit::Count(max) if count >= usize::try_from(max).unwrap_or(usize::MAX) => Some(format!(
+            "Every site of the {plan} plan is in use. Choose a larger plan on the Billing page, or delete a site, to create another."
+        )),
+        _ => None,
+    }
+}
+
 #[server(endpoint = "sites/list")]
 pub async fn list_sites() -> Result<SitesView, AppError> {
     use platform::tenancy::{Action, authorize};
@@ -141,10 +161,12 @@ pub async fn list_sites() -> Result<SitesView, AppError> {
     let sites = platform::sites::list(&state.platform, &me).await?;
     let overview =
         platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
-    let usage = match state.platform.plan(&overview.plan_id) {
+    let plan = state.platform.plan(&overview.plan_id);
+    let usage = match plan {
         Some(plan) => sites_against_plan(sites.len(), plan.limits.sites, &plan.name),
         None => count_of(sites.len(), "site"),
     };
+    let no_room = plan.and_then(|plan| no_room(sites.len(), plan.limits.sites, &plan.name));
     Ok(SitesView {
         can_create: authorize(me.role, Action::ManageSites),
         templates: state
@@ -157,6 +179,7 @@ pub async fn list_sites() -> Result<SitesView, AppError> {
             })
             .collect(),
         usage,
+        no_room,
         sites: sites
             .into_iter()
             .map(|s| SiteRow {
@@ -165,7 +188,7 @@ pub async fn list_sites() -> Result<SitesView, AppError> {
                 slug: s.slug,
                 url: s.url,
                 status: s.status.to_string(),
-                waiting_for: s.waiting_for,
+                waiting_for: s.waiting_for.map(|_| "the platform".to_owned()),
                 created: crate::format::utc(s.created_at),
             })
             .collect(),
@@ -199,19 +222,32 @@ pub async fn create_site(
 pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
-    site_view(&state, &me, parse_site_id(&id)?, true).await
+    site_view(
+        &state,
+        &me,
+        parse_site_id(&id)?,
+        platform::tenancy::Reader::Customer,
+    )
+    .await
 }
 
+/// What a customer reads where the platform failed: no internals, and what happens next.
+#[cfg(feature = "ssr")]
+const FAILED_FOR_CUSTOMERS: &str = "This attempt failed on our side. Slipway tries again by itself, and its operators are alerted.";
+
 /// The site as `me` reads it: its state, its plan's limits, its latest deployments with
-/// their steps, and with `credentials`, for admins and owners, the app's credentials.
+/// their steps. A customer reads them in plain words (and, as an admin or owner, the app's
+/// credentials); an operator reads each step's own report.
 #[cfg(feature = "ssr")]
 pub(crate) async fn site_view(
     state: &crate::state::AppState,
     me: &platform::tenancy::Membership,
     site_id: uuid::Uuid,
-    credentials: bool,
+    reader: platform::tenancy::Reader,
 ) -> Result<SiteView, AppError> {
-    use platform::tenancy::{Action, authorize};
+    use platform::sites::{SiteStatus, StepStatus};
+    use platform::tenancy::{Action, Reader, authorize};
+    let customer = reader == Reader::Customer;
     let site = platform::sites::get(&state.platform, me, site_id).await?;
     let deployments = platform::sites::deployments(&state.platform, me, site_id, 10).await?;
     let overview =
@@ -238,7 +274,7 @@ pub(crate) async fn site_view(
         })
         .unwrap_or_default();
     let can_delete = authorize(me.role, Action::ManageSites);
-    let credentials = if can_delete && credentials {
+    let credentials = if can_delete && customer {
         platform::sites::credentials(&state.platform, me, site_id)
             .await
             .ok()
@@ -246,25 +282,53 @@ pub(crate) async fn site_view(
     } else {
         None
     };
+    // A customer reads why in words that name no internals, and the app by its label.
+    let (status_reason, waiting_for, template) = if customer {
+        let reason = match (site.status, &site.waiting_for) {
+            (_, Some(_)) => Some(
+                "Slipway is waiting for a part of the platform to come back; the site continues by itself."
+                    .to_owned(),
+            ),
+            (SiteStatus::Failed, None) => Some(FAILED_FOR_CUSTOMERS.to_owned()),
+            _ => None,
+        };
+        let template = state
+            .platform
+            .template(&site.template)
+            .map_or_else(|| site.template.clone(), |t| t.label.clone());
+        (
+            reason,
+            site.waiting_for.map(|_| "the platform".to_owned()),
+            template,
+        )
+    } else {
+        (site.status_reason, site.waiting_for, site.template)
+    };
     Ok(SiteView {
         id: site.id.to_string(),
         name: site.name,
         slug: site.slug,
         url: site.url,
-        template: site.template,
+        template,
         desired_state: site.desired_state.to_string(),
         settled: site.status.is_settled(),
         status: site.status.to_string(),
-        status_reason: site.status_reason,
-        waiting_for: site.waiting_for,
+        status_reason,
+        waiting_for,
         suspended: site.suspended,
         limits,
         deployments: deployments
             .into_iter()
             .map(|d| DeploymentView {
-                reason: d.reason.to_string(),
+                reason: d.reason.title().to_owned(),
                 status: d.status.to_string(),
-                error: d.error,
+                error: d.error.map(|e| {
+                    if customer {
+                        FAILED_FOR_CUSTOMERS.to_owned()
+                    } else {
+                        e
+                    }
+                }),
                 created: crate::format::utc(d.created_at),
                 duration: millis(d.duration_ms),
                 steps: d
@@ -272,8 +336,21 @@ pub(crate) async fn site_view(
                     .into_iter()
                     .map(|s| StepView {
                         step: s.step.to_string(),
+                        title: s.step.title().to_owned(),
                         status: s.status.to_string(),
-                        detail: s.detail,
+                        detail: match s.status {
+                            _ if !customer => s.detail,
+                            StepStatus::Succeeded if s.step.reports_plainly() => s.detail,
+                            StepStatus::Running
+                                if s.detail
+                                    .as_deref()
+                                    .is_some_and(|d| d.starts_with("waiting")) =>
+                            {
+                                Some("Waiting for the platform".to_owned())
+                            }
+                            StepStatus::Failed => Some("Failed".to_owned()),
+                            _ => None,
+                        },
                         duration: millis(s.duration_ms),
                     })
                     .collect(),
@@ -317,13 +394,21 @@ pub async fn site_action(
 mod tests {
     use platform::catalog::plans::Limit;
 
-    use super::sites_against_plan;
+    use super::{no_room, sites_against_plan};
+
+    #[test]
+    fn a_full_plan_says_what_to_do_instead_of_offering_the_form() {
+        assert!(no_room(0, Limit::Count(0), "Free").is_some_and(|s| s.contains("Billing page")));
+        assert!(no_room(1, Limit::Count(1), "Starter").is_some_and(|s| s.contains("larger plan")));
+        assert_eq!(no_room(0, Limit::Count(1), "Starter"), None);
+        assert_eq!(no_room(40, Limit::Unlimited, "Business"), None);
+    }
 
     #[test]
     fn the_site_count_reads_as_words_a_plan_without_sites_included() {
         assert_eq!(
             sites_against_plan(0, Limit::Count(0), "Free"),
-            "The Free plan includes no sites: choose a plan with sites on the Billing page."
+            "The Free plan includes no sites."
         );
         assert_eq!(
             sites_against_plan(2, Limit::Count(0), "Free"),

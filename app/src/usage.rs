@@ -119,6 +119,34 @@ pub async fn usage_report(site: Option<String>) -> Result<UsageView, AppError> {
     Ok(usage_view(report))
 }
 
+/// One site's month against the plan's limits.
+#[cfg(feature = "ssr")]
+pub(crate) fn site_limits(
+    limits: &platform::catalog::plans::Limits,
+    s: &platform::traffic::usage::SiteMonth,
+) -> SiteLimits {
+    use crate::format::{bytes, count};
+    SiteLimits {
+        id: s.site_id.to_string(),
+        slug: s.slug.clone(),
+        bars: vec![
+            bar("Requests", s.requests, limits.monthly_requests, count),
+            bar(
+                "Bandwidth",
+                s.bandwidth_bytes,
+                u64::from(limits.bandwidth_gb) << 30,
+                bytes,
+            ),
+            bar(
+                "Storage",
+                s.storage_bytes,
+                u64::from(limits.storage_mb) << 20,
+                bytes,
+            ),
+        ],
+    }
+}
+
 /// A usage report as the usage panels draw it.
 #[cfg(feature = "ssr")]
 pub(crate) fn usage_view(report: platform::traffic::usage::Report) -> UsageView {
@@ -152,29 +180,10 @@ pub(crate) fn usage_view(report: platform::traffic::usage::Report) -> UsageView 
             ),
         ),
     ];
-    let limits = &report.limits;
     let sites = report
         .sites
         .iter()
-        .map(|s| SiteLimits {
-            id: s.site_id.to_string(),
-            slug: s.slug.clone(),
-            bars: vec![
-                bar("Requests", s.requests, limits.monthly_requests, count),
-                bar(
-                    "Bandwidth",
-                    s.bandwidth_bytes,
-                    u64::from(limits.bandwidth_gb) << 30,
-                    bytes,
-                ),
-                bar(
-                    "Storage",
-                    s.storage_bytes,
-                    u64::from(limits.storage_mb) << 20,
-                    bytes,
-                ),
-            ],
-        })
+        .map(|s| site_limits(&report.limits, s))
         .collect();
     UsageView {
         plan_name: report.plan_name,

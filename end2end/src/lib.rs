@@ -540,13 +540,29 @@ impl Harness {
         let widths: Value = self
             .browser
             .execute(
-                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                // The width the page can show, without the vertical scrollbar (the window's
+                // inner width counts it, and would let 15 px overflow unseen).
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
                 vec![],
             )
             .await?;
         let (scroll, inner) = (widths[0].as_u64(), widths[1].as_u64());
         if scroll > inner {
-            bail!("page is {scroll:?}px wide in a {inner:?}px window");
+            // The innermost elements past the edge, to say what to fix.
+            let culprits = self
+                .browser
+                .execute(
+                    "const w = document.documentElement.clientWidth;
+                     return Array.from(document.querySelectorAll('body *'))
+                       .filter(e => e.getBoundingClientRect().right > w + 0.5
+                                 && !Array.from(e.children).some(c => c.getBoundingClientRect().right > w + 0.5))
+                       .slice(0, 5)
+                       .map(e => e.tagName.toLowerCase() + '.' + (e.className || '') + ': '
+                                 + (e.textContent || '').trim().slice(0, 40));",
+                    vec![],
+                )
+                .await?;
+            bail!("page is {scroll:?}px wide in a {inner:?}px window: {culprits}");
         }
         Ok(())
     }

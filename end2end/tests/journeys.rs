@@ -15,11 +15,32 @@ async fn assert_no_console_errors(harness: &Harness, page: &str) -> Result<()> {
     Ok(())
 }
 
+/// The browser's title once the page is live (hydration must not empty it: tabs, history
+/// and screen readers read it).
+async fn assert_title(h: &Harness, expected: &str) -> Result<()> {
+    let mut title = String::new();
+    for _ in 0..50 {
+        title = h
+            .browser
+            .execute("return document.title;", vec![])
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if title == expected {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the title is {title:?}, not {expected:?}")
+}
+
 #[tokio::test]
 async fn landing_to_pricing_shows_every_plan() -> Result<()> {
     let mut h = Harness::start("landing_to_pricing", JavaScript::Enabled).await?;
     h.visit("/").await?;
     h.wait_hydrated().await?;
+    assert_title(&h, "Slipway").await?;
     h.screenshot("landing").await?;
     assert_no_console_errors(&h, "/").await?;
 
@@ -28,8 +49,16 @@ async fn landing_to_pricing_shows_every_plan() -> Result<()> {
         .await?;
     ensure!(h.path().await? == "/pricing", "navigated to /pricing");
     h.wait_for_texts("[data-price]", &MONTHLY_PRICES).await?;
+    assert_title(&h, "Pricing · Slipway").await?;
     h.screenshot("pricing-monthly").await?;
     assert_no_console_errors(&h, "/pricing").await?;
+    // Opened directly (hydrated, not navigated to), the title is the server's too.
+    h.visit("/pricing").await?;
+    h.wait_hydrated().await?;
+    assert_title(&h, "Pricing · Slipway").await?;
+    h.visit("/login").await?;
+    h.wait_hydrated().await?;
+    assert_title(&h, "Sign in · Slipway").await?;
 
     // The console check itself can fail: an error logged by the page is seen.
     h.browser
@@ -96,7 +125,36 @@ async fn dashboard_shell_navigates_between_sections() -> Result<()> {
     h.wait_for_texts(r#"nav[aria-label="Dashboard"] a"#, &SECTIONS)
         .await?;
     h.wait_for_texts("main h1", &["Overview"]).await?;
-    h.screenshot("overview").await?;
+    assert_title(&h, "Overview · Slipway").await?;
+    // A new organization's overview is a checklist of first steps, none done; on the Free
+    // plan the first leads to choosing a plan, not to a form that would refuse.
+    h.wait_for_texts(
+        "[data-checklist] [data-step] a",
+        &[
+            "Choose a plan that includes sites, then create one",
+            "Invite a teammate",
+            "Add your own domain to a site",
+            "Create an API key",
+        ],
+    )
+    .await?;
+    ensure!(
+        h.texts(r#"[data-checklist] [data-done="true"]"#)
+            .await?
+            .is_empty(),
+        "nothing done yet"
+    );
+    h.wait_for_text_containing("[data-no-sites]", "No sites yet")
+        .await?;
+    h.wait_for_text_containing("[data-incidents]", "No open incidents")
+        .await?;
+    h.wait_for_text_containing("[data-audit]", "Account created")
+        .await?;
+    h.screenshot("overview-new").await?;
+    h.click(r#"[data-checklist] [data-step="site"] a"#).await?;
+    h.wait_for_texts("main h1", &["Billing"]).await?;
+    h.visit("/dashboard").await?;
+    h.wait_hydrated().await?;
 
     h.click(r#"nav[aria-label="Dashboard"] a[href="/dashboard/sites"]"#)
         .await?;
@@ -116,6 +174,7 @@ async fn dashboard_shell_navigates_between_sections() -> Result<()> {
     h.wait_for_text_containing("main", "assigned by its operator")
         .await?;
     h.screenshot("billing-local-mode").await?;
+    requests_a_plan_an_operator_approves(&mut h).await?;
     assert_no_console_errors(&h, "/dashboard").await?;
 
     // The same shell on a phone: navigation stays reachable, nothing overflows.
@@ -131,6 +190,70 @@ async fn dashboard_shell_navigates_between_sections() -> Result<()> {
     h.assert_no_horizontal_overflow().await?;
     h.screenshot("pricing-phone").await?;
     h.finish().await
+}
+
+/// Local billing mode has a way forward: the owner asks for a plan ("Choose" on the pricing
+/// page preselects it), an operator approves it on the operator overview, and she reads the
+/// decision on her billing page and in her mail.
+async fn requests_a_plan_an_operator_approves(h: &mut Harness) -> Result<()> {
+    h.visit("/dashboard/sites").await?;
+    h.wait_for_text_containing("[data-no-room]", "includes no sites")
+        .await?;
+    ensure!(
+        h.texts(r#"a[href="/dashboard/sites/new"]"#)
+            .await?
+            .is_empty(),
+        "no Create site on a plan without sites"
+    );
+    h.visit("/dashboard/billing?plan=pro").await?;
+    h.wait_hydrated().await?;
+    h.submit("request-plan", &[("message", "We launch on Monday.")])
+        .await?;
+    h.wait_for_text_containing("[data-plan-request=pending]", "You asked for the Pro plan")
+        .await?;
+    h.screenshot("billing-plan-requested").await?;
+    h.sql("UPDATE users SET is_operator = true WHERE email = 'grace@example.com'")
+        .await?;
+    h.visit("/admin").await?;
+    h.wait_hydrated().await?;
+    h.wait_for_text_containing(
+        r#"[data-plan-request="compilers-inc"]"#,
+        "We launch on Monday.",
+    )
+    .await?;
+    h.screenshot("operator-plan-requests").await?;
+    h.submit("approve-compilers-inc", &[("note", "Welcome to Pro")])
+        .await?;
+    for _ in 0..100 {
+        if h.texts("[data-plan-requests]").await?.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(
+        h.texts("[data-plan-requests]").await?.is_empty(),
+        "the approved request left the queue"
+    );
+    h.sql("UPDATE users SET is_operator = false WHERE email = 'grace@example.com'")
+        .await?;
+    h.visit("/dashboard/billing").await?;
+    h.wait_for_texts("[data-billing-plan]", &["Pro"]).await?;
+    h.wait_for_text_containing("[data-plan-request=approved]", "was approved")
+        .await?;
+    h.wait_for_text_containing("[data-request-note]", "Welcome to Pro")
+        .await?;
+    h.screenshot("billing-plan-approved").await?;
+    let subjects = h
+        .query_strings(
+            "SELECT subject FROM mail_outbox WHERE to_address = 'grace@example.com'
+              ORDER BY id DESC LIMIT 1",
+        )
+        .await?;
+    ensure!(
+        subjects == ["Compilers Inc is on the Pro plan"],
+        "{subjects:?}"
+    );
+    Ok(())
 }
 
 #[tokio::test]

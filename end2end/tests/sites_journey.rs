@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use end2end::{Harness, JavaScript};
 
 async fn sign_up_on_pro(h: &Harness, email: &str) -> Result<()> {
@@ -64,6 +64,32 @@ async fn visitors_get(h: &Harness, slug: &str, wanted: u16) -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// At 390 px (a phone) every dashboard page of an organization with a site fits the window:
+/// nothing scrolls sideways, tables are stacked cards, and the shots show each page.
+async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> Result<()> {
+    h.resize(390, 844).await?;
+    let pages = [
+        ("/dashboard", "overview"),
+        ("/dashboard/sites", "sites"),
+        (site_page, "site"),
+        ("/dashboard/sites/new", "new-site"),
+        ("/dashboard/team", "team"),
+        ("/dashboard/billing", "billing"),
+        ("/dashboard/usage", "usage"),
+        ("/dashboard/settings", "settings"),
+    ];
+    for (path, name) in pages {
+        h.visit(path).await?;
+        h.wait_hydrated().await?;
+        h.wait_for_text_containing("main h1", "").await?;
+        h.assert_no_horizontal_overflow()
+            .await
+            .with_context(|| format!("{path} at 390 px"))?;
+        h.screenshot(&format!("phone-{name}")).await?;
+    }
+    h.resize(1280, 900).await
 }
 
 /// An operator (the signed-in user, made one) finds the organization on the list by its
@@ -198,6 +224,9 @@ async fn operator_reconciles_a_site(
     h.wait_for_text_containing("[data-fact=Status]", "active")
         .await?;
     h.screenshot(&format!("operator-site-{label}")).await?;
+    // Operators read what each step did, in the platform's own terms.
+    h.wait_for_text_containing("[data-deployments]", "schema and role site_")
+        .await?;
     let reason = format!("limits edited by hand ({label})");
     h.submit(&format!("reconcile-{slug}"), &[("reason", &reason)])
         .await?;
@@ -373,7 +402,7 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-site-name]", "Team docs")
         .await?;
     // The first step as it appears (the shot shows work in progress when it is quick enough).
-    h.wait_for_text_containing("[data-deployments]", "database")
+    h.wait_for_text_containing("[data-deployments]", "Set up the database")
         .await?;
     h.screenshot("site-provisioning").await?;
     wait_for_status(&h, "active", false, Duration::from_secs(60)).await?;
@@ -390,7 +419,14 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         .texts("[data-deployment] [data-step] span:nth-child(2)")
         .await?;
     ensure!(
-        steps == ["database", "image", "container", "start", "health"],
+        steps
+            == [
+                "Set up the database",
+                "Prepare the application",
+                "Set up the server",
+                "Start",
+                "Check that the site answers",
+            ],
         "steps shown: {steps:?}"
     );
     let states = h
@@ -405,6 +441,42 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
         .await?;
     h.screenshot("site-active").await?;
+    // No internals: the customer reads no database role, container id, image or millicores.
+    let container = h
+        .query_strings("SELECT container_id FROM sites WHERE slug = 'team-docs'")
+        .await?
+        .remove(0);
+    let page_text = h.texts("#app").await?.join("\n");
+    ensure!(page_text.contains("Application: Slipway CMS (posts and pages)"));
+    for internal in [&container[..12], "site_", "slipway-site", "mCPU"] {
+        ensure!(
+            !page_text.contains(internal),
+            "the site page shows {internal:?}: {page_text}"
+        );
+    }
+    // The overview shows the site with its status and this month against the limits; the
+    // checklist has its first step done.
+    h.visit("/dashboard").await?;
+    h.wait_for_text_containing(
+        r#"[data-overview-site="Team docs"] [data-status]"#,
+        "active",
+    )
+    .await?;
+    let bars = h
+        .texts(r#"[data-overview-site="Team docs"] [data-limit]"#)
+        .await?;
+    ensure!(bars.len() == 3, "requests, bandwidth, storage: {bars:?}");
+    ensure!(
+        h.texts(r#"[data-checklist] [data-step="site"][data-done="true"]"#)
+            .await?
+            .len()
+            == 1,
+        "the first step is done"
+    );
+    h.screenshot("overview-active").await?;
+    every_dashboard_page_fits_a_phone(&mut h, &page).await?;
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
 
     // Health: the monitor's first probe shows, with a 90-day uptime bar. A crash is seen,
     // the site restarted, and the incident and the restart appear on the page.
@@ -586,7 +658,14 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         .collect();
     ensure!(errors.is_empty(), "console errors: {errors:?}");
 
-    // Restart: a second deployment, shown live.
+    // Restart: asked first (it interrupts visitors), then a second deployment, shown live.
+    h.click(r#"form[data-form="site-restart"] summary"#).await?;
+    h.wait_for_text_containing(
+        r#"form[data-form="site-restart"] [data-confirm]"#,
+        "Visitors get errors for a few seconds",
+    )
+    .await?;
+    h.screenshot("restart-confirm").await?;
     h.submit("site-restart", &[]).await?;
     if let Err(e) = h
         .wait_for_text_containing("[data-deployments] > li:first-child", "Restart")
@@ -611,7 +690,8 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     // Delete: the slug must be typed; then the site goes away.
     h.visit(&page).await?;
     h.wait_hydrated().await?;
-    h.click("[data-actions] details summary").await?;
+    h.click("[data-actions] details[data-delete] summary")
+        .await?;
     h.submit("site-delete", &[("confirm", "wrong")]).await?;
     h.wait_for_text_containing(
         r#"[data-field-error="confirm"]"#,
@@ -756,7 +836,8 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
     h.wait_for_text_containing("[data-site-name]", "Notes")
         .await?;
     // Delete with the typed confirmation, as a plain form post.
-    h.click("[data-actions] details summary").await?;
+    h.click("[data-actions] details[data-delete] summary")
+        .await?;
     h.submit("site-delete", &[("confirm", "notes-nojs")])
         .await?;
     h.wait_for_path("/dashboard/sites").await?;

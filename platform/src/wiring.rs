@@ -59,5 +59,14 @@ pub fn billing_settings(config: &Config) -> Result<BillingSettings, ConfigError>
         webhook_secrets: billing.stripe_webhook_secrets.clone(),
         failed_payments_before_suspend: billing.failed_payments_before_suspend,
         grace_period: Duration::from_secs(billing.grace_period_secs),
+        contact_email: billing
+            .contact_email
+            .as_deref()
+            .map(|raw| {
+                crate::kernel::Email::parse(raw).map_err(|e| {
+                    ConfigError::Invalid(format!("setting `billing.contact_email`: {e}"))
+                })
+            })
+            .transpose()?,
     })
 }

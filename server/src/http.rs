@@ -47,6 +47,10 @@ pub fn router(state: AppState) -> Router {
             get(crate::site_events::site_events).layer(streams.clone()),
         )
         .route(
+            "/api/sites/events",
+            get(crate::site_events::organization_site_events).layer(streams.clone()),
+        )
+        .route(
             "/api/sites/{id}/logs",
             get(crate::site_events::site_logs).layer(streams),
         )

@@ -4,6 +4,8 @@
 //! process's one shared listener, so an open page holds no database connection), and every few
 //! seconds so the page's log view follows the container. Each event says only "look
 //! again": the page re-reads the site through its normal, authorised server function.
+//! `GET /api/sites/events` does the same for the sites list: an event whenever one of the
+//! organization's sites changes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -35,6 +37,39 @@ pub const MAX_STREAMS: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct OpenStreams {
     by_user: Mutex<HashMap<Uuid, usize>>,
+    /// Which organization each site heard of belongs to (a site never moves), looked up
+    /// once for the whole process rather than once per open sites list.
+    owners: Mutex<HashMap<Uuid, Uuid>>,
+}
+
+/// Sites whose organization the process remembers before it forgets them all.
+const REMEMBERED: usize = 100_000;
+
+impl OpenStreams {
+    /// The organization of `site`, if it exists.
+    async fn owner_of(&self, db: &sqlx::PgPool, site: Uuid) -> Option<Uuid> {
+        let known = self
+            .owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&site)
+            .copied();
+        if known.is_some() {
+            return known;
+        }
+        let owner: Uuid = sqlx::query_scalar("SELECT organization_id FROM sites WHERE id = $1")
+            .bind(site)
+            .fetch_optional(db)
+            .await
+            .ok()
+            .flatten()?;
+        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        if owners.len() >= REMEMBERED {
+            owners.clear();
+        }
+        owners.insert(site, owner);
+        Some(owner)
+    }
 }
 
 /// Why a stream was not opened.
@@ -118,6 +153,77 @@ pub async fn site_events(
     Sse::new(events(changes, site.id, shutdown, guard))
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// `GET /api/sites/events`: server-sent events for the sites list of the signed-in member's
+/// organization, one each time one of its sites changes (created, asked to stop, start or
+/// go, a step recorded, suspended or resumed), so the list re-reads itself. Another
+/// organization's changes are never told.
+pub async fn organization_site_events(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    shutdown: Option<Extension<ShutdownFlag>>,
+    Extension(streams): Extension<Arc<OpenStreams>>,
+) -> Response {
+    let cookie = app::session::cookie_in(&headers, app::session::COOKIE);
+    let (session, membership) = match app::session::membership_of(&state, cookie.as_deref()).await {
+        Ok(signed_in) => signed_in,
+        Err(AppError::SignInRequired) => {
+            return refuse(StatusCode::UNAUTHORIZED, "sign in to follow your sites");
+        }
+        Err(AppError::Internal) => {
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+        Err(_) => return refuse(StatusCode::FORBIDDEN, "you belong to no organization"),
+    };
+    let guard = match streams.open(session.user_id) {
+        Ok(guard) => guard,
+        Err(full) => return full.refusal().into_response(),
+    };
+    let changes = state.platform.notifications.subscribe();
+    let shutdown = shutdown.map(|Extension(flag)| flag);
+    Sse::new(organization_events(
+        state.platform.db.clone(),
+        changes,
+        membership.organization_id,
+        shutdown,
+        guard,
+    ))
+    .keep_alive(KeepAlive::default())
+    .into_response()
+}
+
+fn organization_events(
+    db: sqlx::PgPool,
+    mut changes: Subscription,
+    organization_id: Uuid,
+    shutdown: Option<ShutdownFlag>,
+    guard: StreamGuard,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    use platform::infra::notify::{CHANNEL_ROUTES, CHANNEL_SITES};
+    async_stream::stream! {
+        let streams = guard.streams.clone();
+        let _open = guard;
+        let stopping = stopped(shutdown);
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                notice = changes.next() => match notice {
+                    Notice::Message { channel, payload }
+                        if [CHANNEL_SITES, CHANNEL_ROUTES, CHANNEL_PROGRESS].contains(&channel) =>
+                    {
+                        let Ok(site) = payload.parse::<Uuid>() else { continue };
+                        if streams.owner_of(&db, site).await == Some(organization_id) {
+                            yield Ok(Event::default().data("change"));
+                        }
+                    }
+                    Notice::Missed => yield Ok(Event::default().data("change")),
+                    Notice::Message { .. } => {}
+                },
+                _ = &mut stopping => break,
+            }
+        }
+    }
 }
 
 /// Why a request was refused: its status and a short message.

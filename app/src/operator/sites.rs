@@ -146,8 +146,11 @@ pub async fn admin_site(#[server(default)] site: String) -> Result<AdminSiteView
     } else {
         let reading = &detail.reading;
         // The customer's secrets are theirs: never unsealed here.
-        let site = crate::sites::site_view(&app, reading, id, false).await?;
-        let health = crate::health::health_view(&app, reading, id).await?;
+        let site =
+            crate::sites::site_view(&app, reading, id, platform::tenancy::Reader::Operator).await?;
+        let health =
+            crate::health::health_view(&app, reading, id, platform::tenancy::Reader::Operator)
+                .await?;
         let logs = crate::health::logs_view(&app, reading, id, "")
             .await?
             .lines

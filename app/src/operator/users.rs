@@ -150,7 +150,8 @@ pub async fn admin_user(#[server(default)] id: String) -> Result<UserDetailView,
             .into_iter()
             .map(|event| crate::account::AuditView {
                 at: time(event.at),
-                action: event.action,
+                event: platform::tenancy::audit::event(&event.action),
+                action: Some(event.action),
                 actor: event.actor.unwrap_or_default(),
                 subject: String::new(),
                 ip: event.ip.unwrap_or_default(),

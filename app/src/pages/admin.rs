@@ -47,6 +47,7 @@ pub fn AdminPage() -> impl IntoView {
                                             })
                                             .collect_view()}
                                     </nav>
+                                    <super::admin_requests::PlanRequests />
                                     <Suspense fallback=|| ()>
                                         {move || Suspend::new(async move {
                                             match overview.await {

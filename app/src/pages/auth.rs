@@ -10,7 +10,7 @@ use super::chrome::PublicPage;
 use super::forms::{Field, FormError, Submit, field_error, general_error};
 use crate::account::{
     AcceptInvitation, RequestPasswordReset, ResetPassword, SignIn, SignOut, SignOutEverywhere,
-    SignUp, VerifyEmail, current_user,
+    SignUp, SignUpInvited, VerifyEmail, current_user, invitation_preview,
 };
 
 /// A narrow card in the middle of a public page.
@@ -245,31 +245,94 @@ pub fn AcceptInvitationPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        _ => {
-                            view! {
-                                <p class="mt-2 text-sm text-slate-600">
-                                    "Sign in with the invited address, or create an account with it, then open the link again."
-                                </p>
-                                <div class="mt-6 flex gap-3">
-                                    <a
-                                        href="/login"
-                                        class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white"
-                                    >
-                                        "Sign in"
-                                    </a>
-                                    <a
-                                        href="/signup"
-                                        class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold"
-                                    >
-                                        "Create an account"
-                                    </a>
-                                </div>
-                            }
-                                .into_any()
-                        }
+                        _ => view! { <InvitedSignUp token /> }.into_any(),
                     }
                 })}
             </Suspense>
         </AuthCard>
+    }
+}
+
+/// Signed out on an invitation link: someone without an account creates one right here (the
+/// invited address, a name and a password; no organization of their own) and lands in the
+/// inviting organization; someone with one is sent to sign in.
+#[component]
+fn InvitedSignUp(token: Memo<String>) -> impl IntoView {
+    let join = ServerAction::<SignUpInvited>::new();
+    let value = join.value();
+    let preview = Resource::new(move || token.get(), invitation_preview);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match preview.await {
+                    Ok(invitation) if invitation.account_exists => {
+                        view! {
+                            <p class="mt-2 text-sm text-slate-600" data-invitation-for="">
+                                {format!(
+                                    "You are invited to join {} as {}. Sign in as {}, then open the link again.",
+                                    invitation.organization,
+                                    invitation.role,
+                                    invitation.email,
+                                )}
+                            </p>
+                            <a
+                                href="/login"
+                                class="mt-6 inline-block rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white"
+                            >
+                                "Sign in"
+                            </a>
+                        }
+                            .into_any()
+                    }
+                    Ok(invitation) => {
+                        view! {
+                            <p class="mt-2 text-sm text-slate-600" data-invitation-for="">
+                                {format!(
+                                    "You are invited to join {} as {}. Create your account for {} to accept.",
+                                    invitation.organization,
+                                    invitation.role,
+                                    invitation.email,
+                                )}
+                            </p>
+                            <ActionForm
+                                action=join
+                                attr:class="mt-6 space-y-4"
+                                attr:data-form="invited-sign-up"
+                            >
+                                <FormError error=general_error(value) />
+                                <input type="hidden" name="token" value=move || token.get() />
+                                <Field
+                                    label="Your name"
+                                    name="name"
+                                    autocomplete="name"
+                                    error=field_error(value, "name")
+                                />
+                                <Field
+                                    label="Password (at least 10 characters)"
+                                    name="password"
+                                    kind="password"
+                                    autocomplete="new-password"
+                                    error=field_error(value, "password")
+                                />
+                                <Submit label="Create account and join" />
+                            </ActionForm>
+                        }
+                            .into_any()
+                    }
+                    Err(error) => {
+                        view! {
+                            <p
+                                class="mt-2 text-sm text-red-700"
+                                role="alert"
+                                data-invitation-error=""
+                            >
+                                {error.to_string()}
+                            </p>
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
     }
 }

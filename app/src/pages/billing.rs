@@ -8,14 +8,30 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::dashboard::Panel;
-use super::forms::{FormError, general_error};
+use super::forms::{FormError, field_error, general_error};
 use super::usage::Bar;
-use crate::billing::{BillingView, OpenPortal, PlanChoice, StartCheckout, billing_overview};
+use crate::billing::{
+    BillingView, OpenPortal, PlanChoice, PlanRequestView, RequestPlan as RequestPlanAction,
+    StartCheckout, WithdrawPlanRequest, billing_overview,
+};
 use crate::format::usd;
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
-    let billing = Resource::new(|| (), |_| billing_overview());
+    // The plan request's forms live here: each one done reads the page again.
+    let requests = RequestActions {
+        ask: ServerAction::new(),
+        withdraw: ServerAction::new(),
+    };
+    let billing = Resource::new(
+        move || {
+            (
+                requests.ask.version().get(),
+                requests.withdraw.version().get(),
+            )
+        },
+        |_| billing_overview(),
+    );
     let query = use_query_map();
     // Set by the server when a form posted without JavaScript was refused, and by Stripe's
     // return to this page.
@@ -27,6 +43,12 @@ pub fn BillingPage() -> impl IntoView {
             Some((
                 "border-emerald-200 bg-emerald-50 text-emerald-900",
                 "Thank you! Your payment went through; your plan is active as soon as Stripe confirms it (a few seconds).".to_owned(),
+            ))
+        } else if query.get("requested").is_some() {
+            Some((
+                "border-emerald-200 bg-emerald-50 text-emerald-900",
+                "Your request was sent to the operators. You get an email when they have decided."
+                    .to_owned(),
             ))
         } else if query.get("changed").is_some() {
             Some((
@@ -59,7 +81,7 @@ pub fn BillingPage() -> impl IntoView {
         }>
             {move || Suspend::new(async move {
                 match billing.await {
-                    Ok(view) => view! { <Billing billing=view /> }.into_any(),
+                    Ok(view) => view! { <Billing billing=view requests /> }.into_any(),
                     Err(error) => {
                         view! {
                             <FormError error=Signal::derive(move || Some(error.to_string())) />
@@ -73,7 +95,18 @@ pub fn BillingPage() -> impl IntoView {
 }
 
 #[component]
-fn Billing(billing: BillingView) -> impl IntoView {
+fn Billing(billing: BillingView, requests: RequestActions) -> impl IntoView {
+    let request_panel = billing.local_mode.then(|| {
+        view! {
+            <RequestPlan
+                plans=billing.plans.clone()
+                current=billing.plan_id.clone()
+                request=billing.request.clone()
+                can_manage=billing.can_manage
+                actions=requests
+            />
+        }
+    });
     let portal = ServerAction::<OpenPortal>::new();
     let status_class = match billing.status.as_str() {
         "Active" | "Trialing" => "bg-emerald-100 text-emerald-800",
@@ -187,6 +220,24 @@ fn Billing(billing: BillingView) -> impl IntoView {
                 {billing.bars.into_iter().map(|bar| view! { <Bar bar /> }).collect_view()}
             </div>
         </Panel>
+        {billing
+            .contact_email
+            .clone()
+            .map(|email| {
+                view! {
+                    <p class="mt-4 text-sm text-slate-600" data-contact="">
+                        "Questions about plans or billing? Write to "
+                        <a
+                            href=format!("mailto:{email}")
+                            class="font-semibold text-indigo-700 underline"
+                        >
+                            {email.clone()}
+                        </a>
+                        "."
+                    </p>
+                }
+            })}
+        {request_panel}
         {(!billing.local_mode)
             .then(|| {
                 view! {
@@ -215,6 +266,165 @@ fn Billing(billing: BillingView) -> impl IntoView {
                     </Panel>
                 }
             })}
+    }
+}
+
+/// The forms of a plan request.
+#[derive(Clone, Copy)]
+struct RequestActions {
+    ask: ServerAction<RequestPlanAction>,
+    withdraw: ServerAction<WithdrawPlanRequest>,
+}
+
+/// Local billing mode: nobody pays at a checkout here, so the owner asks the operators for
+/// a plan, and sees what became of the latest request.
+#[component]
+fn RequestPlan(
+    plans: Vec<PlanChoice>,
+    current: String,
+    request: Option<PlanRequestView>,
+    can_manage: bool,
+    actions: RequestActions,
+) -> impl IntoView {
+    let RequestActions { ask, withdraw } = actions;
+    let query = use_query_map();
+    let wanted = query.read_untracked().get("plan").unwrap_or_default();
+    let pending = request.as_ref().is_some_and(|r| r.status == "pending");
+    view! {
+        <Panel
+            title="Request a plan"
+            note="Plans on this server are assigned by its operators: ask for one here, and you get an email when they have decided."
+        >
+            {request
+                .map(|r| {
+                    let words = match r.status.as_str() {
+                        "pending" => {
+                            format!(
+                                "You asked for the {} plan on {}; the operators have not decided yet.",
+                                r.plan_name,
+                                r.created,
+                            )
+                        }
+                        "approved" => {
+                            format!(
+                                "Your request for the {} plan was approved on {}.",
+                                r.plan_name,
+                                r.decided.clone().unwrap_or_default(),
+                            )
+                        }
+                        "declined" => {
+                            format!(
+                                "Your request for the {} plan was declined on {}.",
+                                r.plan_name,
+                                r.decided.clone().unwrap_or_default(),
+                            )
+                        }
+                        _ => format!("You withdrew your request for the {} plan.", r.plan_name),
+                    };
+                    view! {
+                        <div
+                            class="mb-4 rounded-lg border border-slate-200 bg-slate-50 px-4 py-3 text-sm"
+                            data-plan-request=r.status.clone()
+                        >
+                            <p>{words}</p>
+                            {(!r.message.is_empty())
+                                .then(|| {
+                                    view! {
+                                        <p class="mt-1 text-slate-600 break-words">
+                                            {format!("Your message: {}", r.message)}
+                                        </p>
+                                    }
+                                })}
+                            {(!r.note.is_empty())
+                                .then(|| {
+                                    view! {
+                                        <p
+                                            class="mt-1 text-slate-800 break-words"
+                                            data-request-note=""
+                                        >
+                                            {format!("The operators wrote: {}", r.note)}
+                                        </p>
+                                    }
+                                })}
+                        </div>
+                    }
+                })}
+            {match (can_manage, pending) {
+                (false, _) => {
+                    view! {
+                        <p class="text-sm text-slate-600">
+                            "Only the organization's owners can ask for a plan."
+                        </p>
+                    }
+                        .into_any()
+                }
+                (true, true) => {
+                    view! {
+                        <ActionForm action=withdraw attr:data-form="withdraw-request">
+                            <button
+                                type="submit"
+                                class="rounded-lg border border-slate-300 px-4 py-2 text-sm font-semibold hover:bg-slate-50"
+                            >
+                                "Withdraw the request"
+                            </button>
+                            <FormError error=general_error(withdraw.value()) />
+                        </ActionForm>
+                    }
+                        .into_any()
+                }
+                (true, false) => {
+                    view! {
+                        <ActionForm action=ask attr:data-form="request-plan" attr:class="space-y-3">
+                            <label class="block text-sm font-medium" for="request-plan">
+                                "Plan"
+                            </label>
+                            <select
+                                id="request-plan"
+                                name="plan"
+                                class="block w-full max-w-xs rounded-md border border-slate-300 px-3 py-2 text-sm"
+                            >
+                                {plans
+                                    .into_iter()
+                                    .filter(|p| p.id != current && p.too_small.is_none())
+                                    .map(|p| {
+                                        let label = format!(
+                                            "{} ({}/month)",
+                                            p.name,
+                                            usd(p.monthly_cents),
+                                        );
+                                        view! {
+                                            <option value=p.id.clone() selected=p.id == wanted>
+                                                {label}
+                                            </option>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </select>
+                            <FormError error=field_error(ask.value(), "plan") />
+                            <label class="block text-sm font-medium" for="request-message">
+                                "Message to the operators (optional)"
+                            </label>
+                            <textarea
+                                id="request-message"
+                                name="message"
+                                rows="3"
+                                maxlength="2000"
+                                class="block w-full rounded-md border border-slate-300 px-3 py-2 text-sm"
+                            ></textarea>
+                            <FormError error=field_error(ask.value(), "message") />
+                            <FormError error=general_error(ask.value()) />
+                            <button
+                                type="submit"
+                                class="rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white hover:bg-indigo-500"
+                            >
+                                "Send the request"
+                            </button>
+                        </ActionForm>
+                    }
+                        .into_any()
+                }
+            }}
+        </Panel>
     }
 }
 

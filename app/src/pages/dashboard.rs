@@ -1,5 +1,5 @@
 //! `/dashboard/*`: the customer's workspace, for signed-in users. The frame (navigation,
-//! organization switcher, account menu, the past-due banner) and the sections' empty states.
+//! organization switcher, account menu, the past-due banner).
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -51,21 +51,6 @@ impl Section {
             Section::Billing => "/dashboard/billing",
             Section::Usage => "/dashboard/usage",
             Section::Settings => "/dashboard/settings",
-        }
-    }
-
-    /// The empty state: what is here now (nothing) and what will be.
-    fn empty_state(self) -> (&'static str, &'static str) {
-        match self {
-            Section::Overview => (
-                "Nothing to show yet",
-                "Your sites, their health and this month's usage will be summarised here.",
-            ),
-            Section::Sites => ("", ""),
-            Section::Team => ("", ""),
-            Section::Billing => ("", ""),
-            Section::Usage => ("", ""),
-            Section::Settings => ("", ""),
         }
     }
 }
@@ -151,10 +136,10 @@ fn Frame(me: Me) -> impl IntoView {
                         .collect_view()}
                 </nav>
             </aside>
-            <div class="flex-1">
+            <div class="min-w-0 flex-1">
                 <header class="flex flex-wrap items-center justify-between gap-3 border-b border-slate-200 bg-white px-4 py-3 sm:px-8">
-                    {switcher} <div class="flex items-center gap-3 text-sm">
-                        <span class="text-slate-600" data-user-email="">
+                    {switcher} <div class="flex min-w-0 flex-wrap items-center gap-3 text-sm">
+                        <span class="break-all text-slate-600" data-user-email="">
                             {me.email.clone()}
                         </span>
                         {me
@@ -260,7 +245,7 @@ fn OrganizationSwitcher(me: Me) -> impl IntoView {
     view! {
         <ActionForm
             action=switch
-            attr:class="flex items-center gap-2"
+            attr:class="flex min-w-0 flex-wrap items-center gap-2"
             attr:data-form="switch-organization"
         >
             <label class="text-sm text-slate-500" for="organization-switcher">
@@ -269,7 +254,7 @@ fn OrganizationSwitcher(me: Me) -> impl IntoView {
             <select
                 id="organization-switcher"
                 name="organization_id"
-                class="rounded-md border border-slate-300 px-2 py-1 text-sm"
+                class="min-w-0 max-w-full rounded-md border border-slate-300 px-2 py-1 text-sm"
             >
                 {me
                     .organizations
@@ -291,31 +276,21 @@ fn OrganizationSwitcher(me: Me) -> impl IntoView {
     }
 }
 
-#[component]
-pub fn DashboardSection(section: Section) -> impl IntoView {
-    let (headline, explanation) = section.empty_state();
-    view! {
-        <Title text=section.title() />
-        <h1 class="text-2xl font-bold tracking-tight">{section.title()}</h1>
-        <div
-            class="mt-8 rounded-2xl border-2 border-dashed border-slate-300 bg-white px-6 py-16 text-center"
-            data-empty-state=""
-        >
-            <p class="text-lg font-semibold">{headline}</p>
-            <p class="mx-auto mt-2 max-w-md text-sm text-slate-600">{explanation}</p>
-        </div>
-    }
-}
-
 /// A heading and a short line under it, for a dashboard page section.
 #[component]
 pub fn Panel(
     title: &'static str,
     #[prop(optional)] note: &'static str,
+    /// An anchor other pages link to (`#domains`).
+    #[prop(optional)]
+    id: &'static str,
     children: Children,
 ) -> impl IntoView {
     view! {
-        <section class="mt-8 rounded-2xl border border-slate-200 bg-white p-6">
+        <section
+            class="mt-8 rounded-2xl border border-slate-200 bg-white p-6"
+            id=(!id.is_empty()).then_some(id)
+        >
             <h2 class="text-lg font-semibold">{title}</h2>
             {(!note.is_empty())
                 .then(|| view! { <p class="mt-1 text-sm text-slate-600">{note}</p> })}

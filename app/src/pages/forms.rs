@@ -115,3 +115,33 @@ pub fn Submit(label: &'static str, #[prop(default = false)] danger: bool) -> imp
         </button>
     }
 }
+
+/// A submit button behind a question, for actions that interrupt visitors or take access
+/// away: the first click opens the question (a native `<details>`, so it works the same
+/// without JavaScript), and only the button that names the action submits.
+#[component]
+pub fn ConfirmSubmit(
+    /// What the closed control says ("Stop").
+    label: &'static str,
+    /// What happens, asked plainly.
+    question: String,
+    /// The button that does it ("Stop the site").
+    confirm: &'static str,
+) -> impl IntoView {
+    view! {
+        <details class="rounded-md border border-slate-300 bg-white text-sm" data-confirm=label>
+            <summary class="cursor-pointer px-3 py-1.5 font-medium hover:bg-slate-50">
+                {format!("{label}…")}
+            </summary>
+            <div class="max-w-xs space-y-2 border-t border-slate-200 px-3 py-2">
+                <p class="text-slate-700">{question}</p>
+                <button
+                    type="submit"
+                    class="rounded-md border border-red-300 bg-white px-3 py-1.5 font-semibold text-red-700 hover:bg-red-50"
+                >
+                    {confirm}
+                </button>
+            </div>
+        </details>
+    }
+}

@@ -29,13 +29,7 @@ pub fn IncidentBanner(incidents: Resource<Result<Vec<IncidentView>, AppError>>) 
                                     {open
                                         .into_iter()
                                         .map(|i| {
-                                            let href = i
-                                                .site_id
-                                                .as_ref()
-                                                .map_or_else(
-                                                    || "/dashboard".to_owned(),
-                                                    |id| format!("/dashboard/sites/{id}"),
-                                                );
+                                            let href = i.href();
                                             view! {
                                                 <li class="break-words">
                                                     <span class="font-semibold">{i.title.clone()}</span>
@@ -376,7 +370,7 @@ pub fn SiteLogs(site_id: String, logs: Resource<Result<LogsView, AppError>>) -> 
     follow_logs(site_id.clone(), set_live);
     let download = format!("/api/sites/{site_id}/logs.txt");
     view! {
-        <Panel title="Logs" note="The container's output: the last 200 lines, then live.">
+        <Panel title="Logs" note="What the application writes: the last 200 lines, then live.">
             <Suspense fallback=|| ()>
                 {move || {
                     let download = download.clone();

@@ -108,7 +108,7 @@ pub fn PricingPage() -> impl IntoView {
                                         class="mx-auto mt-6 max-w-2xl rounded-lg border border-slate-200 bg-white px-4 py-3 text-center text-sm text-slate-700"
                                         data-local-billing=""
                                     >
-                                        "On this server plans are assigned by its operator, who bills outside Slipway: contact them to subscribe or change plans."
+                                        "On this server plans are assigned by its operator, who bills outside Slipway: choose a plan to request it from your billing page, and you get an email once it is approved."
                                     </p>
                                 }
                             })

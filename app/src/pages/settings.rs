@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
 use super::dashboard::Panel;
-use super::forms::{Field, FormError, Submit, field_error, general_error};
+use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
 use crate::account::{CreateApiKey, CreateOrganization, RevokeApiKey, SettingsView, settings};
 
 #[component]
@@ -143,7 +143,7 @@ fn Settings(
                         </ActionForm>
                         <FormError error=general_error(create_key.value()) />
                         <FormError error=field_error(create_key.value(), "scopes") />
-                        <table class="mt-4 w-full text-left text-sm" data-keys="">
+                        <table class="stack mt-4 w-full text-left text-sm" data-keys="">
                             <thead class="text-slate-500">
                                 <tr>
                                     <th>"Name"</th>
@@ -171,9 +171,13 @@ fn Settings(
                                         view! {
                                             <tr class="border-t border-slate-100">
                                                 <td class="py-2">{key.name.clone()}</td>
-                                                <td class="py-2 font-mono">{key.prefix.clone()}</td>
-                                                <td class="py-2">{key.scopes.clone()}</td>
-                                                <td class="py-2">
+                                                <td class="py-2 font-mono" data-label="Prefix">
+                                                    {key.prefix.clone()}
+                                                </td>
+                                                <td class="py-2" data-label="Scopes">
+                                                    {key.scopes.clone()}
+                                                </td>
+                                                <td class="py-2" data-label="Last used">
                                                     {key.last_used.clone().unwrap_or_else(|| "never".into())}
                                                 </td>
                                                 <td class="py-2 text-right">
@@ -184,12 +188,14 @@ fn Settings(
                                                         view! {
                                                             <ActionForm action=revoke_key attr:data-form="revoke-key">
                                                                 <input type="hidden" name="key_id" value=key.id.clone() />
-                                                                <button
-                                                                    type="submit"
-                                                                    class="rounded-md border border-red-300 px-2 py-1 text-red-700"
-                                                                >
-                                                                    "Revoke"
-                                                                </button>
+                                                                <ConfirmSubmit
+                                                                    label="Revoke"
+                                                                    question=format!(
+                                                                        "Programs using {} are refused from now on.",
+                                                                        key.name,
+                                                                    )
+                                                                    confirm="Revoke the key"
+                                                                />
                                                             </ActionForm>
                                                         }
                                                             .into_any()
@@ -223,11 +229,11 @@ fn Settings(
 #[component]
 pub(crate) fn AuditTable(lines: Vec<crate::account::AuditView>) -> impl IntoView {
     view! {
-        <table class="w-full text-left text-sm" data-audit="">
+        <table class="stack w-full text-left text-sm" data-audit="">
             <thead class="text-slate-500">
                 <tr>
                     <th>"When"</th>
-                    <th>"Action"</th>
+                    <th>"Event"</th>
                     <th>"By"</th>
                     <th>"Subject"</th>
                     <th>"Reason"</th>
@@ -241,11 +247,30 @@ pub(crate) fn AuditTable(lines: Vec<crate::account::AuditView>) -> impl IntoView
                         view! {
                             <tr class="border-t border-slate-100">
                                 <td class="py-1 pr-2 whitespace-nowrap">{line.at}</td>
-                                <td class="py-1 pr-2 font-mono">{line.action}</td>
-                                <td class="py-1 pr-2">{line.actor}</td>
-                                <td class="py-1 pr-2">{line.subject}</td>
-                                <td class="py-1 pr-2">{line.reason}</td>
-                                <td class="py-1">{line.ip}</td>
+                                <td class="py-1 pr-2" data-event="" data-label="Event">
+                                    {line.event}
+                                    {line
+                                        .action
+                                        .map(|code| {
+                                            view! {
+                                                <span class="ml-1 font-mono text-xs text-slate-500">
+                                                    {code}
+                                                </span>
+                                            }
+                                        })}
+                                </td>
+                                <td class="py-1 pr-2" data-label="By">
+                                    {line.actor}
+                                </td>
+                                <td class="py-1 pr-2" data-label="Subject">
+                                    {line.subject}
+                                </td>
+                                <td class="py-1 pr-2" data-label="Reason">
+                                    {line.reason}
+                                </td>
+                                <td class="py-1" data-label="IP">
+                                    {line.ip}
+                                </td>
                             </tr>
                         }
                     })

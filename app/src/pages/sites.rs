@@ -12,7 +12,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::dashboard::Panel;
-use super::forms::{Field, FormError, Submit, field_error, general_error};
+use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
 use super::usage::SiteUsage;
 use crate::domains::{
     AddDomain, DomainView, DomainsView, RemoveDomain, VerifyDomain, list_domains,
@@ -33,7 +33,7 @@ fn badge_class(status: &str) -> &'static str {
 }
 
 #[component]
-fn StatusBadge(
+pub(crate) fn StatusBadge(
     status: String,
     #[prop(default = None)] waiting_for: Option<String>,
 ) -> impl IntoView {
@@ -56,13 +56,17 @@ fn StatusBadge(
 
 #[component]
 pub fn SitesPage() -> impl IntoView {
-    let sites = Resource::new(|| (), |_| list_sites());
+    // Bumped by each server-sent event: one of the organization's sites changed.
+    let (pushes, set_pushes) = signal(0u64);
+    let sites = Resource::new(move || pushes.get(), |_| list_sites());
+    live_updates(|| "/api/sites/events".to_owned(), set_pushes);
     view! {
         <Title text="Sites" />
         <div class="flex flex-wrap items-center justify-between gap-3">
             <h1 class="text-2xl font-bold tracking-tight">"Sites"</h1>
         </div>
-        <Suspense fallback=|| {
+        // A transition: the list stays while it is read again after a change.
+        <Transition fallback=|| {
             view! { <p class="mt-4 text-slate-500">"Loading sites…"</p> }
         }>
             {move || Suspend::new(async move {
@@ -76,7 +80,7 @@ pub fn SitesPage() -> impl IntoView {
                     }
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -88,8 +92,7 @@ fn SiteList(view: SitesView) -> impl IntoView {
             <p class="text-sm text-slate-600" data-site-usage="">
                 {view.usage.clone()}
             </p>
-            {view
-                .can_create
+            {(view.can_create && view.no_room.is_none())
                 .then(|| {
                     view! {
                         <a
@@ -101,6 +104,7 @@ fn SiteList(view: SitesView) -> impl IntoView {
                     }
                 })}
         </div>
+        {view.no_room.clone().map(|why| view! { <NoRoom why /> })}
         {if empty {
             view! {
                 <div
@@ -117,7 +121,7 @@ fn SiteList(view: SitesView) -> impl IntoView {
         } else {
             view! {
                 <table
-                    class="mt-6 w-full overflow-hidden rounded-2xl border border-slate-200 bg-white text-left text-sm"
+                    class="stack mt-6 w-full overflow-hidden rounded-2xl border border-slate-200 bg-white text-left text-sm"
                     data-sites=""
                 >
                     <thead class="bg-slate-50 text-slate-500">
@@ -146,16 +150,19 @@ fn SiteList(view: SitesView) -> impl IntoView {
                                                 {site.name.clone()}
                                             </a>
                                         </td>
-                                        <td class="px-4 py-3 font-mono text-xs">
+                                        <td
+                                            class="px-4 py-3 font-mono text-xs"
+                                            data-label="Address"
+                                        >
                                             {site.url.clone()}
                                         </td>
-                                        <td class="px-4 py-3">
+                                        <td class="px-4 py-3" data-label="Status">
                                             <StatusBadge
                                                 status=site.status.clone()
                                                 waiting_for=site.waiting_for.clone()
                                             />
                                         </td>
-                                        <td class="px-4 py-3 text-slate-500">
+                                        <td class="px-4 py-3 text-slate-500" data-label="Created">
                                             {site.created.clone()}
                                         </td>
                                     </tr>
@@ -170,6 +177,23 @@ fn SiteList(view: SitesView) -> impl IntoView {
     }
 }
 
+/// Why no site can be created now, with the way to get one.
+#[component]
+fn NoRoom(why: String) -> impl IntoView {
+    view! {
+        <p
+            class="mt-4 rounded-lg border border-amber-200 bg-amber-50 px-4 py-3 text-sm text-amber-900"
+            data-no-room=""
+        >
+            {why}
+            " "
+            <a href="/dashboard/billing" class="font-semibold underline">
+                "Go to Billing"
+            </a>
+        </p>
+    }
+}
+
 #[component]
 pub fn NewSitePage() -> impl IntoView {
     let create = ServerAction::<CreateSite>::new();
@@ -180,6 +204,12 @@ pub fn NewSitePage() -> impl IntoView {
             "← Sites"
         </a>
         <h1 class="mt-2 text-2xl font-bold tracking-tight">"Create a site"</h1>
+        // Said before the form: a plan without room refuses it.
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                sites.await.ok().and_then(|v| v.no_room).map(|why| view! { <NoRoom why /> })
+            })}
+        </Suspense>
         <Panel title="Your new site" note="It is ready in a few seconds; you can watch every step.">
             <ActionForm action=create attr:class="max-w-lg space-y-4" attr:data-form="create-site">
                 <FormError error=general_error(create.value()) />
@@ -261,7 +291,7 @@ pub fn SitePage() -> impl IntoView {
         move || (id(), query.read().get("filter").unwrap_or_default()),
         |(id, filter)| site_logs(id, filter),
     );
-    live_updates(id, set_pushes);
+    live_updates(move || format!("/api/sites/{}/events", id()), set_pushes);
     view! {
         <a href="/dashboard/sites" class="text-sm text-indigo-700 hover:underline">
             "← Sites"
@@ -290,12 +320,12 @@ pub fn SitePage() -> impl IntoView {
 
 /// In the browser: an `EventSource` on the site's event stream; every event bumps `pushes`.
 #[cfg(feature = "hydrate")]
-fn live_updates(id: impl Fn() -> String + Send + Sync + 'static, pushes: WriteSignal<u64>) {
+fn live_updates(stream: impl Fn() -> String + Send + Sync + 'static, pushes: WriteSignal<u64>) {
     use send_wrapper::SendWrapper;
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
     Effect::new(move |_| {
-        let Ok(source) = web_sys::EventSource::new(&format!("/api/sites/{}/events", id())) else {
+        let Ok(source) = web_sys::EventSource::new(&stream()) else {
             // No live updates: the page still shows the state after each action and refresh.
             leptos::logging::warn!("cannot open the site's event stream");
             return;
@@ -311,7 +341,7 @@ fn live_updates(id: impl Fn() -> String + Send + Sync + 'static, pushes: WriteSi
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn live_updates(_id: impl Fn() -> String + Send + Sync + 'static, _pushes: WriteSignal<u64>) {}
+fn live_updates(_stream: impl Fn() -> String + Send + Sync + 'static, _pushes: WriteSignal<u64>) {}
 
 #[component]
 fn Site(
@@ -340,7 +370,7 @@ fn Site(
             >
                 {site.url.clone()}
             </a>
-            <span class="ml-3 text-slate-500">{format!("application: {}", site.template)}</span>
+            <span class="ml-3 text-slate-500">{format!("Application: {}", site.template)}</span>
         </p>
         {in_progress
             .then(|| {
@@ -387,10 +417,7 @@ fn Site(
         <FormError error=general_error(act.value()) />
         <Actions site=site.clone() act />
         <Progress site=site.clone() />
-        <Panel
-            title="Plan limits"
-            note="Applied to the running container and to the site's database role."
-        >
+        <Panel title="Plan limits" note="What your plan gives this site, applied while it runs.">
             <dl class="grid grid-cols-2 gap-2 text-sm sm:grid-cols-3" data-limits="">
                 {site
                     .limits
@@ -453,17 +480,50 @@ fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
             </ActionForm>
         }
     };
+    // Restarting and stopping interrupt visitors: asked first.
+    let confirmed = |action: &'static str,
+                     label: &'static str,
+                     question: &'static str,
+                     confirm: &'static str| {
+        let id = site.id.clone();
+        view! {
+            <ActionForm action=act attr:data-form=format!("site-{action}")>
+                <input type="hidden" name="id" value=id />
+                <input type="hidden" name="action" value=action />
+                <ConfirmSubmit label question=question.to_owned() confirm />
+            </ActionForm>
+        }
+    };
     let running = site.desired_state == "running";
     view! {
         <div class="mt-6 flex flex-wrap items-start gap-2" data-actions="">
-            {(site.can_deploy && running).then(|| button("restart", "Restart"))}
-            {(site.can_deploy && running).then(|| button("stop", "Stop"))}
+            {(site.can_deploy && running)
+                .then(|| {
+                    confirmed(
+                        "restart",
+                        "Restart",
+                        "Visitors get errors for a few seconds while the site starts again.",
+                        "Restart the site",
+                    )
+                })}
+            {(site.can_deploy && running)
+                .then(|| {
+                    confirmed(
+                        "stop",
+                        "Stop",
+                        "Visitors get an error page until you start the site again; its content stays.",
+                        "Stop the site",
+                    )
+                })}
             {(site.can_deploy && site.desired_state == "stopped").then(|| button("start", "Start"))}
             {site
                 .can_delete
                 .then(|| {
                     view! {
-                        <details class="rounded-md border border-red-200 bg-white px-3 py-1.5 text-sm">
+                        <details
+                            class="rounded-md border border-red-200 bg-white px-3 py-1.5 text-sm"
+                            data-delete=""
+                        >
                             <summary class="cursor-pointer font-medium text-red-700">
                                 "Delete…"
                             </summary>
@@ -473,7 +533,7 @@ fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
                                 attr:data-form="site-delete"
                             >
                                 <p class="max-w-sm text-slate-600">
-                                    "The container, its volume and the site's database go away for good. Type the slug "
+                                    "The site, its files and its database go away for good. Type the slug "
                                     <code class="font-semibold">{site.slug.clone()}</code>
                                     " to confirm."
                                 </p>
@@ -504,10 +564,7 @@ fn step_icon(status: &str) -> &'static str {
 #[component]
 pub(crate) fn Progress(site: SiteView) -> impl IntoView {
     view! {
-        <Panel
-            title="Deployments"
-            note="Each action the reconciler carried out, step by step, with its timing."
-        >
+        <Panel title="Deployments" note="Each change to the site, step by step, with its timing.">
             {site
                 .deployments
                 .is_empty()
@@ -523,7 +580,7 @@ pub(crate) fn Progress(site: SiteView) -> impl IntoView {
                                 data-deployment=d.status.clone()
                             >
                                 <div class="flex flex-wrap items-center gap-2 text-sm">
-                                    <span class="font-semibold capitalize">{d.reason.clone()}</span>
+                                    <span class="font-semibold">{d.reason.clone()}</span>
                                     <StatusBadge status=d.status.clone() />
                                     <span class="text-slate-500">{d.created.clone()}</span>
                                     {d
@@ -542,16 +599,18 @@ pub(crate) fn Progress(site: SiteView) -> impl IntoView {
                                         .map(|s| {
                                             view! {
                                                 <li
-                                                    class="flex gap-2"
+                                                    class="flex flex-wrap gap-x-2"
                                                     data-step=s.step.clone()
                                                     data-step-status=s.status.clone()
                                                 >
                                                     <span class="w-4 text-center">{step_icon(&s.status)}</span>
-                                                    <span class="w-36 font-medium">{s.step.clone()}</span>
+                                                    <span class="min-w-0 flex-1 font-medium sm:w-52 sm:flex-none">
+                                                        {s.title.clone()}
+                                                    </span>
                                                     <span class="w-16 text-right tabular-nums text-slate-500">
                                                         {s.duration.clone().unwrap_or_default()}
                                                     </span>
-                                                    <span class="flex-1 break-words text-slate-600">
+                                                    <span class="basis-full break-words pl-6 text-slate-600 sm:basis-0 sm:flex-1 sm:pl-0">
                                                         {s.detail.clone().unwrap_or_default()}
                                                     </span>
                                                 </li>
@@ -601,6 +660,7 @@ fn Domains(
     view! {
         <Panel
             title="Custom domains"
+            id="domains"
             note="Visitors can reach this site on your own domains once DNS proves they are yours."
         >
             <FormError error=general_error(verify.value()) />
@@ -741,7 +801,7 @@ fn DomainItem(
                             "Create these records at your DNS provider, then verify:"
                         </p>
                         <table
-                            class="mt-1 w-full table-fixed text-left font-mono text-xs"
+                            class="stack mt-1 w-full table-fixed text-left font-mono text-xs"
                             data-dns-records=""
                         >
                             <thead class="text-slate-500">
@@ -753,16 +813,22 @@ fn DomainItem(
                             </thead>
                             <tbody>
                                 <tr>
-                                    <td>"TXT"</td>
-                                    <td class="break-all">{d.txt_name.clone()}</td>
-                                    <td class="break-all" data-txt-value="">
+                                    <td data-label="Type">"TXT"</td>
+                                    <td class="break-all" data-label="Name">
+                                        {d.txt_name.clone()}
+                                    </td>
+                                    <td class="break-all" data-txt-value="" data-label="Value">
                                         {d.txt_value.clone()}
                                     </td>
                                 </tr>
                                 <tr>
-                                    <td>"CNAME"</td>
-                                    <td class="break-all">{d.domain.clone()}</td>
-                                    <td class="break-all">{d.cname_target.clone()}</td>
+                                    <td data-label="Type">"CNAME"</td>
+                                    <td class="break-all" data-label="Name">
+                                        {d.domain.clone()}
+                                    </td>
+                                    <td class="break-all" data-label="Value">
+                                        {d.cname_target.clone()}
+                                    </td>
                                 </tr>
                             </tbody>
                         </table>

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
 use super::dashboard::Panel;
-use super::forms::{Field, FormError, Submit, field_error, general_error};
+use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
 use crate::account::{
     ChangeMemberRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation,
     RevokeInvitation, TeamView, team,
@@ -98,7 +98,7 @@ fn Team(
             {format!("{} · your role: {}", team.organization, team.my_role)}
         </p>
         <Panel title="Members">
-            <table class="w-full text-left text-sm" data-members="">
+            <table class="stack w-full text-left text-sm" data-members="">
                 <thead class="text-slate-500">
                     <tr>
                         <th class="py-2">"Name"</th>
@@ -115,6 +115,10 @@ fn Team(
                             let grantable = grantable.clone();
                             let change_id = member.user_id.clone();
                             let remove_id = member.user_id.clone();
+                            let remove_question = format!(
+                                "{} loses access to this organization at once.",
+                                member.email,
+                            );
                             let role = member.role.clone();
                             view! {
                                 <tr
@@ -122,8 +126,10 @@ fn Team(
                                     data-member=member.email.clone()
                                 >
                                     <td class="py-2">{member.name.clone()}</td>
-                                    <td class="py-2">{member.email.clone()}</td>
-                                    <td class="py-2" data-role="">
+                                    <td class="py-2" data-label="Email">
+                                        {member.email.clone()}
+                                    </td>
+                                    <td class="py-2" data-role="" data-label="Role">
                                         {member.role.clone()}
                                     </td>
                                     <td class="py-2">
@@ -161,12 +167,11 @@ fn Team(
                                                         </ActionForm>
                                                         <ActionForm action=remove attr:data-form="remove-member">
                                                             <input type="hidden" name="user_id" value=remove_id />
-                                                            <button
-                                                                type="submit"
-                                                                class="rounded-md border border-red-300 px-2 py-1 text-red-700"
-                                                            >
-                                                                "Remove"
-                                                            </button>
+                                                            <ConfirmSubmit
+                                                                label="Remove"
+                                                                question=remove_question
+                                                                confirm="Remove them"
+                                                            />
                                                         </ActionForm>
                                                     </div>
                                                 }

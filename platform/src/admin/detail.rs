@@ -102,7 +102,7 @@ pub async fn organization(
         with_organization,
         usage: usage::report(platform, &reading, None, 30).await?,
         incidents: incidents::for_organization(platform, &reading, RECENT).await?,
-        audit: audit::recent(platform, &reading, RECENT).await?,
+        audit: audit::recent_for(platform, &reading, RECENT, audit::Reader::Operator).await?,
         account,
     })
 }

@@ -15,6 +15,7 @@ pub mod lists;
 pub mod log;
 pub mod metrics;
 pub mod passes;
+pub mod plan_requests;
 pub mod subscriptions;
 pub mod users;
 

@@ -26,6 +26,7 @@ pub mod local;
 pub mod meters;
 pub mod overview;
 pub mod reconcile;
+pub mod requests;
 pub mod revenue;
 pub mod signature;
 pub mod subscriptions;
@@ -64,6 +65,9 @@ pub struct BillingSettings {
     pub webhook_secrets: Vec<SecretString>,
     pub failed_payments_before_suspend: u32,
     pub grace_period: Duration,
+    /// Where customers write about plans and billing (`billing.contact_email`): shown on
+    /// the billing and pricing pages, and mailed each new plan request.
+    pub contact_email: Option<crate::kernel::Email>,
 }
 
 impl Default for BillingSettings {
@@ -73,6 +77,7 @@ impl Default for BillingSettings {
             webhook_secrets: Vec::new(),
             failed_payments_before_suspend: 3,
             grace_period: Duration::from_secs(7 * 24 * 3600),
+            contact_email: None,
         }
     }
 }

@@ -294,6 +294,9 @@ pub struct BillingConfig {
     /// Ignored: webhook events are jobs, handled as soon as they are stored. Still read, so
     /// settings written for an older Slipway load (`serve` warns).
     pub worker_interval_secs: Option<u64>,
+    /// Where customers write about plans and billing: shown on the billing and pricing
+    /// pages, and mailed each plan request (local billing mode). Unset: no address shown.
+    pub contact_email: Option<String>,
 }
 
 impl Default for BillingConfig {
@@ -305,6 +308,7 @@ impl Default for BillingConfig {
             failed_payments_before_suspend: 3,
             grace_period_secs: 7 * 24 * 3600,
             worker_interval_secs: None,
+            contact_email: None,
         }
     }
 }

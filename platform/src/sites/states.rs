@@ -78,6 +78,22 @@ crate::text_enum! {
 }
 
 impl DeploymentReason {
+    /// Why the deployment ran, in words.
+    pub fn title(self) -> &'static str {
+        match self {
+            DeploymentReason::Create => "Site created",
+            DeploymentReason::Restart => "Restart",
+            DeploymentReason::Start => "Start",
+            DeploymentReason::Stop => "Stop",
+            DeploymentReason::Delete => "Deletion",
+            DeploymentReason::Plan => "Plan change",
+            DeploymentReason::Retry => "Retry",
+            DeploymentReason::Repair => "Automatic repair",
+            DeploymentReason::Reconcile => "Update",
+            DeploymentReason::Billing => "Deletion after the subscription ended",
+        }
+    }
+
     /// The audit log's action for a deployment a user asked for.
     pub fn audit_action(self) -> &'static str {
         match self {
@@ -121,6 +137,27 @@ crate::text_enum! {
 }
 
 impl DeploymentStep {
+    /// The step in words, as the site page lists it.
+    pub fn title(self) -> &'static str {
+        match self {
+            DeploymentStep::Database => "Set up the database",
+            DeploymentStep::Image => "Prepare the application",
+            DeploymentStep::Container => "Set up the server",
+            DeploymentStep::Start => "Start",
+            DeploymentStep::Health => "Check that the site answers",
+            DeploymentStep::Stop => "Stop",
+            DeploymentStep::RemoveContainer => "Remove the server",
+            DeploymentStep::RemoveVolume => "Remove the files",
+            DeploymentStep::DropDatabase => "Remove the database",
+        }
+    }
+
+    /// Whether the step's own report is plain words a customer may read ("restarted",
+    /// "already running"); the others name roles, images and containers.
+    pub fn reports_plainly(self) -> bool {
+        matches!(self, DeploymentStep::Start | DeploymentStep::Stop)
+    }
+
     /// What running a site takes.
     pub const PROVISION: [DeploymentStep; 5] = [
         DeploymentStep::Database,

@@ -115,6 +115,15 @@ pub fn may_grant(actor: Role, granted: Role) -> bool {
     authorize(actor, Action::ChangeRole) && granted <= actor
 }
 
+/// Who reads a page about an organization: its customers get plain words without the
+/// platform's internals (role names, container ids, bookkeeping events); operators get
+/// everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Customer,
+    Operator,
+}
+
 /// The caller's membership, checked: the only way to act on an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {

@@ -203,6 +203,19 @@ pub async fn accept_invitation(
     ip: Option<IpAddr>,
 ) -> Result<Uuid> {
     let mut tx = platform.db.begin().await?;
+    let organization_id = accept_in(&mut tx, token, user_id, ip).await?;
+    tx.commit().await?;
+    Ok(organization_id)
+}
+
+/// [`accept_invitation`] in the caller's transaction (sign-up from an invitation creates
+/// the account and joins in one).
+pub(crate) async fn accept_in(
+    tx: &mut sqlx::PgConnection,
+    token: &str,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<Uuid> {
     let row = sqlx::query!(
         "SELECT i.id, i.organization_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at,
                 m.role AS \"inviter_role?\"
@@ -215,15 +228,7 @@ pub async fn accept_invitation(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::TokenInvalid)?;
-    if row.accepted_at.is_some() {
-        return Err(Error::TokenUsed);
-    }
-    if row.revoked_at.is_some() {
-        return Err(Error::TokenInvalid);
-    }
-    if row.expires_at <= Utc::now() {
-        return Err(Error::TokenExpired);
-    }
+    still_open(row.accepted_at, row.revoked_at, row.expires_at)?;
     // An invitation is only as good as its inviter's rights today: one sent by an admin
     // who has since been removed or demoted grants nothing.
     let inviter_may_grant = match row.inviter_role.as_deref() {
@@ -274,8 +279,56 @@ pub async fn accept_invitation(
             .ip(ip),
     )
     .await?;
-    tx.commit().await?;
     Ok(row.organization_id)
+}
+
+/// Refuses an invitation already used, withdrawn or expired, saying which.
+fn still_open(
+    accepted_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    if accepted_at.is_some() {
+        Err(Error::TokenUsed)
+    } else if revoked_at.is_some() {
+        Err(Error::TokenInvalid)
+    } else if expires_at <= Utc::now() {
+        Err(Error::TokenExpired)
+    } else {
+        Ok(())
+    }
+}
+
+/// What an invitation link shows someone not signed in: where it leads, for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationPreview {
+    pub organization: String,
+    pub email: String,
+    pub role: Role,
+    /// An account with the invited address exists: sign in instead of signing up.
+    pub account_exists: bool,
+}
+
+/// The open invitation behind `token`, for its landing page (the token is the secret, as in
+/// the mail); a used, withdrawn or expired one says why.
+pub async fn preview_invitation(platform: &Platform, token: &str) -> Result<InvitationPreview> {
+    let row = sqlx::query!(
+        r#"SELECT o.name, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at,
+                  EXISTS (SELECT 1 FROM users u WHERE u.email = i.email) AS "account_exists!"
+             FROM invitations i JOIN organizations o ON o.id = i.organization_id
+            WHERE i.token_hash = $1"#,
+        hash_token(token)
+    )
+    .fetch_optional(&platform.db)
+    .await?
+    .ok_or(Error::TokenInvalid)?;
+    still_open(row.accepted_at, row.revoked_at, row.expires_at)?;
+    Ok(InvitationPreview {
+        organization: row.name,
+        email: row.email,
+        role: Role::parse(&row.role)?,
+        account_exists: row.account_exists,
+    })
 }
 
 /// Revokes the open invitations `inviter` sent that their role (`None`: no longer a

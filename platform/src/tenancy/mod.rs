@@ -7,4 +7,4 @@ pub mod authz;
 pub mod members;
 pub mod organizations;
 
-pub use authz::{Action, Membership, Role, authorize, may_grant, membership};
+pub use authz::{Action, Membership, Reader, Role, authorize, may_grant, membership};

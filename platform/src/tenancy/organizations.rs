@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit::{self, Actor};
-use super::authz::Role;
+use super::authz::{Action, Membership, Role};
 use crate::Platform;
 use crate::catalog::PlanId;
 use crate::kernel::secrets::random_alphanumeric;
@@ -198,6 +198,44 @@ pub async fn overview(platform: &Platform, organization_id: Uuid) -> Result<Over
         plan_name,
         member_count: row.member_count,
     })
+}
+
+/// Which first steps an organization has taken: the overview's getting-started checklist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct GettingStarted {
+    /// A site exists (one being deleted does not count).
+    pub site: bool,
+    /// Someone else is a member, or has an open invitation.
+    pub teammate: bool,
+    /// A custom domain was added to one of its sites.
+    pub domain: bool,
+    /// An API key exists (a revoked one counts: the step was taken).
+    pub api_key: bool,
+}
+
+impl GettingStarted {
+    pub fn done(self) -> bool {
+        self.site && self.teammate && self.domain && self.api_key
+    }
+}
+
+/// The checklist for the member's organization (every member may read it).
+pub async fn getting_started(platform: &Platform, by: &Membership) -> Result<GettingStarted> {
+    by.require(Action::ViewSites)?;
+    let steps = sqlx::query_as::<_, GettingStarted>(
+        "SELECT EXISTS (SELECT 1 FROM sites
+                         WHERE organization_id = $1 AND desired_state <> 'deleted') AS site,
+                (SELECT count(*) FROM organization_members WHERE organization_id = $1) > 1
+                  OR EXISTS (SELECT 1 FROM invitations
+                              WHERE organization_id = $1 AND accepted_at IS NULL
+                                AND revoked_at IS NULL AND expires_at > now()) AS teammate,
+                EXISTS (SELECT 1 FROM site_domains WHERE organization_id = $1) AS domain,
+                EXISTS (SELECT 1 FROM api_keys WHERE organization_id = $1) AS api_key",
+    )
+    .bind(by.organization_id)
+    .fetch_one(&platform.db)
+    .await?;
+    Ok(steps)
 }
 
 #[cfg(test)]

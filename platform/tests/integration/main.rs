@@ -15,5 +15,6 @@ mod operator_fleet;
 mod operator_jobs;
 mod operator_lists;
 mod operator_orders;
+mod plan_requests;
 mod provision;
 mod tenancy;

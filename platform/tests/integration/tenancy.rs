@@ -777,3 +777,144 @@ async fn owners_and_admins_revoke_and_resend_pending_invitations(pool: PgPool) {
         .collect();
     assert_eq!(pending, ["boss@example.com"]);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn customers_read_the_audit_log_in_plain_words_without_the_platforms_bookkeeping(
+    pool: PgPool,
+) {
+    let p = platform(pool.clone());
+    let (alice, org) = user(&p, "alice@example.com", "Alpha").await;
+    let entries = [
+        audit::Entry::new("member.role_changed", audit::Actor::User(alice))
+            .organization(org)
+            .subject_user(alice),
+        audit::Entry::new("billing.drift_repaired", audit::Actor::System)
+            .organization(org)
+            .subject("site:blog".into()),
+        audit::Entry::new("billing.plan_changed", audit::Actor::System)
+            .organization(org)
+            .subject("plan:pro".into()),
+    ];
+    for entry in entries {
+        audit::record(&pool, entry).await.unwrap();
+    }
+    let me = tenancy::membership(&p, org, alice).await.unwrap();
+    let read = |reader| {
+        let p = p.clone();
+        async move {
+            audit::recent_for(&p, &me, 3, reader)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| (l.event, l.actor.unwrap_or_default(), l.subject))
+                .collect::<Vec<_>>()
+        }
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        read(audit::Reader::Customer).await[..2],
+        [
+            ("Plan changed".into(), String::new(), some("pro plan")),
+            (
+                "Role changed".into(),
+                "alice@example.com".into(),
+                some("alice@example.com")
+            ),
+        ]
+    );
+    // Operators also read the bookkeeping, under its code, and the subject as recorded.
+    assert_eq!(
+        read(audit::Reader::Operator).await[1],
+        (
+            "billing.drift_repaired".into(),
+            String::new(),
+            some("site:blog")
+        )
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn someone_invited_signs_up_from_the_link_and_joins_without_an_organization_of_their_own(
+    pool: PgPool,
+) {
+    use platform::identity::signup::sign_up_invited;
+    let p = platform(pool.clone());
+    let (alice, org) = user(&p, "alice@example.com", "Alpha").await;
+    sqlx::query("UPDATE organizations SET plan_id = 'pro' WHERE id = $1")
+        .bind(org)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let me = tenancy::membership(&p, org, alice).await.unwrap();
+    let carol = Email::parse("carol@example.com").unwrap();
+    let (_, token) = members::invite(&p, &me, &carol, Role::Editor, None)
+        .await
+        .unwrap();
+    let preview = members::preview_invitation(&p, &token).await.unwrap();
+    assert_eq!(
+        (
+            preview.organization.as_str(),
+            preview.email.as_str(),
+            preview.role
+        ),
+        ("Alpha", "carol@example.com", Role::Editor)
+    );
+    assert!(!preview.account_exists);
+    let name = || PersonName::parse("Carol").unwrap();
+    let password = || NewPassword::parse("correct horse battery").unwrap();
+
+    // Two submissions of the form at once (a double click): one account, one membership.
+    let results = test_support::at_once(4, |_| {
+        let (p, token) = (p.clone(), token.clone());
+        async move { sign_up_invited(&p, &token, name(), password(), None).await }
+    })
+    .await;
+    let made: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(made.len(), 1, "{results:?}");
+    assert_eq!(made[0].organization_id, org);
+    let joined = tenancy::membership(&p, org, made[0].user_id).await.unwrap();
+    assert_eq!(joined.role, Role::Editor);
+    let (organizations, verified): (i64, bool) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM organization_members WHERE user_id = u.id),
+                u.email_verified_at IS NOT NULL
+           FROM users u WHERE u.email = 'carol@example.com'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (organizations, verified),
+        (1, true),
+        "no organization of her own"
+    );
+    // The link is used now; an invitation to an existing account asks to sign in.
+    assert!(matches!(
+        members::preview_invitation(&p, &token).await,
+        Err(Error::TokenUsed)
+    ));
+    user(&p, "bob@example.com", "Beta").await;
+    let (_, token) = members::invite(
+        &p,
+        &me,
+        &Email::parse("bob@example.com").unwrap(),
+        Role::Viewer,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        members::preview_invitation(&p, &token)
+            .await
+            .unwrap()
+            .account_exists
+    );
+    let refused = sign_up_invited(&p, &token, name(), password(), None).await;
+    assert!(
+        matches!(&refused, Err(Error::Conflict(m)) if m.contains("sign in")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        sign_up_invited(&p, "no-such-token", name(), password(), None).await,
+        Err(Error::TokenInvalid)
+    ));
+}

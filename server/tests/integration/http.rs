@@ -205,7 +205,7 @@ async fn dashboard_shell_has_every_section(pool: PgPool) {
     let server = serve(pool.clone()).await;
     let cookie = signed_in_owner(&server).await;
     let sections = [
-        ("/dashboard", "Overview", "Nothing to show yet"),
+        ("/dashboard", "Overview", "Getting started"),
         ("/dashboard/sites", "Sites", "No sites yet"),
         ("/dashboard/team", "Team", "Pending invitations"),
         ("/dashboard/billing", "Billing", "assigned by its operator"),
@@ -471,8 +471,8 @@ mod accounts_over_http {
             "settings show the organization"
         );
         assert!(
-            html.contains("user.signed_up"),
-            "the owner reads the audit log"
+            html.contains("Account created") && !html.contains("user.signed_up"),
+            "the owner reads the audit log, in words"
         );
 
         let anonymous = client
@@ -2755,4 +2755,43 @@ async fn site_pages_actions_and_events_are_scoped_to_the_organization(pool: PgPo
         .await
         .expect("row");
     assert_eq!(desired, "deleted");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_sites_list_hears_of_its_own_organizations_changes_only(pool: PgPool) {
+    let server = serve(pool).await;
+    let alice = test_support::owner_on_plan(&server.platform, "pro").await;
+    let bob = test_support::owner_on_plan(&server.platform, "pro").await;
+    let cookie = test_support::session_cookie(&server.platform, alice.user_id).await;
+    let url = format!("{}/api/sites/events", server.base);
+    let mut stream = server
+        .client
+        .get(&url)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()["content-type"].to_str().expect("ascii"),
+        "text/event-stream"
+    );
+    // Another organization's new site is not told to Alice's list.
+    test_support::site(&server.platform, &bob, "bobs-site").await;
+    let heard = tokio::time::timeout(Duration::from_millis(1500), stream.chunk()).await;
+    assert!(heard.is_err(), "Alice heard of Bob's site: {heard:?}");
+    // Her own is, at once.
+    test_support::site(&server.platform, &alice, "alices-site").await;
+    let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("told in time")
+        .expect("a chunk")
+        .expect("not the end");
+    assert!(
+        String::from_utf8_lossy(&chunk).contains("data: change"),
+        "{chunk:?}"
+    );
+    // Nobody signed in: refused.
+    let anonymous = server.client.get(&url).send().await.expect("events");
+    assert_eq!(anonymous.status(), 401);
 }
