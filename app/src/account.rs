@@ -252,6 +252,8 @@ pub struct TeamView {
     pub invitations: Vec<InvitationView>,
     /// Not the organization's only owner (who cannot leave it).
     pub can_leave: bool,
+    /// An owner, who may hand ownership to another member.
+    pub can_transfer: bool,
 }
 
 #[server(endpoint = "team/view")]
@@ -269,6 +271,7 @@ pub async fn team() -> Result<TeamView, AppError> {
     let can_leave = me.role != Role::Owner || owners > 1;
     Ok(TeamView {
         can_leave,
+        can_transfer: tenancy::authorize(me.role, tenancy::Action::TransferOwnership),
         organization: overview.name,
         my_role: me.role.to_string(),
         can_manage: permissions(me.role).manage_team,
@@ -362,6 +365,18 @@ pub async fn remove_member(user_id: String) -> Result<(), AppError> {
     let (_, me) = require_membership(&state).await?;
     let user_id = parse_id(&user_id, "user_id")?;
     platform::tenancy::members::remove_member(&state.platform, &me, user_id, client_ip()).await?;
+    Ok(())
+}
+
+/// Hands the caller's ownership to another member: they become an owner, the caller an
+/// admin.
+#[server(endpoint = "team/transfer-ownership")]
+pub async fn transfer_ownership(user_id: String) -> Result<(), AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let user_id = parse_id(&user_id, "member")?;
+    platform::tenancy::members::transfer_ownership(&state.platform, &me, user_id, client_ip())
+        .await?;
     Ok(())
 }
 
@@ -477,6 +492,8 @@ pub struct SettingsView {
     pub plan: String,
     pub member_count: i64,
     pub my_role: String,
+    /// Admins and owners may rename the organization.
+    pub can_rename: bool,
     /// `None` when the role may not manage keys.
     pub api_keys: Option<Vec<ApiKeyView>>,
     /// `None` when the role may not read the audit log.
@@ -566,9 +583,25 @@ pub async fn settings() -> Result<SettingsView, AppError> {
         plan: overview.plan_name,
         member_count: overview.member_count,
         my_role: me.role.to_string(),
+        can_rename: platform::tenancy::authorize(
+            me.role,
+            platform::tenancy::Action::RenameOrganization,
+        ),
         api_keys,
         audit_log,
     })
+}
+
+/// Gives the organization a new name; its slug stays.
+#[server(endpoint = "settings/rename")]
+pub async fn rename_organization(name: String) -> Result<String, AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let name =
+        platform::tenancy::organizations::rename(&state.platform, &me, &name, client_ip()).await?;
+    // A new URL: the frame (the organization switcher) reloads with the new name.
+    leptos_axum::redirect("/dashboard/settings?renamed=1");
+    Ok(name.as_str().to_owned())
 }
 
 /// Creates a key and returns it in full: the only time it is shown.

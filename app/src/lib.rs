@@ -9,10 +9,12 @@ pub mod domains;
 pub mod error;
 pub mod format;
 pub mod health;
+pub mod help;
 pub mod operator;
 pub mod overview;
 pub mod pages;
 pub mod plans;
+pub mod profile;
 #[cfg(feature = "ssr")]
 pub mod request;
 #[cfg(feature = "ssr")]
@@ -40,7 +42,9 @@ use pages::auth::{AcceptInvitationPage, LoginPage, LogoutPage, ResetPage, SignUp
 use pages::billing::BillingPage;
 use pages::dashboard::DashboardLayout;
 use pages::dev_mail::DevMailPage;
+use pages::help::HelpPage;
 use pages::overview::OverviewPage;
+use pages::profile::AccountPage;
 use pages::settings::SettingsPage;
 use pages::sites::{NewSitePage, SitePage, SitesPage};
 use pages::team::TeamPage;
@@ -90,6 +94,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=LandingPage ssr=SsrMode::Async />
                     <Route path=path!("pricing") view=PricingPage ssr=SsrMode::Async />
+                    <Route path=path!("help") view=HelpPage ssr=SsrMode::Async />
                     <Route path=path!("signup") view=SignUpPage ssr=SsrMode::Async />
                     <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("logout") view=LogoutPage ssr=SsrMode::Async />
@@ -133,6 +138,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("billing") view=BillingPage ssr=SsrMode::Async />
                         <Route path=path!("usage") view=UsagePage ssr=SsrMode::Async />
                         <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("account") view=AccountPage ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </div>

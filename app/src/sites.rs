@@ -79,9 +79,14 @@ pub struct SiteView {
     pub suspended: Option<String>,
     /// (label, value) of the plan limits this site runs with.
     pub limits: Vec<(String, String)>,
+    /// A page of deployments, newest first ([`DEPLOYMENTS_PER_PAGE`]).
     pub deployments: Vec<DeploymentView>,
+    /// The cursor of the next (older) page, when there is one.
+    pub older: Option<String>,
+    /// Whether this page is not the latest (so the page offers the way back).
+    pub paged: bool,
     pub can_deploy: bool,
-    pub can_delete: bool,
+    pub can_manage: bool,
     /// The app's API token and webhook secret, for admins and owners.
     pub credentials: Option<(String, String)>,
 }
@@ -92,6 +97,9 @@ impl SiteView {
         !self.settled
     }
 }
+
+/// Deployments shown on one page of a site's history.
+pub const DEPLOYMENTS_PER_PAGE: usize = 5;
 
 #[cfg(feature = "ssr")]
 fn millis(ms: Option<i64>) -> Option<String> {
@@ -218,14 +226,20 @@ pub async fn create_site(
     Ok(site.id.to_string())
 }
 
+/// The site, with the page of its deployments before `before` (the latest without).
 #[server(endpoint = "sites/detail")]
-pub async fn site_detail(id: String) -> Result<SiteView, AppError> {
+pub async fn site_detail(id: String, before: Option<String>) -> Result<SiteView, AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
+    let before = before
+        .filter(|b| !b.is_empty())
+        .map(|b| b.parse().map_err(|_| AppError::NotFound))
+        .transpose()?;
     site_view(
         &state,
         &me,
         parse_site_id(&id)?,
+        before,
         platform::tenancy::Reader::Customer,
     )
     .await
@@ -243,13 +257,29 @@ pub(crate) async fn site_view(
     state: &crate::state::AppState,
     me: &platform::tenancy::Membership,
     site_id: uuid::Uuid,
+    before: Option<uuid::Uuid>,
     reader: platform::tenancy::Reader,
 ) -> Result<SiteView, AppError> {
     use platform::sites::{SiteStatus, StepStatus};
     use platform::tenancy::{Action, Reader, authorize};
     let customer = reader == Reader::Customer;
     let site = platform::sites::get(&state.platform, me, site_id).await?;
-    let deployments = platform::sites::deployments(&state.platform, me, site_id, 10).await?;
+    // One more than a page: whether an older page exists.
+    let mut deployments = platform::sites::deployments(
+        &state.platform,
+        me,
+        site_id,
+        before,
+        DEPLOYMENTS_PER_PAGE as i64 + 1,
+    )
+    .await?;
+    let older = (deployments.len() > DEPLOYMENTS_PER_PAGE).then(|| {
+        deployments.truncate(DEPLOYMENTS_PER_PAGE);
+        deployments
+            .last()
+            .map(|d| d.id.to_string())
+            .unwrap_or_default()
+    });
     let overview =
         platform::tenancy::organizations::overview(&state.platform, me.organization_id).await?;
     let limits = state
@@ -273,8 +303,8 @@ pub(crate) async fn site_view(
             ]
         })
         .unwrap_or_default();
-    let can_delete = authorize(me.role, Action::ManageSites);
-    let credentials = if can_delete && customer {
+    let can_manage = authorize(me.role, Action::ManageSites);
+    let credentials = if can_manage && customer {
         platform::sites::credentials(&state.platform, me, site_id)
             .await
             .ok()
@@ -317,6 +347,8 @@ pub(crate) async fn site_view(
         waiting_for,
         suspended: site.suspended,
         limits,
+        older,
+        paged: before.is_some(),
         deployments: deployments
             .into_iter()
             .map(|d| DeploymentView {
@@ -357,9 +389,18 @@ pub(crate) async fn site_view(
             })
             .collect(),
         can_deploy: authorize(me.role, Action::DeploySite),
-        can_delete,
+        can_manage,
         credentials,
     })
+}
+
+/// Gives a site a new display name; its address stays.
+#[server(endpoint = "sites/rename")]
+pub async fn rename_site(id: String, name: String) -> Result<String, AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let name = platform::sites::rename(&state.platform, &me, parse_site_id(&id)?, &name).await?;
+    Ok(name.as_str().to_owned())
 }
 
 /// Restart, stop, start or delete. Deleting needs the slug typed again as confirmation

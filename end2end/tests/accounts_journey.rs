@@ -272,8 +272,110 @@ async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()
         "the invited member by address: {log}"
     );
     h.screenshot("settings-audit").await?;
+
+    self_service(&mut h).await?;
     bob.close().await?;
     h.finish().await
+}
+
+/// What Ada changes herself: the organization's name, her own name, password and address
+/// (confirmed from the mail to the new one), and at last she hands the organization to Bob.
+async fn self_service(h: &mut Harness) -> Result<()> {
+    h.submit("rename-organization", &[("name", " ")]).await?;
+    h.wait_for_text_containing(
+        r#"form[data-form="rename-organization"] [data-field-error="name"]"#,
+        "Enter a name",
+    )
+    .await?;
+    h.submit("rename-organization", &[("name", "Engines & Co")])
+        .await?;
+    h.wait_for_text_containing("[data-organization]", "Engines & Co")
+        .await?;
+    h.wait_for_text_containing("[data-audit] [data-event]", "Organization renamed")
+        .await?;
+
+    // Her account: from the address at the top of every dashboard page.
+    h.click("[data-user-email]").await?;
+    h.wait_for_path("/dashboard/account").await?;
+    h.wait_hydrated().await?;
+    h.submit("account-name", &[("name", "Augusta Ada King")])
+        .await?;
+    h.wait_for_text_containing(
+        r#"form[data-form="account-name"] [data-done]"#,
+        "Augusta Ada King",
+    )
+    .await?;
+    let password = r#"form[data-form="account-password"]"#;
+    h.submit(
+        "account-password",
+        &[
+            ("current_password", "not the password"),
+            ("new_password", "a brand new password"),
+        ],
+    )
+    .await?;
+    h.wait_for_texts(
+        &format!(r#"{password} [data-field-error="current_password"]"#),
+        &["That is not your current password."],
+    )
+    .await?;
+    h.submit(
+        "account-password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "a brand new password"),
+        ],
+    )
+    .await?;
+    h.wait_for_text_containing(&format!("{password} [data-done]"), "Password changed")
+        .await?;
+    let browsers = h.texts("[data-sessions] [data-session]").await?;
+    ensure!(
+        browsers.len() == 1 && browsers[0].contains("This browser"),
+        "{browsers:?}"
+    );
+    h.submit(
+        "account-email",
+        &[
+            ("new_email", "countess@example.com"),
+            ("password", "a brand new password"),
+        ],
+    )
+    .await?;
+    h.wait_for_text_containing(
+        r#"form[data-form="account-email"] [data-done]"#,
+        "We sent a link to countess@example.com",
+    )
+    .await?;
+    h.screenshot("account").await?;
+    let confirm = h
+        .mailed_link("countess@example.com", "/verify?token=")
+        .await?;
+    h.visit(&confirm).await?;
+    h.wait_hydrated().await?;
+    h.submit("confirm-email-change", &[]).await?;
+    h.wait_for_text_containing("[data-notice]", "changed and confirmed")
+        .await?;
+    h.wait_for_texts("[data-account-email]", &["countess@example.com"])
+        .await?;
+    h.wait_for_texts("[data-user-email]", &["countess@example.com"])
+        .await?;
+
+    // Ownership handed on: asked first; then Bob owns it and she is an admin.
+    h.visit("/dashboard/team").await?;
+    h.wait_hydrated().await?;
+    h.click(r#"form[data-form="transfer-ownership"] summary"#)
+        .await?;
+    h.wait_for_text_containing(
+        r#"form[data-form="transfer-ownership"] [data-confirm]"#,
+        "becomes an owner and you an admin",
+    )
+    .await?;
+    h.submit("transfer-ownership", &[]).await?;
+    h.wait_for_texts("[data-member] [data-role]", &["admin", "owner"])
+        .await?;
+    h.screenshot("team-after-transfer").await?;
+    Ok(())
 }
 
 #[tokio::test]
@@ -317,6 +419,31 @@ async fn accounts_work_without_javascript() -> Result<()> {
     ensure!(h.texts("[data-new-key]").await?.is_empty(), "and only once");
     let keys = h.texts("[data-keys] tbody tr").await?;
     ensure!(keys.len() == 1 && keys[0].contains("deploys"), "{keys:?}");
+
+    // Her account without JavaScript: a new name is kept.
+    h.visit("/dashboard/account").await?;
+    h.submit("account-name", &[("name", "Rear Admiral Hopper")])
+        .await?;
+    let mut name = json!(null);
+    for _ in 0..50 {
+        name = h
+            .browser
+            .execute(
+                r#"return document.querySelector('form[data-form="account-name"] input[name=name]')?.value;"#,
+                vec![],
+            )
+            .await?;
+        if name == json!("Rear Admiral Hopper") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(name == json!("Rear Admiral Hopper"), "{name}");
+    ensure!(
+        h.path().await?.starts_with("/dashboard/account"),
+        "back on the account page"
+    );
+    h.screenshot("account").await?;
 
     h.visit("/logout").await?;
     h.submit("logout", &[]).await?;

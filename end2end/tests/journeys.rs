@@ -50,6 +50,19 @@ async fn landing_to_pricing_shows_every_plan() -> Result<()> {
     ensure!(h.path().await? == "/pricing", "navigated to /pricing");
     h.wait_for_texts("[data-price]", &MONTHLY_PRICES).await?;
     assert_title(&h, "Pricing · Slipway").await?;
+    // Side by side, every card's "Choose" button sits on one line, whatever its text above.
+    let tops = h
+        .browser
+        .execute(
+            "return [...document.querySelectorAll('[data-choose]')].map(e => Math.round(e.getBoundingClientRect().top));",
+            vec![],
+        )
+        .await?;
+    let tops: Vec<i64> = serde_json::from_value(tops)?;
+    ensure!(
+        tops.len() == 4 && tops.iter().all(|top| *top == tops[0]),
+        "the Choose buttons are not aligned: {tops:?}"
+    );
     h.screenshot("pricing-monthly").await?;
     assert_no_console_errors(&h, "/pricing").await?;
     // Opened directly (hydrated, not navigated to), the title is the server's too.

@@ -79,6 +79,8 @@ async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> 
         ("/dashboard/billing", "billing"),
         ("/dashboard/usage", "usage"),
         ("/dashboard/settings", "settings"),
+        ("/dashboard/account", "account"),
+        ("/help", "help"),
     ];
     for (path, name) in pages {
         h.visit(path).await?;
@@ -90,6 +92,91 @@ async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> 
         h.screenshot(&format!("phone-{name}")).await?;
     }
     h.resize(1280, 900).await
+}
+
+/// Where each promise of the public pages is kept: the place in the dashboard and what shows
+/// it there. `None`: a term of the plan, not something the dashboard shows.
+fn where_kept(promise: &str, site_page: &str) -> Option<Option<(String, &'static str)>> {
+    let at = |path: &str, css: &'static str| Some(Some((path.to_owned(), css)));
+    match promise {
+        // The landing page's three.
+        "provisioning" => at(site_page, "[data-deployments] [data-step]"),
+        "limits" => at(site_page, "[data-limits]"),
+        "monitoring" => at(site_page, "[data-health]"),
+        // The pricing cards' lines.
+        p if p.contains("hosted site") || p == "Unlimited sites" => {
+            at("/dashboard/sites", "[data-site-usage]")
+        }
+        p if p.contains("team member") => at("/dashboard/team", "[data-members]"),
+        p if p.contains("per site") && !p.contains("bandwidth") => at(site_page, "[data-limits]"),
+        p if p.contains("bandwidth") => at("/dashboard/usage", "[data-usage-month]"),
+        "Custom domains" => at(site_page, "#domains"),
+        "API access" => at("/dashboard/settings", r#"form[data-form="create-key"]"#),
+        "Self-hosted on your own server"
+        | "Community support"
+        | "99.9% uptime SLA"
+        | "Pay-as-you-go overages" => Some(None),
+        _ => None,
+    }
+}
+
+/// Every promise the landing and pricing pages make is kept somewhere a customer on the
+/// Pro plan reaches: each is visited and looked for. A promise with no place fails.
+async fn keeps_every_public_promise(h: &mut Harness, site_page: &str) -> Result<()> {
+    let mut promises: Vec<String> = Vec::new();
+    h.visit("/").await?;
+    let landing = h
+        .browser
+        .execute(
+            "return [...document.querySelectorAll('[data-promise]')].map(e => e.dataset.promise);",
+            vec![],
+        )
+        .await?;
+    promises.extend(
+        landing
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned)),
+    );
+    ensure!(
+        promises.len() == 3,
+        "the landing page's promises: {promises:?}"
+    );
+    h.visit("/pricing").await?;
+    promises.extend(
+        h.texts("section[data-plan] ul li")
+            .await?
+            .into_iter()
+            .map(|line| line.trim_start_matches('✓').trim().to_owned()),
+    );
+    let mut checked = 0;
+    for promise in &promises {
+        let Some(place) = where_kept(promise, site_page) else {
+            anyhow::bail!(
+                "the public pages promise {promise:?}, and no place in the dashboard keeps it"
+            );
+        };
+        let Some((path, css)) = place else { continue };
+        h.visit(&path).await?;
+        h.wait_for_text_containing(css, "")
+            .await
+            .with_context(|| format!("{promise:?} is kept at {path} ({css})"))?;
+        checked += 1;
+    }
+    ensure!(checked >= 10, "{checked} promises looked for: {promises:?}");
+    // And nothing Slipway does not do yet is named anywhere on those pages.
+    for path in ["/", "/pricing"] {
+        h.visit(path).await?;
+        let text = h.texts("body").await?.join(" ").to_lowercase();
+        for undelivered in ["ssl", "backup", "white-label", "your brand"] {
+            ensure!(
+                !text.contains(undelivered),
+                "{path} promises {undelivered:?}, which Slipway does not deliver yet"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// An operator (the signed-in user, made one) finds the organization on the list by its
@@ -557,6 +644,28 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.visit(&page).await?;
     h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
         .await?;
+    // Each line says when it was written (UTC, to the second).
+    let logs = h.texts("[data-logs]").await?.join("\n");
+    let listening = logs
+        .lines()
+        .find(|line| line.contains("listening on"))
+        .unwrap_or_default();
+    ensure!(
+        listening.len() > 20
+            && listening.as_bytes()[..19]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| match i {
+                    4 | 7 => *b == b'-',
+                    10 => *b == b' ',
+                    13 | 16 => *b == b':',
+                    _ => b.is_ascii_digit(),
+                }),
+        "a log line starts with its time: {listening:?}"
+    );
+    keeps_every_public_promise(&mut h, &page).await?;
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
     // The refused creations above answered 422 (the browser logs those); nothing else.
     let errors: Vec<String> = h
         .console_errors()
@@ -624,6 +733,21 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         .await?;
     h.wait_for_text_containing(r#"[data-field-error="domain"]"#, "belong to Slipway")
         .await?;
+    // The DNS values have copy buttons: a click copies (or says to select the value).
+    let copy = r#"[data-domain="docs.example.com"] [data-dns-records] [data-copy]"#;
+    ensure!(h.texts(copy).await?.first().map(String::as_str) == Some("Copy"));
+    h.click(copy).await?;
+    wait_until(
+        || async {
+            let said = h.texts(copy).await?;
+            Ok(said
+                .first()
+                .is_some_and(|s| s == "Copied" || s == "Select and copy it"))
+        },
+        Duration::from_secs(5),
+        "the copy button answers",
+    )
+    .await?;
     h.screenshot("site-domains").await?;
 
     // The organization's usage page: 29 earlier days of history (seeded here so the chart
@@ -648,15 +772,34 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.screenshot("usage").await?;
     h.visit(&page).await?;
     h.wait_hydrated().await?;
-    // Hydration went through on every page above: no errors but the refused domain (422)
-    // and the site's missing favicon (its own 404).
+    // Hydration went through on every page above: no errors but the refused domain (422).
+    // The hosted site has its own icon: no 404 for it either.
     let errors: Vec<String> = h
         .console_errors()
         .await?
         .into_iter()
-        .filter(|e| !e.contains("status of 422") && !e.contains("/favicon.ico"))
+        .filter(|e| !e.contains("status of 422"))
         .collect();
     ensure!(errors.is_empty(), "console errors: {errors:?}");
+
+    // Rename: refused without a name (the form stays open with its error), then the new
+    // name shows; the address stays.
+    h.click("[data-actions] details[data-rename] summary")
+        .await?;
+    h.submit("site-rename", &[("name", " ")]).await?;
+    h.wait_for_texts(
+        r#"details[data-rename][open] [data-field-error="name"]"#,
+        &["Enter a name for your site."],
+    )
+    .await?;
+    h.submit("site-rename", &[("name", "Team handbook")])
+        .await?;
+    h.wait_for_texts("[data-site-name]", &["Team handbook"])
+        .await?;
+    ensure!(
+        h.texts("[data-site-url]").await?[0].contains("team-docs"),
+        "the address stays"
+    );
 
     // Restart: asked first (it interrupts visitors), then a second deployment, shown live.
     h.click(r#"form[data-form="site-restart"] summary"#).await?;

@@ -63,6 +63,15 @@ pub struct Platform {
     pub mode: config::Mode,
     /// How sites are checked, restarted and alerted about (incidents read the alert delays).
     pub monitor: Arc<config::MonitorConfig>,
+    /// Where customers get help.
+    pub support: Arc<Support>,
+}
+
+/// Where customers get help (`[support]`), checked when the settings load.
+#[derive(Debug, Clone, Default)]
+pub struct Support {
+    pub email: Option<kernel::Email>,
+    pub docs_url: Option<url::Url>,
 }
 
 impl Platform {
@@ -82,6 +91,7 @@ impl Platform {
             mailer: Arc::new(infra::mail::Mailer::Local),
             mode: config::Mode::Production,
             monitor: Arc::new(config::MonitorConfig::default()),
+            support: Arc::new(Support::default()),
         }
     }
 
@@ -129,6 +139,11 @@ impl Platform {
 
     pub fn with_mode(mut self, mode: config::Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    pub fn with_support(mut self, support: Support) -> Self {
+        self.support = Arc::new(support);
         self
     }
 

@@ -24,12 +24,38 @@ impl Platform {
             .with_billing(billing_settings(config)?)
             .with_mailer(mailer(config)?)
             .with_mode(config.mode)
-            .with_monitor(config.monitor.clone());
+            .with_monitor(config.monitor.clone())
+            .with_support(support(config)?);
         if let Some(key) = config.master_key()? {
             platform = platform.with_master_key(key);
         }
         Ok(platform)
     }
+}
+
+/// Where customers get help, checked: a real address, an `http(s)` documentation URL.
+pub fn support(config: &Config) -> Result<crate::Support, ConfigError> {
+    let email = config
+        .support
+        .email
+        .as_deref()
+        .map(|raw| {
+            crate::kernel::Email::parse(raw)
+                .map_err(|e| ConfigError::Invalid(format!("setting `support.email`: {e}")))
+        })
+        .transpose()?;
+    let docs_url = config
+        .support
+        .docs_url
+        .as_deref()
+        .map(|raw| match url::Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+            _ => Err(ConfigError::Invalid(format!(
+                "setting `support.docs_url`: {raw:?} is not an http(s) URL"
+            ))),
+        })
+        .transpose()?;
+    Ok(crate::Support { email, docs_url })
 }
 
 /// Where mail goes: SMTP when `mail.smtp_url` is set, else the outbox (the local mail page).

@@ -147,7 +147,8 @@ pub async fn admin_site(#[server(default)] site: String) -> Result<AdminSiteView
         let reading = &detail.reading;
         // The customer's secrets are theirs: never unsealed here.
         let site =
-            crate::sites::site_view(&app, reading, id, platform::tenancy::Reader::Operator).await?;
+            crate::sites::site_view(&app, reading, id, None, platform::tenancy::Reader::Operator)
+                .await?;
         let health =
             crate::health::health_view(&app, reading, id, platform::tenancy::Reader::Operator)
                 .await?;

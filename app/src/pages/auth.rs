@@ -143,15 +143,36 @@ pub fn LogoutPage() -> impl IntoView {
 #[component]
 pub fn VerifyPage() -> impl IntoView {
     let token = query("token");
+    // A link that moves an account to a new address (`&change=1`), or one that confirms a
+    // new account's address.
+    let change = query("change");
     let action = ServerAction::<VerifyEmail>::new();
+    let confirm_change = ServerAction::<crate::profile::ConfirmEmailChange>::new();
     view! {
         <AuthCard title="Verify your email">
             <p class="mt-2 text-sm text-slate-600">"Confirm that this address is yours."</p>
-            <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="verify">
-                <FormError error=general_error(action.value()) />
-                <input type="hidden" name="token" value=move || token.get() />
-                <Submit label="Confirm my email address" />
-            </ActionForm>
+            <Show
+                when=move || change.get().is_empty()
+                fallback=move || {
+                    view! {
+                        <ActionForm
+                            action=confirm_change
+                            attr:class="mt-6 space-y-4"
+                            attr:data-form="confirm-email-change"
+                        >
+                            <FormError error=general_error(confirm_change.value()) />
+                            <input type="hidden" name="token" value=move || token.get() />
+                            <Submit label="Use this address for my account" />
+                        </ActionForm>
+                    }
+                }
+            >
+                <ActionForm action attr:class="mt-6 space-y-4" attr:data-form="verify">
+                    <FormError error=general_error(action.value()) />
+                    <input type="hidden" name="token" value=move || token.get() />
+                    <Submit label="Confirm my email address" />
+                </ActionForm>
+            </Show>
         </AuthCard>
     }
 }

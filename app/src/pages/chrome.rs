@@ -24,16 +24,22 @@ fn PublicHeader() -> impl IntoView {
                 class="mx-auto flex max-w-6xl items-center justify-between gap-4 px-4 py-4 sm:px-6"
             >
                 <HomeLink class="flex items-center gap-2 text-lg font-bold text-slate-900" />
-                <div class="flex items-center gap-2 text-sm font-medium sm:gap-4">
+                <div class="flex items-center gap-1 text-sm font-medium sm:gap-4">
                     <a
                         href="/pricing"
-                        class="rounded-md px-3 py-2 text-slate-700 hover:bg-slate-100"
+                        class="rounded-md px-2 py-2 text-slate-700 hover:bg-slate-100 sm:px-3"
                     >
                         "Pricing"
                     </a>
                     <a
+                        href="/help"
+                        class="rounded-md px-2 py-2 text-slate-700 hover:bg-slate-100 sm:px-3"
+                    >
+                        "Help"
+                    </a>
+                    <a
                         href="/dashboard"
-                        class="rounded-md bg-slate-900 px-3 py-2 text-white hover:bg-slate-700"
+                        class="rounded-md bg-slate-900 px-2 py-2 text-white hover:bg-slate-700 sm:px-3"
                     >
                         "Dashboard"
                     </a>

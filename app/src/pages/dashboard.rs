@@ -139,9 +139,17 @@ fn Frame(me: Me) -> impl IntoView {
             <div class="min-w-0 flex-1">
                 <header class="flex flex-wrap items-center justify-between gap-3 border-b border-slate-200 bg-white px-4 py-3 sm:px-8">
                     {switcher} <div class="flex min-w-0 flex-wrap items-center gap-3 text-sm">
-                        <span class="break-all text-slate-600" data-user-email="">
+                        <a
+                            href="/dashboard/account"
+                            class="break-all text-slate-600 hover:underline"
+                            title="Your account"
+                            data-user-email=""
+                        >
                             {me.email.clone()}
-                        </span>
+                        </a>
+                        <a href="/help" class="font-medium text-slate-700 hover:underline">
+                            "Help"
+                        </a>
                         {me
                             .is_operator
                             .then(|| {

@@ -31,6 +31,23 @@ where
     })
 }
 
+/// How many times the action behind `value` has succeeded, counted in the browser: the key
+/// for what must reload after a change. A refused attempt leaves the page as it is, so a
+/// form that was opened stays open with its errors.
+pub fn successes<T, S>(value: S) -> ReadSignal<u32>
+where
+    T: Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    let (count, set_count) = signal(0u32);
+    Effect::new(move |_| {
+        if matches!(value.get(), Some(Ok(_))) {
+            set_count.update(|n| *n += 1);
+        }
+    });
+    count
+}
+
 #[component]
 pub fn Field(
     label: &'static str,

@@ -7,18 +7,24 @@ use super::chrome::{LoadError, PublicPage};
 use crate::format::usd;
 use crate::plans::list_plans;
 
-const PROMISES: [(&str, &str); 3] = [
+/// What the landing page promises: (key, title, text). Each key names something a customer
+/// reaches in the dashboard, and the browser test `public_promises_are_kept` goes there: a
+/// promise without a place to keep it fails that test.
+pub const PROMISES: [(&str, &str, &str); 3] = [
     (
+        "provisioning",
         "Live in seconds",
-        "Name your site and Slipway provisions it: its own container, its own database, a URL.",
+        "Name your site and Slipway provisions it: its own container, its own database, a URL. You watch each step as it happens.",
     ),
     (
+        "limits",
         "Isolated and limited",
         "Each site runs hardened, within its plan's memory, CPU and storage, unable to reach its neighbours.",
     ),
     (
-        "Backed up",
-        "Automatic backups kept as long as your plan says, restorable and downloadable from the dashboard.",
+        "monitoring",
+        "Watched and restarted",
+        "Slipway checks every site, restarts one that stops answering, and shows you what happened.",
     ),
 ];
 
@@ -33,7 +39,7 @@ pub fn LandingPage() -> impl IntoView {
                     "Your site, hosted and live in seconds"
                 </h1>
                 <p class="mx-auto mt-6 max-w-2xl text-lg text-slate-600">
-                    "Slipway runs the open-source app for you: provisioning, updates, backups and monitoring included. You write; we keep it running."
+                    "Slipway runs the open-source app for you: provisioning, monitoring and your own domains included. You write; we keep it running."
                 </p>
                 <div class="mt-10 flex flex-wrap justify-center gap-4">
                     <a
@@ -53,9 +59,12 @@ pub fn LandingPage() -> impl IntoView {
             <section class="mx-auto mt-20 grid max-w-6xl gap-6 px-4 sm:px-6 md:grid-cols-3">
                 {PROMISES
                     .iter()
-                    .map(|(title, text)| {
+                    .map(|(key, title, text)| {
                         view! {
-                            <div class="rounded-2xl border border-slate-200 bg-white p-6">
+                            <div
+                                class="rounded-2xl border border-slate-200 bg-white p-6"
+                                data-promise=*key
+                            >
                                 <h2 class="font-semibold">{*title}</h2>
                                 <p class="mt-2 text-sm text-slate-600">{*text}</p>
                             </div>

@@ -96,7 +96,7 @@ pub fn PricingPage() -> impl IntoView {
                         "Simple, predictable pricing"
                     </h1>
                     <p class="mx-auto mt-4 max-w-2xl text-lg text-slate-600">
-                        "Every hosted plan includes its own container, its own database and SSL. Change or cancel any time."
+                        "Every hosted plan includes its own container, its own database and its own address. Change or cancel any time."
                     </p>
                 </div>
                 <Suspense fallback=|| ()>
@@ -208,7 +208,9 @@ fn PlanCard(plan: PlanView, interval: Memo<Interval>) -> impl IntoView {
             <h2 id=format!("plan-{}", plan.id) class="text-lg font-semibold">
                 {plan.name.clone()}
             </h2>
-            <p class="mt-1 min-h-12 text-sm text-slate-600">{plan.description.clone()}</p>
+            <p class="mt-1 text-sm text-slate-600 lg:min-h-15" data-plan-description="">
+                {plan.description.clone()}
+            </p>
             <p class="mt-6 flex items-baseline gap-1">
                 <span class="text-4xl font-bold tracking-tight" data-price="">
                     {

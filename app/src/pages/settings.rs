@@ -6,14 +6,18 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
+use super::copy::CopyButton;
 use super::dashboard::Panel;
 use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
-use crate::account::{CreateApiKey, CreateOrganization, RevokeApiKey, SettingsView, settings};
+use crate::account::{
+    CreateApiKey, CreateOrganization, RenameOrganization, RevokeApiKey, SettingsView, settings,
+};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let create_key = ServerAction::<CreateApiKey>::new();
     let revoke_key = ServerAction::<RevokeApiKey>::new();
+    let rename = ServerAction::<RenameOrganization>::new();
     let location = use_location();
     let view = Resource::new(
         move || {
@@ -33,7 +37,9 @@ pub fn SettingsPage() -> impl IntoView {
         }>
             {move || Suspend::new(async move {
                 match view.await {
-                    Ok(settings) => view! { <Settings settings create_key revoke_key /> }.into_any(),
+                    Ok(settings) => {
+                        view! { <Settings settings create_key revoke_key rename /> }.into_any()
+                    }
                     Err(error) => {
                         view! {
                             <FormError error=Signal::derive(move || Some(error.to_string())) />
@@ -76,6 +82,7 @@ fn Settings(
     settings: SettingsView,
     create_key: ServerAction<CreateApiKey>,
     revoke_key: ServerAction<RevokeApiKey>,
+    rename: ServerAction<RenameOrganization>,
 ) -> impl IntoView {
     let from_form_post = settings.new_key.clone();
     let new_key = move || match create_key.value().get() {
@@ -96,6 +103,29 @@ fn Settings(
                 <dt class="text-slate-500">"Your role"</dt>
                 <dd>{settings.my_role.clone()}</dd>
             </dl>
+            {settings
+                .can_rename
+                .then(|| {
+                    view! {
+                        <ActionForm
+                            action=rename
+                            attr:class="mt-4 flex flex-wrap items-end gap-3"
+                            attr:data-form="rename-organization"
+                        >
+                            <Field
+                                label="New name"
+                                name="name"
+                                value=settings.name.clone()
+                                error=field_error(rename.value(), "organization")
+                            />
+                            <Submit label="Rename" />
+                            <p class="w-full text-xs text-slate-500">
+                                "The slug, and every address that uses it, stays."
+                            </p>
+                        </ActionForm>
+                        <FormError error=general_error(rename.value()) />
+                    }
+                })}
         </Panel>
         {settings
             .api_keys
@@ -111,12 +141,10 @@ fn Settings(
                                     view! {
                                         <div class="mb-4 rounded-lg bg-green-50 p-3 text-sm text-green-900">
                                             "Copy this key now; it will not be shown again:"
-                                            <code
-                                                class="mt-1 block break-all font-mono"
-                                                data-new-key=""
-                                            >
-                                                {secret}
-                                            </code>
+                                            <p class="mt-1 break-all font-mono">
+                                                <code data-new-key="">{secret.clone()}</code>
+                                                <CopyButton value=secret what="Copy the API key" />
+                                            </p>
                                         </div>
                                     }
                                 })

@@ -11,15 +11,20 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use super::copy::CopyButton;
 use super::dashboard::Panel;
-use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
+use super::forms::{
+    ConfirmSubmit, Field, FormError, Submit, field_error, general_error, successes,
+};
 use super::usage::SiteUsage;
 use crate::domains::{
     AddDomain, DomainView, DomainsView, RemoveDomain, VerifyDomain, list_domains,
 };
 use crate::error::AppError;
 use crate::health::{site_health, site_logs};
-use crate::sites::{CreateSite, SiteAction, SiteView, SitesView, list_sites, site_detail};
+use crate::sites::{
+    CreateSite, RenameSite, SiteAction, SiteView, SitesView, list_sites, site_detail,
+};
 use crate::usage::usage_report;
 
 /// The colour of a status badge.
@@ -259,12 +264,25 @@ pub fn NewSitePage() -> impl IntoView {
 pub fn SitePage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
+    // The actions live here, outside the suspense that re-renders the site on every
+    // event: a form's result must outlast the view that sent it.
     let act = ServerAction::<SiteAction>::new();
+    let rename = ServerAction::<RenameSite>::new();
     // Bumped by each server-sent event: a step was recorded or new log lines may exist.
     let (pushes, set_pushes) = signal(0u64);
+    let query = use_query_map();
+    let (acted, renamed) = (successes(act.value()), successes(rename.value()));
     let detail = Resource::new(
-        move || (id(), act.version().get(), pushes.get()),
-        |(id, _, _)| site_detail(id),
+        move || {
+            (
+                id(),
+                query.read().get("deployments"),
+                acted.get(),
+                renamed.get(),
+                pushes.get(),
+            )
+        },
+        |(id, before, ..)| site_detail(id, before),
     );
     // The panels' resources live here, outside the suspense that shows the site, so the
     // browser finds them when it hydrates.
@@ -286,7 +304,6 @@ pub fn SitePage() -> impl IntoView {
         |(id, ..)| list_domains(id),
     );
     let health = Resource::new(move || (id(), pushes.get()), |(id, _)| site_health(id));
-    let query = use_query_map();
     let logs = Resource::new(
         move || (id(), query.read().get("filter").unwrap_or_default()),
         |(id, filter)| site_logs(id, filter),
@@ -302,7 +319,7 @@ pub fn SitePage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Ok(site) => {
-                        view! { <Site site act usage domains domain_actions health logs /> }
+                        view! { <Site site act rename usage domains domain_actions health logs /> }
                             .into_any()
                     }
                     Err(error) => {
@@ -347,6 +364,7 @@ fn live_updates(_stream: impl Fn() -> String + Send + Sync + 'static, _pushes: W
 fn Site(
     site: SiteView,
     act: ServerAction<SiteAction>,
+    rename: ServerAction<RenameSite>,
     usage: Resource<Result<crate::usage::UsageView, AppError>>,
     domains: Resource<Result<DomainsView, AppError>>,
     domain_actions: DomainActions,
@@ -415,8 +433,9 @@ fn Site(
                 }
             })}
         <FormError error=general_error(act.value()) />
-        <Actions site=site.clone() act />
-        <Progress site=site.clone() />
+        <FormError error=general_error(rename.value()) />
+        <Actions site=site.clone() act rename />
+        <Progress site=site.clone() paging=true />
         <Panel title="Plan limits" note="What your plan gives this site, applied while it runs.">
             <dl class="grid grid-cols-2 gap-2 text-sm sm:grid-cols-3" data-limits="">
                 {site
@@ -450,11 +469,15 @@ fn Site(
                             <summary class="cursor-pointer text-indigo-700">"Show"</summary>
                             <dl class="mt-2 space-y-1 font-mono text-xs">
                                 <dt class="text-slate-500">"API token"</dt>
-                                <dd class="break-all" data-site-token="">
-                                    {token}
+                                <dd class="break-all">
+                                    <span data-site-token="">{token.clone()}</span>
+                                    <CopyButton value=token what="Copy the API token" />
                                 </dd>
                                 <dt class="text-slate-500">"Webhook secret"</dt>
-                                <dd class="break-all">{secret}</dd>
+                                <dd class="break-all">
+                                    <span data-webhook-secret="">{secret.clone()}</span>
+                                    <CopyButton value=secret what="Copy the webhook secret" />
+                                </dd>
                             </dl>
                         </details>
                     </Panel>
@@ -464,7 +487,11 @@ fn Site(
 }
 
 #[component]
-fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
+fn Actions(
+    site: SiteView,
+    act: ServerAction<SiteAction>,
+    rename: ServerAction<RenameSite>,
+) -> impl IntoView {
     let button = |action: &'static str, label: &'static str| {
         let id = site.id.clone();
         view! {
@@ -495,6 +522,8 @@ fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
         }
     };
     let running = site.desired_state == "running";
+    let (rename_id, rename_url, rename_name) =
+        (site.id.clone(), site.url.clone(), site.name.clone());
     view! {
         <div class="mt-6 flex flex-wrap items-start gap-2" data-actions="">
             {(site.can_deploy && running)
@@ -517,7 +546,37 @@ fn Actions(site: SiteView, act: ServerAction<SiteAction>) -> impl IntoView {
                 })}
             {(site.can_deploy && site.desired_state == "stopped").then(|| button("start", "Start"))}
             {site
-                .can_delete
+                .can_manage
+                .then(|| {
+                    view! {
+                        <details
+                            class="rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm"
+                            data-rename=""
+                        >
+                            <summary class="cursor-pointer font-medium">"Rename…"</summary>
+                            <ActionForm
+                                action=rename
+                                attr:class="mt-2 space-y-2"
+                                attr:data-form="site-rename"
+                            >
+                                <p class="max-w-sm text-slate-600">
+                                    "The name is what you and your team see; the address stays "
+                                    <code>{rename_url}</code> "."
+                                </p>
+                                <input type="hidden" name="id" value=rename_id />
+                                <Field
+                                    label="Name"
+                                    name="name"
+                                    value=rename_name
+                                    error=field_error(rename.value(), "name")
+                                />
+                                <Submit label="Save the name" />
+                            </ActionForm>
+                        </details>
+                    }
+                })}
+            {site
+                .can_manage
                 .then(|| {
                     view! {
                         <details
@@ -562,9 +621,34 @@ fn step_icon(status: &str) -> &'static str {
 }
 
 #[component]
-pub(crate) fn Progress(site: SiteView) -> impl IntoView {
+pub(crate) fn Progress(
+    site: SiteView,
+    /// Offer the older pages (`?deployments=<cursor>`, read by the customer's site page).
+    #[prop(default = false)]
+    paging: bool,
+) -> impl IntoView {
+    let older = site.older.clone().filter(|_| paging);
+    let paged = site.paged && paging;
     view! {
-        <Panel title="Deployments" note="Each change to the site, step by step, with its timing.">
+        <Panel
+            title="Deployments"
+            note="Each change to the site, step by step, with its timing."
+            id="deployments"
+        >
+            {paged
+                .then(|| {
+                    view! {
+                        <p class="mb-3 text-sm">
+                            <a
+                                href="?#deployments"
+                                class="text-indigo-700 underline"
+                                data-newest-deployments=""
+                            >
+                                "← Latest deployments"
+                            </a>
+                        </p>
+                    }
+                })}
             {site
                 .deployments
                 .is_empty()
@@ -633,6 +717,20 @@ pub(crate) fn Progress(site: SiteView) -> impl IntoView {
                     })
                     .collect_view()}
             </ol>
+            {older
+                .map(|cursor| {
+                    view! {
+                        <p class="mt-3 text-sm">
+                            <a
+                                href=format!("?deployments={cursor}#deployments")
+                                class="text-indigo-700 underline"
+                                data-older-deployments=""
+                            >
+                                "Older deployments →"
+                            </a>
+                        </p>
+                    }
+                })}
         </Panel>
     }
 }
@@ -817,8 +915,12 @@ fn DomainItem(
                                     <td class="break-all" data-label="Name">
                                         {d.txt_name.clone()}
                                     </td>
-                                    <td class="break-all" data-txt-value="" data-label="Value">
-                                        {d.txt_value.clone()}
+                                    <td class="break-all" data-label="Value">
+                                        <span data-txt-value="">{d.txt_value.clone()}</span>
+                                        <CopyButton
+                                            value=d.txt_value.clone()
+                                            what="Copy the TXT value"
+                                        />
                                     </td>
                                 </tr>
                                 <tr>
@@ -827,12 +929,17 @@ fn DomainItem(
                                         {d.domain.clone()}
                                     </td>
                                     <td class="break-all" data-label="Value">
-                                        {d.cname_target.clone()}
+                                        <span data-cname-target="">{d.cname_target.clone()}</span>
+                                        <CopyButton
+                                            value=d.cname_target.clone()
+                                            what="Copy the CNAME target"
+                                        />
                                     </td>
                                 </tr>
                             </tbody>
                         </table>
                     }
+                        .into_any()
                 })}
             {d
                 .error

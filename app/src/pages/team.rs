@@ -10,7 +10,7 @@ use super::dashboard::Panel;
 use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
 use crate::account::{
     ChangeMemberRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation,
-    RevokeInvitation, TeamView, team,
+    RevokeInvitation, TeamView, TransferOwnership, team,
 };
 
 #[component]
@@ -21,6 +21,7 @@ pub fn TeamPage() -> impl IntoView {
     let leave = ServerAction::<LeaveOrganization>::new();
     let revoke = ServerAction::<RevokeInvitation>::new();
     let resend = ServerAction::<ResendInvitation>::new();
+    let transfer = ServerAction::<TransferOwnership>::new();
     let location = use_location();
     // Reload after any change, and for another organization.
     let view = Resource::new(
@@ -31,6 +32,7 @@ pub fn TeamPage() -> impl IntoView {
                 remove.version().get(),
                 revoke.version().get(),
                 resend.version().get(),
+                transfer.version().get(),
                 location.search.get(),
             )
         },
@@ -43,6 +45,8 @@ pub fn TeamPage() -> impl IntoView {
         <FormError error=general_error(remove.value()) />
         <FormError error=general_error(revoke.value()) />
         <FormError error=general_error(resend.value()) />
+        <FormError error=general_error(transfer.value()) />
+        <FormError error=field_error(transfer.value(), "member") />
         {move || {
             matches!(resend.value().get(), Some(Ok(_)))
                 .then(|| {
@@ -62,7 +66,8 @@ pub fn TeamPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match view.await {
                     Ok(team) => {
-                        view! { <Team team invite change remove leave revoke resend /> }.into_any()
+                        view! { <Team team invite change remove leave revoke resend transfer /> }
+                            .into_any()
                     }
                     Err(error) => {
                         view! {
@@ -85,8 +90,10 @@ fn Team(
     leave: ServerAction<LeaveOrganization>,
     revoke: ServerAction<RevokeInvitation>,
     resend: ServerAction<ResendInvitation>,
+    transfer: ServerAction<TransferOwnership>,
 ) -> impl IntoView {
     let can_manage = team.can_manage;
+    let can_transfer = team.can_transfer;
     let can_leave = team.can_leave;
     let grantable = team.grantable_roles.clone();
     let invited = move || match invite.value().get() {
@@ -115,11 +122,17 @@ fn Team(
                             let grantable = grantable.clone();
                             let change_id = member.user_id.clone();
                             let remove_id = member.user_id.clone();
+                            let transfer_id = member.user_id.clone();
+                            let transfer_question = format!(
+                                "{} becomes an owner and you an admin: you keep your access but no longer manage billing.",
+                                member.email,
+                            );
                             let remove_question = format!(
                                 "{} loses access to this organization at once.",
                                 member.email,
                             );
                             let role = member.role.clone();
+                            let is_owner = member.role == "owner";
                             view! {
                                 <tr
                                     class="border-t border-slate-100"
@@ -173,6 +186,22 @@ fn Team(
                                                                 confirm="Remove them"
                                                             />
                                                         </ActionForm>
+                                                        {(can_transfer && !is_owner)
+                                                            .then(|| {
+                                                                view! {
+                                                                    <ActionForm
+                                                                        action=transfer
+                                                                        attr:data-form="transfer-ownership"
+                                                                    >
+                                                                        <input type="hidden" name="user_id" value=transfer_id />
+                                                                        <ConfirmSubmit
+                                                                            label="Hand over ownership"
+                                                                            question=transfer_question
+                                                                            confirm="Make them the owner"
+                                                                        />
+                                                                    </ActionForm>
+                                                                }
+                                                            })}
                                                     </div>
                                                 }
                                             })}

@@ -207,6 +207,16 @@ impl Feature {
         )
     }
 
+    /// Whether Slipway delivers the feature today. The public pages promise only what is
+    /// delivered: a plan may list a feature in the catalog before it exists (backups and
+    /// certificates arrive with their own issues), but no customer is told so.
+    pub fn delivered(self) -> bool {
+        !matches!(
+            self,
+            Feature::AutomaticBackups | Feature::Ssl | Feature::WhiteLabel
+        )
+    }
+
     /// How the feature reads on the pricing page.
     pub fn label(self) -> &'static str {
         match self {
@@ -287,7 +297,7 @@ impl Plan {
                 limits.bandwidth_gb
             ));
         }
-        for feature in &self.features {
+        for feature in self.features.iter().filter(|f| f.delivered()) {
             match feature {
                 Feature::AutomaticBackups if limits.backup_retention_days > 0 => {
                     lines.push(format!(
@@ -428,7 +438,7 @@ pub fn default_plans() -> Vec<Plan> {
         plan(
             "starter",
             "Starter",
-            "One hosted site with backups and SSL.",
+            "One hosted site with its own database.",
             15,
             Limits {
                 sites: Limit::Count(1),
@@ -476,7 +486,7 @@ pub fn default_plans() -> Vec<Plan> {
         plan(
             "business",
             "Business",
-            "Unlimited sites and members, your brand, and an SLA.",
+            "Unlimited sites and members, with an SLA.",
             149,
             Limits {
                 sites: Limit::Unlimited,
@@ -655,8 +665,6 @@ mod tests {
                 "512 MB memory and 1 vCPU per site",
                 "25 GB storage per site",
                 "250 GB bandwidth per site a month",
-                "Automatic backups, kept 30 days",
-                "SSL certificates",
                 "Custom domains",
                 "API access",
             ]
@@ -687,6 +695,14 @@ mod tests {
                 .highlights()
                 .contains(&"256 MB memory and 0.5 vCPU per site".to_owned())
         );
+        // Features in the catalog that Slipway does not deliver yet are promised nowhere.
+        for plan in catalog.plans() {
+            for line in plan.highlights() {
+                for undelivered in ["backup", "SSL", "White-label"] {
+                    assert!(!line.contains(undelivered), "{}: {line}", plan.name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -313,6 +313,16 @@ impl Default for BillingConfig {
     }
 }
 
+/// Where customers get help: shown on the help page, linked from every page.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupportConfig {
+    /// The operator's support address. Unset: the help page names no address.
+    pub email: Option<String>,
+    /// The operator's own documentation (an `http(s)` URL), linked from the help page.
+    pub docs_url: Option<String>,
+}
+
 /// The job queue's worker in this process.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -24,7 +24,7 @@ pub(crate) async fn send_verification_in(
     user_id: Uuid,
     email: &Email,
 ) -> Result<()> {
-    let token = issue_token(tx, user_id, TokenPurpose::VerifyEmail).await?;
+    let token = issue_token(tx, user_id, TokenPurpose::VerifyEmail, None).await?;
     let link = platform.link(&format!("/verify?token={token}"));
     mail::send(
         tx,
@@ -61,9 +61,11 @@ pub async fn resend_verification(platform: &Platform, user_id: Uuid) -> Result<(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TokenPurpose {
+pub(super) enum TokenPurpose {
     VerifyEmail,
     ResetPassword,
+    /// Confirms a new address for an account (the address travels with the token).
+    ChangeEmail,
 }
 
 impl TokenPurpose {
@@ -71,31 +73,36 @@ impl TokenPurpose {
         match self {
             TokenPurpose::VerifyEmail => "verify_email",
             TokenPurpose::ResetPassword => "reset_password",
+            TokenPurpose::ChangeEmail => "change_email",
         }
     }
 
     fn lifetime(self) -> Duration {
         match self {
-            TokenPurpose::VerifyEmail => VERIFY_EMAIL_LIFETIME,
+            TokenPurpose::VerifyEmail | TokenPurpose::ChangeEmail => VERIFY_EMAIL_LIFETIME,
             TokenPurpose::ResetPassword => RESET_PASSWORD_LIFETIME,
         }
     }
 }
 
-async fn issue_token(
+/// A new single-use link's token; `new_email` is the address an email change confirms.
+pub(super) async fn issue_token(
     tx: &mut sqlx::PgConnection,
     user_id: Uuid,
     purpose: TokenPurpose,
+    new_email: Option<&str>,
 ) -> Result<String> {
     let token = random_token();
     let lifetime = chrono::Duration::from_std(purpose.lifetime())
         .map_err(|e| Error::Internal(e.to_string()))?;
     sqlx::query!(
-        "INSERT INTO user_tokens (token_hash, user_id, purpose, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO user_tokens (token_hash, user_id, purpose, expires_at, new_email)
+         VALUES ($1, $2, $3, $4, $5)",
         hash_token(&token),
         user_id,
         purpose.as_str(),
         Utc::now() + lifetime,
+        new_email,
     )
     .execute(&mut *tx)
     .await?;
@@ -109,8 +116,19 @@ async fn consume_token(
     token: &str,
     purpose: TokenPurpose,
 ) -> Result<Uuid> {
+    consume_token_with_email(tx, token, purpose)
+        .await
+        .map(|(user_id, _)| user_id)
+}
+
+/// [`consume_token`], also returning the address the token carries (empty if none).
+pub(super) async fn consume_token_with_email(
+    tx: &mut sqlx::PgConnection,
+    token: &str,
+    purpose: TokenPurpose,
+) -> Result<(Uuid, String)> {
     let row = sqlx::query!(
-        "SELECT user_id, used_at, expires_at FROM user_tokens
+        "SELECT user_id, used_at, expires_at, new_email FROM user_tokens
           WHERE token_hash = $1 AND purpose = $2 FOR UPDATE",
         hash_token(token),
         purpose.as_str(),
@@ -130,7 +148,7 @@ async fn consume_token(
     )
     .execute(&mut *tx)
     .await?;
-    Ok(row.user_id)
+    Ok((row.user_id, row.new_email.unwrap_or_default()))
 }
 
 /// Confirms the address a verification link was sent to. A link opened again once its
@@ -199,7 +217,7 @@ pub async fn request_password_reset(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(user_id) = user {
-        let token = issue_token(&mut tx, user_id, TokenPurpose::ResetPassword).await?;
+        let token = issue_token(&mut tx, user_id, TokenPurpose::ResetPassword, None).await?;
         let link = platform.link(&format!("/reset?token={token}"));
         mail::send(
             &mut tx,

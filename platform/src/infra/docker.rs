@@ -685,11 +685,13 @@ impl Runtime {
         }
     }
 
-    /// The last `lines` lines the container wrote (stdout and stderr).
+    /// The last `lines` lines the container wrote (stdout and stderr), each starting with
+    /// when the engine received it ([`stamped`]).
     pub async fn logs(&self, id: &str, lines: usize) -> RuntimeResult<Vec<String>> {
         let options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
+            .timestamps(true)
             .tail(&lines.to_string())
             .build();
         let mut stream = self.docker()?.logs(id, Some(options));
@@ -697,7 +699,7 @@ impl Runtime {
         while let Some(chunk) = stream.next().await {
             text.push_str(&chunk?.to_string());
         }
-        Ok(text.lines().map(str::to_owned).collect())
+        Ok(text.lines().map(stamped).collect())
     }
 
     /// The engine's events about this installation's site containers (died, out of memory,
@@ -788,6 +790,7 @@ impl Runtime {
             .stdout(true)
             .stderr(true)
             .follow(true)
+            .timestamps(true)
             .tail("0")
             .build();
         let stream = match self.docker() {
@@ -798,7 +801,7 @@ impl Runtime {
             .take_while(|chunk| std::future::ready(chunk.is_ok()))
             .flat_map(|chunk| {
                 let text = chunk.map(|c| c.to_string()).unwrap_or_default();
-                futures_util::stream::iter(text.lines().map(str::to_owned).collect::<Vec<_>>())
+                futures_util::stream::iter(text.lines().map(stamped).collect::<Vec<_>>())
             })
     }
 
@@ -962,4 +965,39 @@ fn build_context(files: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
         archive.append_data(&mut header, name, *bytes)?;
     }
     archive.into_inner()
+}
+
+/// A log line as the engine sends it with timestamps (`2026-11-30T17:41:47.123456789Z
+/// GET / 200`), read as `2026-11-30 17:41:47 GET / 200` (UTC, to the second). A line
+/// without a timestamp stays as it is.
+pub fn stamped(line: &str) -> String {
+    let Some((stamp, text)) = line.split_once(' ') else {
+        return line.to_owned();
+    };
+    match chrono::DateTime::parse_from_rfc3339(stamp) {
+        Ok(at) => format!(
+            "{} {text}",
+            at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S")
+        ),
+        Err(_) => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::stamped;
+
+    #[test]
+    fn engine_timestamps_read_as_utc_seconds() {
+        assert_eq!(
+            stamped("2026-11-30T17:41:47.123456789Z GET /posts 200 3ms"),
+            "2026-11-30 17:41:47 GET /posts 200 3ms"
+        );
+        assert_eq!(
+            stamped("2026-11-30T18:41:47.5+01:00 started"),
+            "2026-11-30 17:41:47 started"
+        );
+        assert_eq!(stamped("no stamp here"), "no stamp here");
+        assert_eq!(stamped("plain"), "plain");
+    }
 }

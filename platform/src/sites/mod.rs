@@ -366,11 +366,14 @@ pub struct Deployment {
     pub steps: Vec<StepRecord>,
 }
 
-/// The site's latest deployments with their steps, newest first.
+/// The site's deployments with their steps, newest first: the latest `limit`, or with
+/// `before` (a deployment of this site) the `limit` before it. A `before` that is not one
+/// of this site's deployments reads as nothing before it.
 pub async fn deployments(
     platform: &Platform,
     by: &Membership,
     site_id: Uuid,
+    before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Deployment>> {
     by.require(Action::ViewSites)?;
@@ -379,10 +382,14 @@ pub async fn deployments(
                   (EXTRACT(EPOCH FROM (d.finished_at - d.started_at)) * 1000)::bigint AS duration_ms
              FROM deployments d JOIN sites s ON s.id = d.site_id
             WHERE d.site_id = $1 AND s.organization_id = $2
-            ORDER BY d.created_at DESC LIMIT $3"#,
+              AND ($4::uuid IS NULL
+                   OR (d.created_at, d.id) < (SELECT created_at, id FROM deployments
+                                               WHERE id = $4 AND site_id = $1))
+            ORDER BY d.created_at DESC, d.id DESC LIMIT $3"#,
         site_id,
         by.organization_id,
-        limit
+        limit,
+        before
     )
     .fetch_all(&platform.db)
     .await?;
@@ -566,6 +573,45 @@ pub async fn delete(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Gives the site a new display name (admins and owners). Its slug, and so its address,
+/// stays.
+pub async fn rename(
+    platform: &Platform,
+    by: &Membership,
+    site_id: Uuid,
+    raw: &str,
+) -> Result<SiteName> {
+    by.require(Action::ManageSites)?;
+    let name = SiteName::parse(raw)?;
+    let mut tx = platform.db.begin().await?;
+    let site = lock_live_site(&mut tx, by, site_id).await?;
+    if site.desired_state == DesiredState::Deleted {
+        return Err(Error::Conflict("This site is being deleted.".to_owned()));
+    }
+    let from = sqlx::query_scalar!(
+        "UPDATE sites s SET name = $2 FROM sites old
+          WHERE s.id = $1 AND old.id = s.id RETURNING old.name",
+        site.id,
+        name.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if from != name.as_str() {
+        audit::record(
+            &mut *tx,
+            audit::Entry::new("site.renamed", Actor::User(by.user_id))
+                .organization(by.organization_id)
+                .subject(format!("site:{}", site.slug))
+                .details(
+                    serde_json::json!({ "site_id": site.id, "from": from, "to": name.as_str() }),
+                ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(name)
 }
 
 /// A live site of the caller's organization, locked for an action.

@@ -68,11 +68,15 @@ pub enum Action {
     ManageApiKeys,
     ViewAuditLog,
     ManageBilling,
+    /// Change the organization's display name.
+    RenameOrganization,
+    /// Hand the owner's role to another member (the owner becomes an admin).
+    TransferOwnership,
     DeleteOrganization,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 16] = [
         Action::ViewOrganization,
         Action::ViewMembers,
         Action::ViewSites,
@@ -86,6 +90,8 @@ impl Action {
         Action::ManageApiKeys,
         Action::ViewAuditLog,
         Action::ManageBilling,
+        Action::RenameOrganization,
+        Action::TransferOwnership,
         Action::DeleteOrganization,
     ];
 }
@@ -93,7 +99,8 @@ impl Action {
 /// The one permission function: may a member with `role` do `action`?
 ///
 /// viewer: read-only (not logs). editor: + logs, site content and deploys. admin: + sites, team, API keys,
-/// audit log. owner: + billing and deleting the organization.
+/// audit log, the organization's name. owner: + billing, handing on ownership and deleting the
+/// organization.
 pub fn authorize(role: Role, action: Action) -> bool {
     let least = match action {
         Action::ViewOrganization | Action::ViewMembers | Action::ViewSites => Role::Viewer,
@@ -103,8 +110,11 @@ pub fn authorize(role: Role, action: Action) -> bool {
         | Action::ChangeRole
         | Action::RemoveMember
         | Action::ManageApiKeys
-        | Action::ViewAuditLog => Role::Admin,
-        Action::ManageBilling | Action::DeleteOrganization => Role::Owner,
+        | Action::ViewAuditLog
+        | Action::RenameOrganization => Role::Admin,
+        Action::ManageBilling | Action::TransferOwnership | Action::DeleteOrganization => {
+            Role::Owner
+        }
     };
     role >= least
 }
@@ -173,7 +183,7 @@ mod tests {
     #[test]
     fn permission_matrix() {
         use Action::*;
-        let expected: [(Action, [bool; 4]); 14] = [
+        let expected: [(Action, [bool; 4]); 16] = [
             //                        owner  admin  editor viewer
             (ViewOrganization, [true, true, true, true]),
             (ViewMembers, [true, true, true, true]),
@@ -188,6 +198,8 @@ mod tests {
             (ManageApiKeys, [true, true, false, false]),
             (ViewAuditLog, [true, true, false, false]),
             (ManageBilling, [true, false, false, false]),
+            (RenameOrganization, [true, true, false, false]),
+            (TransferOwnership, [true, false, false, false]),
             (DeleteOrganization, [true, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());

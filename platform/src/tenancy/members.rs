@@ -569,6 +569,69 @@ pub async fn change_role(
     Ok(())
 }
 
+/// Hands the caller's ownership to another member in one decision: they become an owner and
+/// the caller an admin. Both rows are locked in user-id order, so two transfers that cross
+/// cannot deadlock, and one that lost its owner's role while waiting is refused.
+pub async fn transfer_ownership(
+    platform: &Platform,
+    by: &Membership,
+    to: Uuid,
+    ip: Option<IpAddr>,
+) -> Result<()> {
+    by.require(Action::TransferOwnership)?;
+    if to == by.user_id {
+        return Err(Error::invalid(
+            "member",
+            "Choose another member to hand the organization to.",
+        ));
+    }
+    let mut tx = platform.db.begin().await?;
+    let (mine, theirs) = if by.user_id < to {
+        let mine = role_of(&mut tx, by.organization_id, by.user_id).await?;
+        (mine, role_of(&mut tx, by.organization_id, to).await)
+    } else {
+        let theirs = role_of(&mut tx, by.organization_id, to).await;
+        (
+            role_of(&mut tx, by.organization_id, by.user_id).await?,
+            theirs,
+        )
+    };
+    if mine != Role::Owner {
+        return Err(Error::Forbidden);
+    }
+    let theirs = theirs.map_err(|_| {
+        Error::invalid(
+            "member",
+            "That person is not a member of this organization.",
+        )
+    })?;
+    sqlx::query!(
+        "UPDATE organization_members
+            SET role = CASE WHEN user_id = $2 THEN 'owner' ELSE 'admin' END
+          WHERE organization_id = $1 AND user_id IN ($2, $3)",
+        by.organization_id,
+        to,
+        by.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    revoke_invitations_beyond(&mut tx, by.organization_id, by.user_id, Some(Role::Admin)).await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new(
+            "organization.ownership_transferred",
+            Actor::User(by.user_id),
+        )
+        .organization(by.organization_id)
+        .subject_user(to)
+        .details(serde_json::json!({ "from": theirs, "to": Role::Owner }))
+        .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Removes a member (or, with their own id, leaves). The last owner cannot go.
 pub async fn remove_member(
     platform: &Platform,

@@ -131,6 +131,46 @@ pub async fn create(
     Ok(organization_id)
 }
 
+/// Gives the organization a new display name (admins and owners). Its slug stays, so links
+/// and addresses keep working.
+pub async fn rename(
+    platform: &Platform,
+    by: &Membership,
+    raw: &str,
+    ip: Option<IpAddr>,
+) -> Result<OrganizationName> {
+    by.require(Action::RenameOrganization)?;
+    let name = OrganizationName::parse(raw)?;
+    let mut tx = platform.db.begin().await?;
+    let from = sqlx::query_scalar!(
+        "SELECT name FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+        by.organization_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if from == name.as_str() {
+        return Ok(name);
+    }
+    sqlx::query!(
+        "UPDATE organizations SET name = $2 WHERE id = $1",
+        by.organization_id,
+        name.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("organization.renamed", Actor::User(by.user_id))
+            .organization(by.organization_id)
+            .details(serde_json::json!({ "from": from, "to": name.as_str() }))
+            .ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(name)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrganizationSummary {
     pub id: Uuid,

@@ -17,4 +17,5 @@ mod operator_lists;
 mod operator_orders;
 mod plan_requests;
 mod provision;
+mod self_service;
 mod tenancy;

@@ -207,7 +207,7 @@ async fn a_created_site_becomes_active_serves_posts_and_deleting_leaves_nothing(
     );
 
     // Every step recorded, in order, with a duration.
-    let deployments = sites::deployments(&e.platform, &e.owner, site.id, 10)
+    let deployments = sites::deployments(&e.platform, &e.owner, site.id, None, 10)
         .await
         .unwrap();
     assert_eq!(deployments.len(), 1);
@@ -819,7 +819,7 @@ async fn bad_input_is_refused_or_stored_verbatim_never_interpreted(pool: PgPool)
         Err(Error::NotFound)
     ));
     assert!(
-        sites::deployments(&other.platform, &other.owner, site.id, 10)
+        sites::deployments(&other.platform, &other.owner, site.id, None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -910,7 +910,7 @@ async fn lifecycle_stop_start_restart_and_plan_change_in_place(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(limit, i32::try_from(business.db_connections).unwrap());
-    let history = sites::deployments(&e.platform, &e.owner, site.id, 10)
+    let history = sites::deployments(&e.platform, &e.owner, site.id, None, 10)
         .await
         .unwrap();
     let reasons: Vec<&str> = history.iter().map(|d| d.reason.as_str()).collect();
@@ -927,7 +927,7 @@ async fn lifecycle_stop_start_restart_and_plan_change_in_place(pool: PgPool) {
     assert!(replaced.running);
     assert_eq!(status(&pool, site.id).await.0, "active");
     assert_eq!(
-        sites::deployments(&e.platform, &e.owner, site.id, 1)
+        sites::deployments(&e.platform, &e.owner, site.id, None, 1)
             .await
             .unwrap()[0]
             .reason
@@ -988,7 +988,7 @@ async fn a_site_waits_for_docker_and_converges_when_it_returns(pool: PgPool) {
     );
     assert!(reason.unwrap().contains("no socket"));
     // The database step was done; nothing is lost or repeated harmfully.
-    let steps = sites::deployments(&down.platform, &down.owner, site.id, 5)
+    let steps = sites::deployments(&down.platform, &down.owner, site.id, None, 5)
         .await
         .unwrap();
     assert_eq!(steps.len(), 1);
@@ -1012,7 +1012,7 @@ async fn a_site_waits_for_docker_and_converges_when_it_returns(pool: PgPool) {
         status(&pool, site.id).await,
         ("active".to_owned(), None, None)
     );
-    let history = sites::deployments(&down.platform, &down.owner, site.id, 5)
+    let history = sites::deployments(&down.platform, &down.owner, site.id, None, 5)
         .await
         .unwrap();
     assert_eq!(history.len(), 1, "the same deployment resumed");
@@ -1075,7 +1075,7 @@ async fn a_site_that_never_gets_healthy_fails_with_its_logs_and_is_retried_later
     .unwrap();
     assert_eq!(failures, 1);
     assert!(retry_in > 0.5, "backoff before the retry: {retry_in}");
-    let history = sites::deployments(&e.platform, &e.owner, site.id, 5)
+    let history = sites::deployments(&e.platform, &e.owner, site.id, None, 5)
         .await
         .unwrap();
     assert_eq!(history[0].status.as_str(), "failed");
@@ -1088,7 +1088,7 @@ async fn a_site_that_never_gets_healthy_fails_with_its_logs_and_is_retried_later
         .await
         .unwrap();
     e.reconciler.run_until_idle(1).await.unwrap();
-    let history = sites::deployments(&e.platform, &e.owner, site.id, 5)
+    let history = sites::deployments(&e.platform, &e.owner, site.id, None, 5)
         .await
         .unwrap();
     assert_eq!(history.len(), 2);

@@ -86,6 +86,8 @@ async fn permission_matrix_against_the_database(pool: PgPool) {
         let actor = if role == Role::Owner { owner } else { actor };
         let (target, _) = user(&p, &format!("target-{role}@example.com"), "Other").await;
         add_member(&pool, organization_id, target, Role::Viewer).await;
+        let (heir, _) = user(&p, &format!("heir-{role}@example.com"), "Heir's").await;
+        add_member(&pool, organization_id, heir, Role::Viewer).await;
         let me = tenancy::membership(&p, organization_id, actor)
             .await
             .unwrap();
@@ -124,6 +126,15 @@ async fn permission_matrix_against_the_database(pool: PgPool) {
             (
                 Action::RemoveMember,
                 allowed(&members::remove_member(&p, &me, target, None).await),
+            ),
+            (
+                Action::RenameOrganization,
+                allowed(&platform::tenancy::organizations::rename(&p, &me, "Renamed", None).await),
+            ),
+            // Last: an owner who hands the organization on is an admin afterwards.
+            (
+                Action::TransferOwnership,
+                allowed(&members::transfer_ownership(&p, &me, heir, None).await),
             ),
         ];
         for (action, was_allowed) in checks {

@@ -2795,3 +2795,144 @@ async fn the_sites_list_hears_of_its_own_organizations_changes_only(pool: PgPool
     let anonymous = server.client.get(&url).send().await.expect("events");
     assert_eq!(anonymous.status(), 401);
 }
+
+/// The self-service server functions answer a user's mistakes with 4xx and the words for
+/// them, reach only the caller's own organization, account and sessions, and the account
+/// and help pages render without JavaScript.
+#[sqlx::test(migrations = "../migrations")]
+async fn self_service_refuses_mistakes_plainly_and_stays_in_the_callers_account(pool: PgPool) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let p = test_support::platform_at(pool.clone(), &base).with_support(platform::Support {
+        email: Some(platform::kernel::Email::parse("help@hosting.test").expect("address")),
+        docs_url: Some("https://docs.hosting.test/".parse().expect("URL")),
+    });
+    let server = test_support::spawn_app_on(listener, base, p.clone());
+    let (alice, alice_member) = owner_on(&p, "alice@example.com", "pro").await;
+    let (bob, bob_member) = owner_on(&p, "bob@example.com", "pro").await;
+    let bobs_site = test_support::site(&p, &bob_member, "bobs-notes").await;
+    let post = |path: &'static str, cookie: String, form: Vec<(&'static str, String)>| {
+        let client = server.client.clone();
+        let url = server.url(path);
+        let origin = server.base.clone();
+        async move {
+            let response = client
+                .post(url)
+                .header("Origin", origin)
+                .header("Cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .expect("request");
+            (
+                response.status().as_u16(),
+                response.text().await.expect("body"),
+            )
+        }
+    };
+
+    let (status, body) = post(
+        "/api/settings/rename",
+        alice.clone(),
+        vec![("name", " ".into())],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = post(
+        "/api/sites/rename",
+        alice.clone(),
+        vec![("id", bobs_site.to_string()), ("name", "Mine now".into())],
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(
+        "/api/team/transfer-ownership",
+        alice.clone(),
+        vec![("user_id", bob_member.user_id.to_string())],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("not a member"), "{body}");
+    let (status, body) = post(
+        "/api/account/password",
+        alice.clone(),
+        vec![
+            ("current_password", "not it".into()),
+            ("new_password", "a new long password".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("not your current password"), "{body}");
+    let (status, body) = post(
+        "/api/account/email",
+        alice.clone(),
+        vec![
+            ("password", test_support::PASSWORD.into()),
+            ("new_email", "bob@example.com".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = post(
+        "/api/account/email/confirm",
+        String::new(),
+        vec![("token", "forged".into())],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        "/api/sites/detail",
+        bob.clone(),
+        vec![
+            ("id", bobs_site.to_string()),
+            ("before", "not-a-cursor".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 404);
+    // Bob's browser cannot be ended from Alice's account.
+    let bobs_handle = platform::identity::account::sessions(
+        &p,
+        bob_member.user_id,
+        bob.trim_start_matches("slipway_session="),
+    )
+    .await
+    .expect("sessions")[0]
+        .handle
+        .clone();
+    let (status, _) = post(
+        "/api/account/sessions/end",
+        alice.clone(),
+        vec![("handle", bobs_handle)],
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = post("/api/account/view", String::new(), vec![]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        platform::sites::get(&p, &bob_member, bobs_site)
+            .await
+            .expect("site")
+            .name,
+        "bobs-notes"
+    );
+
+    // The account page and the help page, as a browser without JavaScript gets them.
+    let (status, page) = server.page_as(&alice_member, "/dashboard/account").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "alice@example.com",
+        "data-sessions",
+        "data-current",
+        r#"autocomplete="current-password""#,
+        r#"autocomplete="new-password""#,
+    ] {
+        assert!(page.contains(expected), "{expected} missing");
+    }
+    let (status, help) = server.page("/help", None).await;
+    assert_eq!(status, 200);
+    assert!(help.contains("mailto:help@hosting.test"), "{help}");
+    assert!(help.contains("https://docs.hosting.test/"));
+    assert!(help.contains(r#"data-topic="domains""#));
+}

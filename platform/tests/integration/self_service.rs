@@ -1,0 +1,508 @@
+//! What customers change themselves, against the real database: their organization's and
+//! their sites' names, handing ownership on, their own name, password, email address and
+//! signed-in browsers, and paging through a site's deployments.
+
+use platform::identity::{account, sessions};
+use platform::infra::mail;
+use platform::sites;
+use platform::tenancy::{self, Membership, Role, audit, members, organizations};
+use platform::{Error, Platform};
+use sqlx::PgPool;
+use test_support::{PASSWORD, at_once, owner, site, test_platform};
+use uuid::Uuid;
+
+/// Someone with an account of their own, added to `to`'s organization as `role`.
+async fn member(p: &Platform, to: &Membership, role: Role) -> Membership {
+    let them = owner(p).await;
+    sqlx::query(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)",
+    )
+    .bind(to.organization_id)
+    .bind(them.user_id)
+    .bind(role.as_str())
+    .execute(&p.db)
+    .await
+    .unwrap();
+    tenancy::membership(p, to.organization_id, them.user_id)
+        .await
+        .unwrap()
+}
+
+/// A session of `user_id` from Safari on an iPhone; its cookie token.
+async fn signed_in_on_a_phone(p: &Platform, user_id: Uuid) -> String {
+    sessions::create_session(
+        p,
+        user_id,
+        None,
+        Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"),
+    )
+    .await
+    .unwrap()
+}
+
+async fn email_of(p: &Platform, user_id: Uuid) -> String {
+    sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&p.db)
+        .await
+        .unwrap()
+}
+
+async fn roles(p: &Platform, organization_id: Uuid) -> Vec<(Uuid, String)> {
+    sqlx::query_as(
+        "SELECT user_id, role FROM organization_members WHERE organization_id = $1 ORDER BY user_id",
+    )
+    .bind(organization_id)
+    .fetch_all(&p.db)
+    .await
+    .unwrap()
+}
+
+fn invalid_field<T: std::fmt::Debug>(result: platform::Result<T>) -> (&'static str, String) {
+    match result {
+        Err(Error::Invalid { field, message }) => (field, message),
+        other => panic!("expected a refused value, got {other:?}"),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn admins_rename_the_organization_and_its_sites_and_nobody_else_can(pool: PgPool) {
+    let p = test_platform(pool);
+    let owner = owner(&p).await;
+    test_support::set_plan(&p, &owner, "pro").await;
+    let admin = member(&p, &owner, Role::Admin).await;
+    let editor = member(&p, &owner, Role::Editor).await;
+    let site_id = site(&p, &owner, "journal").await;
+
+    let renamed = organizations::rename(&p, &admin, "  Acme Publishing ", None)
+        .await
+        .unwrap();
+    assert_eq!(renamed.as_str(), "Acme Publishing");
+    let overview = organizations::overview(&p, owner.organization_id)
+        .await
+        .unwrap();
+    assert_eq!(overview.name, "Acme Publishing");
+    assert_eq!(overview.slug, "acme", "the slug, and the addresses, stay");
+    assert!(matches!(
+        organizations::rename(&p, &editor, "Editors' Org", None).await,
+        Err(Error::Forbidden)
+    ));
+    let (field, _) = invalid_field(organizations::rename(&p, &admin, "   ", None).await);
+    assert_eq!(field, "organization");
+
+    let renamed = sites::rename(&p, &admin, site_id, "The Blog")
+        .await
+        .unwrap();
+    assert_eq!(renamed.as_str(), "The Blog");
+    let site = sites::get(&p, &owner, site_id).await.unwrap();
+    assert_eq!(
+        (site.name.as_str(), site.slug.as_str()),
+        ("The Blog", "journal")
+    );
+    assert!(matches!(
+        sites::rename(&p, &editor, site_id, "Mine").await,
+        Err(Error::Forbidden)
+    ));
+    let (field, _) = invalid_field(sites::rename(&p, &admin, site_id, "").await);
+    assert_eq!(field, "name");
+    // Another organization's admin cannot even find the site.
+    let outsider = owner_of_another(&p).await;
+    assert!(matches!(
+        sites::rename(&p, &outsider, site_id, "Taken over").await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(
+        sites::get(&p, &owner, site_id).await.unwrap().name,
+        "The Blog"
+    );
+
+    // Both are in the audit log, in words, with the admin who did it.
+    let log = audit::recent(&p, &owner, 20).await.unwrap();
+    let events: Vec<&str> = log.iter().map(|line| line.event.as_str()).collect();
+    assert!(events.contains(&"Organization renamed"), "{events:?}");
+    assert!(events.contains(&"Site renamed"), "{events:?}");
+}
+
+async fn owner_of_another(p: &Platform) -> Membership {
+    let other = owner(p).await;
+    test_support::set_plan(p, &other, "pro").await;
+    other
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_owner_hands_the_organization_on_and_is_then_an_admin(pool: PgPool) {
+    let p = test_platform(pool);
+    let owner = owner(&p).await;
+    test_support::set_plan(&p, &owner, "pro").await;
+    let heir = member(&p, &owner, Role::Editor).await;
+    let admin = member(&p, &owner, Role::Admin).await;
+
+    // Only owners hand ownership on; not to themselves, not to a stranger.
+    assert!(matches!(
+        members::transfer_ownership(&p, &admin, heir.user_id, None).await,
+        Err(Error::Forbidden)
+    ));
+    let (field, _) =
+        invalid_field(members::transfer_ownership(&p, &owner, owner.user_id, None).await);
+    assert_eq!(field, "member");
+    let stranger = owner_of_another(&p).await;
+    let (field, message) =
+        invalid_field(members::transfer_ownership(&p, &owner, stranger.user_id, None).await);
+    assert_eq!(field, "member");
+    assert!(message.contains("not a member"), "{message}");
+
+    members::transfer_ownership(&p, &owner, heir.user_id, None)
+        .await
+        .unwrap();
+    let now = |user_id| tenancy::membership(&p, owner.organization_id, user_id);
+    assert_eq!(now(heir.user_id).await.unwrap().role, Role::Owner);
+    assert_eq!(now(owner.user_id).await.unwrap().role, Role::Admin);
+    // The old membership (an owner's) no longer passes: the role is read again.
+    assert!(matches!(
+        members::transfer_ownership(&p, &owner, admin.user_id, None).await,
+        Err(Error::Forbidden)
+    ));
+    let heir = now(heir.user_id).await.unwrap();
+    let log = audit::recent(&p, &heir, 5).await.unwrap();
+    assert_eq!(log[0].event, "Ownership handed on");
+}
+
+/// One owner hands ownership to two people at the same moment, again and again: exactly
+/// one transfer wins each time, and the organization always ends with exactly one owner.
+/// Two owners handing it to each other at once never deadlock and leave an owner.
+#[sqlx::test(migrations = "../migrations")]
+async fn competing_transfers_leave_exactly_one_new_owner(pool: PgPool) {
+    let p = test_platform(pool);
+    for round in 0..5 {
+        let owner = owner(&p).await;
+        test_support::set_plan(&p, &owner, "pro").await;
+        let heirs = [
+            member(&p, &owner, Role::Admin).await,
+            member(&p, &owner, Role::Viewer).await,
+        ];
+        let results = at_once(2, |i| {
+            let (p, owner, heir) = (p.clone(), owner, heirs[i]);
+            async move { members::transfer_ownership(&p, &owner, heir.user_id, None).await }
+        })
+        .await;
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(Error::Forbidden))),
+            "{results:?}"
+        );
+        let owners: Vec<_> = roles(&p, owner.organization_id)
+            .await
+            .into_iter()
+            .filter(|(_, role)| role == "owner")
+            .collect();
+        assert_eq!(owners.len(), 1, "round {round}: {owners:?}");
+
+        // Two owners, each handing it to the other at the same moment.
+        let second = member(&p, &owner, Role::Owner).await;
+        let first = tenancy::membership(&p, owner.organization_id, owners[0].0)
+            .await
+            .unwrap();
+        let crossing = at_once(2, |i| {
+            let p = p.clone();
+            let (from, to) = if i == 0 {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            async move { members::transfer_ownership(&p, &from, to.user_id, None).await }
+        })
+        .await;
+        assert!(crossing.iter().any(Result::is_ok), "{crossing:?}");
+        let owners = roles(&p, owner.organization_id)
+            .await
+            .into_iter()
+            .filter(|(_, role)| role == "owner")
+            .count();
+        assert!(owners >= 1, "round {round}: no owner left");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_password_changes_only_with_the_current_one_and_signs_out_the_other_browsers(
+    pool: PgPool,
+) {
+    let p = test_platform(pool);
+    let me = owner(&p).await;
+    let email = email_of(&p, me.user_id).await;
+    let here = sessions::create_session(&p, me.user_id, None, Some("Firefox/121.0 (X11; Linux)"))
+        .await
+        .unwrap();
+    let phone = signed_in_on_a_phone(&p, me.user_id).await;
+
+    let (field, _) = invalid_field(
+        account::change_password(
+            &p,
+            me.user_id,
+            &here,
+            "wrong guess",
+            "a new long password",
+            None,
+        )
+        .await,
+    );
+    assert_eq!(field, "current_password");
+    let (field, _) = invalid_field(
+        account::change_password(&p, me.user_id, &here, PASSWORD, "short", None).await,
+    );
+    assert_eq!(field, "new_password");
+    assert!(sessions::session(&p, &phone).await.unwrap().is_some());
+
+    let ended =
+        account::change_password(&p, me.user_id, &here, PASSWORD, "a new long password", None)
+            .await
+            .unwrap();
+    assert_eq!(ended, 1);
+    assert!(sessions::session(&p, &here).await.unwrap().is_some());
+    assert!(sessions::session(&p, &phone).await.unwrap().is_none());
+    assert!(matches!(
+        sessions::sign_in(&p, &email, PASSWORD, None).await,
+        Err(Error::InvalidCredentials)
+    ));
+    sessions::sign_in(&p, &email, "a new long password", None)
+        .await
+        .unwrap();
+}
+
+/// Guessing the current password from a stolen session is throttled like sign-in.
+#[sqlx::test(migrations = "../migrations")]
+async fn guessing_the_current_password_is_throttled(pool: PgPool) {
+    let p = test_platform(pool);
+    let me = owner(&p).await;
+    let here = sessions::create_session(&p, me.user_id, None, None)
+        .await
+        .unwrap();
+    let results = at_once(8, |i| {
+        let (p, here) = (p.clone(), here.clone());
+        async move {
+            account::change_password(
+                &p,
+                me.user_id,
+                &here,
+                &format!("guess number {i}"),
+                "a new long password",
+                None,
+            )
+            .await
+        }
+    })
+    .await;
+    let checked = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Invalid { .. })))
+        .count();
+    let throttled = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Throttled { .. })))
+        .count();
+    assert_eq!(
+        (checked, throttled),
+        (sessions::MAX_FAILURES_PER_ACCOUNT as usize, 3),
+        "{results:?}"
+    );
+    // Even the right password waits now.
+    assert!(matches!(
+        account::change_password(&p, me.user_id, &here, PASSWORD, "a new long password", None)
+            .await,
+        Err(Error::Throttled { .. })
+    ));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn browsers_are_listed_in_words_and_ended_one_by_one(pool: PgPool) {
+    let p = test_platform(pool);
+    let me = owner(&p).await;
+    let here = sessions::create_session(
+        &p,
+        me.user_id,
+        "192.0.2.7".parse().ok(),
+        Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"),
+    )
+    .await
+    .unwrap();
+    let phone = signed_in_on_a_phone(&p, me.user_id).await;
+    let listed = account::sessions(&p, me.user_id, &here).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let this = listed.iter().find(|s| s.current).expect("this browser");
+    assert_eq!(this.device, "Chrome on Linux");
+    assert_eq!(this.ip.as_deref(), Some("192.0.2.7"));
+    let other = listed.iter().find(|s| !s.current).expect("the phone");
+    assert_eq!(other.device, "Safari on iOS");
+
+    // Someone else cannot end it, whatever handle they send.
+    let stranger = owner(&p).await;
+    assert!(matches!(
+        account::end_session(&p, stranger.user_id, &other.handle, None).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        account::end_session(&p, me.user_id, "not hex", None).await,
+        Err(Error::NotFound)
+    ));
+    account::end_session(&p, me.user_id, &other.handle, None)
+        .await
+        .unwrap();
+    assert!(sessions::session(&p, &phone).await.unwrap().is_none());
+    assert!(sessions::session(&p, &here).await.unwrap().is_some());
+    assert_eq!(
+        account::sessions(&p, me.user_id, &here)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// The token in the last mail to `to`.
+async fn mailed_token(p: &Platform, to: &str) -> String {
+    let (_, body) = mail::latest_to(&p.db, to).await.unwrap().expect("a mail");
+    body.split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split(['&', '\n', ' ']).next())
+        .expect("a link with a token")
+        .to_owned()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_email_address_is_used_once_confirmed_from_the_mail_sent_to_it(pool: PgPool) {
+    let p = test_platform(pool);
+    let me = owner(&p).await;
+    let old = email_of(&p, me.user_id).await;
+    let taken = email_of(&p, owner(&p).await.user_id).await;
+
+    let (field, _) = invalid_field(
+        account::request_email_change(&p, me.user_id, "wrong", "new@example.com", None).await,
+    );
+    assert_eq!(field, "current_password");
+    let (field, _) = invalid_field(
+        account::request_email_change(&p, me.user_id, PASSWORD, "not an address", None).await,
+    );
+    assert_eq!(field, "new_email");
+    let (field, message) =
+        invalid_field(account::request_email_change(&p, me.user_id, PASSWORD, &taken, None).await);
+    assert_eq!(field, "new_email");
+    assert!(message.contains("Another account"), "{message}");
+
+    account::request_email_change(&p, me.user_id, PASSWORD, " New@Example.com ", None)
+        .await
+        .unwrap();
+    // Nothing changes until the link is opened.
+    assert_eq!(email_of(&p, me.user_id).await, old);
+    let token = mailed_token(&p, "new@example.com").await;
+    let changed = account::confirm_email_change(&p, &token).await.unwrap();
+    assert_eq!(changed.as_str(), "new@example.com");
+    assert_eq!(email_of(&p, me.user_id).await, "new@example.com");
+    let (subject, body) = mail::latest_to(&p.db, &old).await.unwrap().unwrap();
+    assert_eq!(subject, "Your Slipway address changed");
+    assert!(body.contains("new@example.com"));
+    assert!(matches!(
+        account::confirm_email_change(&p, &token).await,
+        Err(Error::TokenUsed)
+    ));
+    // The new address signs in; a verification token does not open an email change.
+    sessions::sign_in(&p, "new@example.com", PASSWORD, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        account::confirm_email_change(&p, "not-a-token").await,
+        Err(Error::TokenInvalid)
+    ));
+}
+
+/// Two people asked for the same new address; both open their links at once, again and
+/// again: exactly one gets it, the other is told plainly.
+#[sqlx::test(migrations = "../migrations")]
+async fn two_accounts_cannot_both_take_one_address(pool: PgPool) {
+    let p = test_platform(pool);
+    for round in 0..5 {
+        let wanted = format!("wanted-{round}@example.com");
+        let mut tokens = Vec::new();
+        for _ in 0..2 {
+            let someone = owner(&p).await;
+            account::request_email_change(&p, someone.user_id, PASSWORD, &wanted, None)
+                .await
+                .unwrap();
+            tokens.push(mailed_token(&p, &wanted).await);
+        }
+        let results = at_once(2, |i| {
+            let (p, token) = (p.clone(), tokens[i].clone());
+            async move { account::confirm_email_change(&p, &token).await }
+        })
+        .await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(Error::Conflict(m)) if m.contains("Another account"))),
+            "{results:?}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_sites_deployments_are_read_a_page_at_a_time_without_gaps_or_repeats(pool: PgPool) {
+    let p = test_platform(pool);
+    let owner = owner(&p).await;
+    test_support::set_plan(&p, &owner, "pro").await;
+    let site_id = site(&p, &owner, "busy").await;
+    // Eleven restarts after the first deployment; pairs share a timestamp, so the order
+    // must not rest on the time alone.
+    for n in 0..11 {
+        sqlx::query(
+            "INSERT INTO deployments (id, site_id, generation, reason, created_at)
+             VALUES (gen_random_uuid(), $1, $2, 'restart', now() + make_interval(secs => $3))",
+        )
+        .bind(site_id)
+        .bind(n + 2)
+        .bind(f64::from(n / 2 + 1))
+        .execute(&p.db)
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = sites::deployments(&p, &owner, site_id, before, 5)
+            .await
+            .unwrap();
+        pages.push(page.len());
+        seen.extend(page.iter().map(|d| (d.created_at, d.id, d.generation)));
+        match page.last() {
+            Some(last) if page.len() == 5 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    assert_eq!(pages, [5, 5, 2]);
+    let mut generations: Vec<i64> = seen.iter().map(|(_, _, g)| *g).collect();
+    assert!(
+        seen.windows(2).all(|w| (w[0].0, w[0].1) > (w[1].0, w[1].1)),
+        "newest first"
+    );
+    generations.sort_unstable();
+    assert_eq!(
+        generations,
+        (1..=12).collect::<Vec<_>>(),
+        "each exactly once"
+    );
+
+    // Another organization's member reads nothing, with or without a cursor.
+    let outsider = owner_of_another(&p).await;
+    assert!(
+        sites::deployments(&p, &outsider, site_id, None, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
