@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgres://slipway@127.0.0.1:$(DEV_PG_PORT)/slipway
 export SLIPWAY_DATABASE__URL ?= $(DATABASE_URL)
 export PATH := $(CURDIR)/.tools/tailwind/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help setup db db-stop dev test release clean-db sqlx-prepare site-image bench-proxy
+.PHONY: help setup db db-stop dev test release bundle-size clean-db sqlx-prepare site-image bench-proxy
 
 # The key that seals sites' secrets in development: made once, kept in .data/ (git-ignored).
 MASTER_KEY_FILE := .data/master.key
@@ -18,6 +18,7 @@ help:
 	@echo "make dev      install what is missing, start PostgreSQL, serve http://127.0.0.1:3000 with live reload"
 	@echo "make test     the same set-up, then fmt, clippy, unit, integration and browser tests"
 	@echo "make release  cargo leptos build --release (installs wasm-opt when missing)"
+	@echo "make bundle-size  a release build, then the raw, gzip and brotli size of each file the browser loads"
 	@echo "make site-image  build the hosted app (site/) and its image slipway-site:latest"
 	@echo "make bench-proxy  wrk: a site directly, through Slipway's proxy, through nginx; route lookups"
 	@echo "make db-stop  stop the project-local PostgreSQL"
@@ -48,6 +49,9 @@ bench-proxy: db site-image
 release: setup
 	@scripts/setup.sh --release
 	cargo leptos build --release
+
+bundle-size: release
+	@python3 scripts/bundle-size.py target/site/pkg
 
 db-stop:
 	@scripts/postgres.sh stop

@@ -599,8 +599,12 @@ pub async fn rename_organization(name: String) -> Result<String, AppError> {
     let (_, me) = require_membership(&state).await?;
     let name =
         platform::tenancy::organizations::rename(&state.platform, &me, &name, client_ip()).await?;
-    // A new URL: the frame (the organization switcher) reloads with the new name.
-    leptos_axum::redirect("/dashboard/settings?renamed=1");
+    // A new URL each time: the frame (the organization switcher) and the page reload with
+    // the new name.
+    leptos_axum::redirect(&format!(
+        "/dashboard/settings?renamed={}",
+        chrono::Utc::now().timestamp_millis()
+    ));
     Ok(name.as_str().to_owned())
 }
 

@@ -31,9 +31,11 @@ pub struct AccountView {
 #[server(endpoint = "account/view")]
 pub async fn account() -> Result<AccountView, AppError> {
     use platform::identity::account;
+    // Read before any await: the request's context is not there once the future has
+    // yielded (a page rendered on the server would lose the cookie).
+    let token = crate::session::session_token().ok_or(AppError::SignInRequired)?;
     let state = app_state()?;
     let session = require_session(&state).await?;
-    let token = crate::session::session_token().ok_or(AppError::SignInRequired)?;
     let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let sessions = account::sessions(&state.platform, session.user_id, &token)
         .await?
@@ -69,9 +71,10 @@ pub async fn change_password(
     #[server(default)] current_password: String,
     #[server(default)] new_password: String,
 ) -> Result<u64, AppError> {
+    // Before any await, as in `account`.
+    let token = crate::session::session_token().ok_or(AppError::SignInRequired)?;
     let state = app_state()?;
     let session = require_session(&state).await?;
-    let token = crate::session::session_token().ok_or(AppError::SignInRequired)?;
     let ended = platform::identity::account::change_password(
         &state.platform,
         session.user_id,

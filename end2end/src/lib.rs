@@ -535,6 +535,65 @@ impl Harness {
         Ok(())
     }
 
+    /// Opens the confirmation of form `form` (a modal dialog with JavaScript), checks that
+    /// it says `question`, that focus is inside it and Escape cancels it, then opens it again
+    /// and confirms.
+    pub async fn confirm_in_dialog(&self, form: &str, question: &str) -> Result<()> {
+        let form_css = format!(r#"form[data-form="{form}"]"#);
+        let open = format!("{form_css} [data-open-confirm]");
+        let dialog = format!("{form_css} dialog[open]");
+        self.click(&open).await?;
+        self.wait_for_text_containing(&format!("{dialog} [data-question]"), question)
+            .await?;
+        let focus = self
+            .browser
+            .execute(
+                "return document.activeElement?.closest('dialog[open]') !== null
+                    && document.activeElement.matches('[data-cancel]');",
+                vec![json!(form)],
+            )
+            .await?;
+        ensure!(
+            focus == json!(true),
+            "focus starts on Cancel, inside the dialog"
+        );
+        self.browser
+            .active_element()
+            .await?
+            .send_keys("\u{e00c}")
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.texts(&dialog).await?.is_empty() {
+            ensure!(Instant::now() < deadline, "Escape closes the dialog");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.click(&open).await?;
+        self.wait_for_text_containing(&format!("{dialog} [data-question]"), question)
+            .await?;
+        self.click(&format!(r#"{dialog} button[type="submit"]"#))
+            .await
+    }
+
+    /// Fails unless the field `name` of form `form` is marked invalid and its message, found
+    /// through `aria-describedby`, says `message` (what a screen reader reads with it).
+    pub async fn assert_field_error(&self, form: &str, name: &str, message: &str) -> Result<()> {
+        let found = self
+            .browser
+            .execute(
+                "const input = document.querySelector(`form[data-form=\"${arguments[0]}\"] [name=\"${arguments[1]}\"]`);
+                 if (!input) return null;
+                 const id = input.getAttribute('aria-describedby');
+                 return [input.getAttribute('aria-invalid'), id && document.getElementById(id)?.innerText];",
+                vec![json!(form), json!(name)],
+            )
+            .await?;
+        ensure!(
+            found == json!(["true", message]),
+            "field {name} of {form}: aria-invalid and described-by message are {found}, not \"true\" and {message:?}"
+        );
+        Ok(())
+    }
+
     /// Fails if the page is wider than the window (a layout that does not fit a phone).
     pub async fn assert_no_horizontal_overflow(&self) -> Result<()> {
         let widths: Value = self

@@ -364,14 +364,8 @@ async fn self_service(h: &mut Harness) -> Result<()> {
     // Ownership handed on: asked first; then Bob owns it and she is an admin.
     h.visit("/dashboard/team").await?;
     h.wait_hydrated().await?;
-    h.click(r#"form[data-form="transfer-ownership"] summary"#)
+    h.confirm_in_dialog("transfer-ownership", "becomes an owner and you an admin")
         .await?;
-    h.wait_for_text_containing(
-        r#"form[data-form="transfer-ownership"] [data-confirm]"#,
-        "becomes an owner and you an admin",
-    )
-    .await?;
-    h.submit("transfer-ownership", &[]).await?;
     h.wait_for_texts("[data-member] [data-role]", &["admin", "owner"])
         .await?;
     h.screenshot("team-after-transfer").await?;
@@ -393,6 +387,8 @@ async fn accounts_work_without_javascript() -> Result<()> {
     )
     .await?;
     h.wait_for_texts(r#"[data-field-error="name"]"#, &["Enter your name."])
+        .await?;
+    h.assert_field_error("signup", "name", "Enter your name.")
         .await?;
     h.screenshot("signup-error").await?;
     sign_up(&h, "Grace Hopper", "grace@example.com", "Navy").await?;

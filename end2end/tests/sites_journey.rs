@@ -83,8 +83,13 @@ async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> 
         ("/help", "help"),
     ];
     for (path, name) in pages {
+        let mark = h.console_mark().await?;
         h.visit(path).await?;
         h.wait_hydrated().await?;
+        // Each page comes alive in the browser: a hydration error would leave it dead.
+        h.assert_no_panics_since(mark)
+            .await
+            .with_context(|| format!("{path} hydrates"))?;
         h.wait_for_text_containing("main h1", "").await?;
         h.assert_no_horizontal_overflow()
             .await
@@ -792,6 +797,8 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         &["Enter a name for your site."],
     )
     .await?;
+    h.assert_field_error("site-rename", "name", "Enter a name for your site.")
+        .await?;
     h.submit("site-rename", &[("name", "Team handbook")])
         .await?;
     h.wait_for_texts("[data-site-name]", &["Team handbook"])
@@ -802,14 +809,18 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     );
 
     // Restart: asked first (it interrupts visitors), then a second deployment, shown live.
-    h.click(r#"form[data-form="site-restart"] summary"#).await?;
+    h.click(r#"form[data-form="site-restart"] [data-open-confirm]"#)
+        .await?;
     h.wait_for_text_containing(
-        r#"form[data-form="site-restart"] [data-confirm]"#,
+        r#"form[data-form="site-restart"] dialog[open]"#,
         "Visitors get errors for a few seconds",
     )
     .await?;
     h.screenshot("restart-confirm").await?;
-    h.submit("site-restart", &[]).await?;
+    h.click(r#"form[data-form="site-restart"] dialog[open] [data-cancel]"#)
+        .await?;
+    h.confirm_in_dialog("site-restart", "Visitors get errors for a few seconds")
+        .await?;
     if let Err(e) = h
         .wait_for_text_containing("[data-deployments] > li:first-child", "Restart")
         .await

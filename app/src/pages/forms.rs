@@ -56,7 +56,17 @@ pub fn Field(
     #[prop(default = "off")] autocomplete: &'static str,
     #[prop(optional, into)] value: String,
     #[prop(into)] error: Signal<Option<String>>,
+    /// The form's name, where a page has two fields of one `name`: it keeps the id of each
+    /// field's message unique.
+    #[prop(optional)]
+    form: &'static str,
 ) -> impl IntoView {
+    let message_id = if form.is_empty() {
+        format!("{name}-error")
+    } else {
+        format!("{form}-{name}-error")
+    };
+    let described_by = message_id.clone();
     view! {
         <label class="block">
             <span class="text-sm font-medium text-slate-700">{label}</span>
@@ -66,14 +76,25 @@ pub fn Field(
                 value=value
                 autocomplete=autocomplete
                 aria-invalid=move || error.get().map(|_| "true")
-                class="mt-1 block w-full rounded-lg border border-slate-300 px-3 py-2 shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500"
+                aria-describedby=move || error.get().map(|_| described_by.clone())
+                class=move || {
+                    if error.get().is_some() {
+                        "mt-1 block w-full rounded-lg border border-red-600 px-3 py-2 shadow-sm focus:border-red-600 focus:outline-none focus:ring-1 focus:ring-red-600"
+                    } else {
+                        "mt-1 block w-full rounded-lg border border-slate-300 px-3 py-2 shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500"
+                    }
+                }
             />
             {move || {
                 error
                     .get()
                     .map(|message| {
                         view! {
-                            <p class="mt-1 text-sm text-red-700" data-field-error=name>
+                            <p
+                                id=message_id.clone()
+                                class="mt-1 text-sm text-red-700"
+                                data-field-error=name
+                            >
                                 {message}
                             </p>
                         }
@@ -134,8 +155,10 @@ pub fn Submit(label: &'static str, #[prop(default = false)] danger: bool) -> imp
 }
 
 /// A submit button behind a question, for actions that interrupt visitors or take access
-/// away: the first click opens the question (a native `<details>`, so it works the same
-/// without JavaScript), and only the button that names the action submits.
+/// away; only the button that names the action submits. With JavaScript the question is a
+/// modal dialog (`showModal`: the page behind is inert, focus stays in the dialog, Escape
+/// cancels); without, a native `<details>` opens it in place. Both carry the question, so
+/// the server's page is the same either way and the browser swaps one for the other.
 #[component]
 pub fn ConfirmSubmit(
     /// What the closed control says ("Stop").
@@ -145,20 +168,91 @@ pub fn ConfirmSubmit(
     /// The button that does it ("Stop the site").
     confirm: &'static str,
 ) -> impl IntoView {
+    let interactive = RwSignal::new(false);
+    Effect::new(move |_| interactive.set(true));
+    let dialog = NodeRef::<leptos::html::Dialog>::new();
+    let open = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(dialog) = dialog.get() {
+            let _ = dialog.show_modal();
+        }
+    };
+    let cancel = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(dialog) = dialog.get() {
+            dialog.close();
+        }
+    };
+    // Submits the form with this button, then closes the dialog, so what the action answers
+    // (an error above the form) is not hidden behind it.
+    let submit = move |event: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            event.prevent_default();
+            let button = event
+                .current_target()
+                .and_then(|target| target.dyn_into::<web_sys::HtmlButtonElement>().ok());
+            if let Some(form) = button.as_ref().and_then(|button| button.form()) {
+                let _ = form.request_submit_with_submitter(button.as_deref());
+            }
+            if let Some(dialog) = dialog.get() {
+                dialog.close();
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = event;
+    };
+    let button = "rounded-md border border-red-300 bg-white px-3 py-1.5 font-semibold text-red-700 hover:bg-red-50";
     view! {
-        <details class="rounded-md border border-slate-300 bg-white text-sm" data-confirm=label>
-            <summary class="cursor-pointer px-3 py-1.5 font-medium hover:bg-slate-50">
+        <div class="text-sm" data-confirm=label>
+            <details
+                class="rounded-md border border-slate-300 bg-white"
+                hidden=move || interactive.get()
+            >
+                <summary class="cursor-pointer px-3 py-1.5 font-medium hover:bg-slate-50">
+                    {format!("{label}…")}
+                </summary>
+                <div class="max-w-xs space-y-2 border-t border-slate-200 px-3 py-2">
+                    <p class="text-slate-700">{question.clone()}</p>
+                    <button type="submit" class=button>
+                        {confirm}
+                    </button>
+                </div>
+            </details>
+            <button
+                type="button"
+                hidden=move || !interactive.get()
+                class="rounded-md border border-slate-300 bg-white px-3 py-1.5 font-medium hover:bg-slate-50"
+                on:click=open
+                data-open-confirm=""
+            >
                 {format!("{label}…")}
-            </summary>
-            <div class="max-w-xs space-y-2 border-t border-slate-200 px-3 py-2">
-                <p class="text-slate-700">{question}</p>
-                <button
-                    type="submit"
-                    class="rounded-md border border-red-300 bg-white px-3 py-1.5 font-semibold text-red-700 hover:bg-red-50"
-                >
-                    {confirm}
-                </button>
-            </div>
-        </details>
+            </button>
+            <dialog
+                node_ref=dialog
+                aria-label=label
+                class="max-w-sm rounded-xl border border-slate-200 p-5 shadow-xl backdrop:bg-slate-900/40"
+            >
+                <p class="text-slate-800" data-question="">
+                    {question}
+                </p>
+                <div class="mt-4 flex justify-end gap-2">
+                    // Focus starts on the safe choice.
+                    <button
+                        type="button"
+                        class="rounded-md border border-slate-300 bg-white px-3 py-1.5 font-medium hover:bg-slate-50"
+                        on:click=cancel
+                        autofocus=true
+                        data-cancel=""
+                    >
+                        "Cancel"
+                    </button>
+                    <button type="submit" class=button on:click=submit>
+                        {confirm}
+                    </button>
+                </div>
+            </dialog>
+        </div>
     }
 }

@@ -82,6 +82,7 @@ fn Account(
     view! {
         <Panel title="Name" note="How your teammates see you.">
             <ActionForm action=rename attr:class="space-y-3" attr:data-form="account-name">
+                <FormError error=general_error(rename.value()) />
                 <Field
                     label="Name"
                     name="name"

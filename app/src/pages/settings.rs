@@ -70,6 +70,7 @@ pub fn NewOrganizationForm() -> impl IntoView {
             <Field
                 label="Name"
                 name="name"
+                form="create-organization"
                 error=field_error(create_organization.value(), "organization")
             />
             <Submit label="Create organization" />
@@ -116,6 +117,7 @@ fn Settings(
                                 label="New name"
                                 name="name"
                                 value=settings.name.clone()
+                                form="rename-organization"
                                 error=field_error(rename.value(), "organization")
                             />
                             <Submit label="Rename" />
@@ -157,6 +159,7 @@ fn Settings(
                             <Field
                                 label="Name"
                                 name="name"
+                                form="create-key"
                                 error=field_error(create_key.value(), "name")
                             />
                             <label class="flex items-center gap-1 text-sm">

@@ -21,15 +21,20 @@ pub async fn rename(platform: &Platform, user_id: Uuid, raw: &str) -> Result<Per
     let name = PersonName::parse(raw)?;
     let mut tx = platform.db.begin().await?;
     let from = sqlx::query_scalar!(
-        "UPDATE users u SET name = $2 FROM users old
-          WHERE u.id = $1 AND old.id = u.id RETURNING old.name",
-        user_id,
-        name.as_str()
+        "SELECT name FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        user_id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound)?;
     if from != name.as_str() {
+        sqlx::query!(
+            "UPDATE users SET name = $2 WHERE id = $1",
+            user_id,
+            name.as_str()
+        )
+        .execute(&mut *tx)
+        .await?;
         audit::record(
             &mut *tx,
             audit::Entry::new("user.renamed", Actor::User(user_id)).subject_user(user_id),
@@ -98,6 +103,13 @@ pub async fn change_password(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // Links mailed before (a reset, an email change) no longer work.
+    tokens::void_links(
+        &mut tx,
+        user_id,
+        &[TokenPurpose::ResetPassword, TokenPurpose::ChangeEmail],
+    )
+    .await?;
     audit::record(
         &mut *tx,
         audit::Entry::new("user.password_changed", Actor::User(user_id))
@@ -128,7 +140,12 @@ pub async fn request_email_change(
     if current == new_email.as_str() {
         return Err(Error::invalid("new_email", "This is already your address."));
     }
+    // Each request mails an address the caller chose: counted per address and per IP, with
+    // the password-reset mails, so the form cannot flood anyone's inbox.
+    throttle::admit(platform, Attempt::MailToAddress, new_email.as_str(), ip).await?;
     let mut tx = platform.db.begin().await?;
+    // Only the latest request counts: a link sent to a mistyped address stops working.
+    tokens::void_links(&mut tx, user_id, &[TokenPurpose::ChangeEmail]).await?;
     let taken = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM users WHERE email = $1) AS "taken!""#,
         new_email.as_str()
@@ -179,6 +196,8 @@ pub async fn confirm_email_change(platform: &Platform, token: &str) -> Result<Em
     let mut tx = platform.db.begin().await?;
     let (user_id, new_email) =
         tokens::consume_token_with_email(&mut tx, token, TokenPurpose::ChangeEmail).await?;
+    // Reset links mailed to the old address no longer work.
+    tokens::void_links(&mut tx, user_id, &[TokenPurpose::ResetPassword]).await?;
     let new_email = Email::parse(&new_email)?;
     let old = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user_id)
         .fetch_one(&mut *tx)

@@ -20,13 +20,16 @@ pub(crate) enum Attempt {
     SignIn,
     /// Each may send a mail.
     PasswordReset,
+    /// An email change's confirmation, mailed to an address the caller chose. Counted with
+    /// the reset requests: both are mails to one address, asked for by someone else.
+    MailToAddress,
 }
 
 impl Attempt {
     fn table(self) -> &'static str {
         match self {
             Attempt::SignIn => "sign_in_failures",
-            Attempt::PasswordReset => "password_reset_requests",
+            Attempt::PasswordReset | Attempt::MailToAddress => "password_reset_requests",
         }
     }
 
@@ -37,7 +40,7 @@ impl Attempt {
                 super::sessions::MAX_FAILURES_PER_ACCOUNT,
                 super::sessions::MAX_FAILURES_PER_IP,
             ),
-            Attempt::PasswordReset => (
+            Attempt::PasswordReset | Attempt::MailToAddress => (
                 super::tokens::MAX_RESET_REQUESTS_PER_ADDRESS,
                 super::tokens::MAX_RESET_REQUESTS_PER_IP,
             ),
@@ -47,7 +50,7 @@ impl Attempt {
     pub(crate) fn window(self) -> Duration {
         match self {
             Attempt::SignIn => super::sessions::THROTTLE_WINDOW,
-            Attempt::PasswordReset => super::tokens::RESET_REQUEST_WINDOW,
+            Attempt::PasswordReset | Attempt::MailToAddress => super::tokens::RESET_REQUEST_WINDOW,
         }
     }
 
@@ -55,6 +58,7 @@ impl Attempt {
         let what = match self {
             Attempt::SignIn => "Too many failed sign-ins.",
             Attempt::PasswordReset => "Too many password reset requests.",
+            Attempt::MailToAddress => "Too many mails to this address.",
         };
         Error::Throttled {
             what,

@@ -109,6 +109,26 @@ pub(super) async fn issue_token(
     Ok(token)
 }
 
+/// Voids the user's unused links of these kinds (they answer "already used" from now on):
+/// whatever changes who controls an account ends what was mailed before.
+pub(super) async fn void_links(
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    purposes: &[TokenPurpose],
+) -> Result<u64> {
+    let purposes: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
+    let voided = sqlx::query!(
+        "UPDATE user_tokens SET used_at = now()
+          WHERE user_id = $1 AND purpose = ANY($2) AND used_at IS NULL",
+        user_id,
+        &purposes as &[&str],
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(voided)
+}
+
 /// Marks a token used and returns its user; a reused, expired or unknown token is refused
 /// with a message that says which.
 async fn consume_token(
@@ -271,14 +291,13 @@ pub async fn reset_password(
     sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id)
         .execute(&mut *tx)
         .await?;
-    // Every other reset link still in someone's inbox is void from now on.
-    sqlx::query!(
-        "UPDATE user_tokens SET used_at = now()
-          WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+    // Every other reset link still in someone's inbox is void from now on, and so is any
+    // email change asked for before (perhaps by whoever made the reset necessary).
+    void_links(
+        &mut tx,
         user_id,
-        TokenPurpose::ResetPassword.as_str(),
+        &[TokenPurpose::ResetPassword, TokenPurpose::ChangeEmail],
     )
-    .execute(&mut *tx)
     .await?;
     audit::record(
         &mut *tx,

@@ -599,12 +599,18 @@ pub async fn transfer_ownership(
     if mine != Role::Owner {
         return Err(Error::Forbidden);
     }
-    let theirs = theirs.map_err(|_| {
-        Error::invalid(
-            "member",
-            "That person is not a member of this organization.",
-        )
-    })?;
+    let theirs = match theirs {
+        Err(Error::NotFound) => {
+            return Err(Error::invalid(
+                "member",
+                "That person is not a member of this organization.",
+            ));
+        }
+        other => other?,
+    };
+    if theirs == Role::Owner {
+        return Err(Error::invalid("member", "They are an owner already."));
+    }
     sqlx::query!(
         "UPDATE organization_members
             SET role = CASE WHEN user_id = $2 THEN 'owner' ELSE 'admin' END

@@ -2921,6 +2921,12 @@ async fn self_service_refuses_mistakes_plainly_and_stays_in_the_callers_account(
     // The account page and the help page, as a browser without JavaScript gets them.
     let (status, page) = server.page_as(&alice_member, "/dashboard/account").await;
     assert_eq!(status, 200);
+    // Every resource the page needs resolved on the server, none to an error (the browser
+    // hydrates with what the server sent).
+    assert!(
+        !page.contains(r#"{\"Err\""#),
+        "a resource failed on the server"
+    );
     for expected in [
         "alice@example.com",
         "data-sessions",
