@@ -550,12 +550,24 @@ impl Harness {
             .execute(
                 "return document.activeElement?.closest('dialog[open]') !== null
                     && document.activeElement.matches('[data-cancel]');",
-                vec![json!(form)],
+                vec![],
             )
             .await?;
         ensure!(
             focus == json!(true),
             "focus starts on Cancel, inside the dialog"
+        );
+        let centred = self
+            .browser
+            .execute(
+                "const r = document.querySelector(arguments[0]).getBoundingClientRect();
+                 return Math.abs((r.left + r.right) / 2 - window.innerWidth / 2) < 24;",
+                vec![json!(dialog)],
+            )
+            .await?;
+        ensure!(
+            centred == json!(true),
+            "the dialog is in the middle of the window"
         );
         self.browser
             .active_element()

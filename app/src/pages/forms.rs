@@ -232,7 +232,7 @@ pub fn ConfirmSubmit(
             <dialog
                 node_ref=dialog
                 aria-label=label
-                class="max-w-sm rounded-xl border border-slate-200 p-5 shadow-xl backdrop:bg-slate-900/40"
+                class="m-auto max-w-sm rounded-xl border border-slate-200 p-5 shadow-xl backdrop:bg-slate-900/40"
             >
                 <p class="text-slate-800" data-question="">
                     {question}
