@@ -260,6 +260,31 @@ pub fn NewSitePage() -> impl IntoView {
     }
 }
 
+/// Which of the site's folded forms are open. Kept above the view that live updates
+/// re-render, so a form someone is filling in stays open when the page refreshes itself.
+#[derive(Clone, Copy)]
+struct OpenForms {
+    rename: RwSignal<bool>,
+    delete: RwSignal<bool>,
+}
+
+/// Whether the `<details>` that sent a `toggle` event is open now.
+fn details_open(event: &leptos::ev::Event) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        event
+            .target()
+            .and_then(|target| target.dyn_into::<web_sys::HtmlDetailsElement>().ok())
+            .is_some_and(|details| details.open())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = event;
+        false
+    }
+}
+
 #[component]
 pub fn SitePage() -> impl IntoView {
     let params = use_params_map();
@@ -268,6 +293,10 @@ pub fn SitePage() -> impl IntoView {
     // event: a form's result must outlast the view that sent it.
     let act = ServerAction::<SiteAction>::new();
     let rename = ServerAction::<RenameSite>::new();
+    let open = OpenForms {
+        rename: RwSignal::new(false),
+        delete: RwSignal::new(false),
+    };
     // Bumped by each server-sent event: a step was recorded or new log lines may exist.
     let (pushes, set_pushes) = signal(0u64);
     let query = use_query_map();
@@ -319,7 +348,9 @@ pub fn SitePage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Ok(site) => {
-                        view! { <Site site act rename usage domains domain_actions health logs /> }
+                        view! {
+                            <Site site act rename open usage domains domain_actions health logs />
+                        }
                             .into_any()
                     }
                     Err(error) => {
@@ -365,6 +396,7 @@ fn Site(
     site: SiteView,
     act: ServerAction<SiteAction>,
     rename: ServerAction<RenameSite>,
+    open: OpenForms,
     usage: Resource<Result<crate::usage::UsageView, AppError>>,
     domains: Resource<Result<DomainsView, AppError>>,
     domain_actions: DomainActions,
@@ -434,7 +466,7 @@ fn Site(
             })}
         <FormError error=general_error(act.value()) />
         <FormError error=general_error(rename.value()) />
-        <Actions site=site.clone() act rename />
+        <Actions site=site.clone() act rename open />
         <Progress site=site.clone() paging=true />
         <Panel title="Plan limits" note="What your plan gives this site, applied while it runs.">
             <dl class="grid grid-cols-2 gap-2 text-sm sm:grid-cols-3" data-limits="">
@@ -491,6 +523,7 @@ fn Actions(
     site: SiteView,
     act: ServerAction<SiteAction>,
     rename: ServerAction<RenameSite>,
+    open: OpenForms,
 ) -> impl IntoView {
     let button = |action: &'static str, label: &'static str| {
         let id = site.id.clone();
@@ -552,6 +585,8 @@ fn Actions(
                         <details
                             class="rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm"
                             data-rename=""
+                            prop:open=move || open.rename.get()
+                            on:toggle=move |event| open.rename.set(details_open(&event))
                         >
                             <summary class="cursor-pointer font-medium">"Rename…"</summary>
                             <ActionForm
@@ -582,6 +617,8 @@ fn Actions(
                         <details
                             class="rounded-md border border-red-200 bg-white px-3 py-1.5 text-sm"
                             data-delete=""
+                            prop:open=move || open.delete.get()
+                            on:toggle=move |event| open.delete.set(details_open(&event))
                         >
                             <summary class="cursor-pointer font-medium text-red-700">
                                 "Delete…"
