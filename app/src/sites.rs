@@ -89,6 +89,8 @@ pub struct SiteView {
     pub can_manage: bool,
     /// The app's API token and webhook secret, for admins and owners.
     pub credentials: Option<(String, String)>,
+    /// Whether "Open editor" is offered: the built-in CMS, running, for a customer.
+    pub editor: bool,
 }
 
 impl SiteView {
@@ -304,6 +306,12 @@ pub(crate) async fn site_view(
         })
         .unwrap_or_default();
     let can_manage = authorize(me.role, Action::ManageSites);
+    let editor = customer
+        && site.status == SiteStatus::Active
+        && state
+            .platform
+            .template(&site.template)
+            .is_some_and(|t| t.builtin);
     let credentials = if can_manage && customer {
         platform::sites::credentials(&state.platform, me, site_id)
             .await
@@ -391,7 +399,18 @@ pub(crate) async fn site_view(
         can_deploy: authorize(me.role, Action::DeploySite),
         can_manage,
         credentials,
+        editor,
     })
+}
+
+/// Signs the member into the site's own editor (a single-use ticket, valid a minute).
+#[server(endpoint = "sites/open-editor")]
+pub async fn open_editor(id: String) -> Result<(), AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let url = platform::sites::editor::open(&state.platform, &me, parse_site_id(&id)?).await?;
+    leptos_axum::redirect(&url);
+    Ok(())
 }
 
 /// Gives a site a new display name; its address stays.

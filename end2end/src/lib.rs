@@ -606,6 +606,59 @@ impl Harness {
         Ok(())
     }
 
+    /// What axe-core finds on the current page against WCAG 2.1 A and AA, one line per
+    /// element: `impact rule: element: what to fix`. axe-core is the copy PyPI's
+    /// `axe-playwright-python` ships (`scripts/setup.sh` puts it in `.tools/axe/`); it is
+    /// injected by WebDriver, so it runs with the page's own scripts disabled too.
+    pub async fn accessibility_findings(&self) -> Result<Vec<String>> {
+        let path = workspace_root().join(".tools/axe/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .with_context(|| format!("{} is missing: run scripts/setup.sh", path.display()))?;
+        self.browser
+            .execute(&format!("{source}\nwindow.axe = axe;"), vec![])
+            .await
+            .context("injecting axe-core")?;
+        let found = self
+            .browser
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {
+                     runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+                     resultTypes: ['violations'],
+                 }).then(r => done(r.violations.flatMap(v => v.nodes.map(n =>
+                     `${v.impact} ${v.id}: ${n.target.join(' ')}: ${(n.failureSummary || '').split('\\n').slice(1).join(' ').trim()}`))))
+                   .catch(e => done([`critical axe-error: ${e}`]));",
+                vec![],
+            )
+            .await
+            .context("running axe-core")?;
+        Ok(serde_json::from_value(found)?)
+    }
+
+    /// Fails on any serious or critical WCAG 2.1 AA finding of axe-core on the current page;
+    /// returns the count of lesser ones (moderate, minor) for the record.
+    pub async fn assert_accessible(&self, page: &str) -> Result<usize> {
+        let findings = self.accessibility_findings().await?;
+        let (grave, lesser): (Vec<_>, Vec<_>) = findings
+            .iter()
+            .partition(|f| f.starts_with("serious ") || f.starts_with("critical "));
+        ensure!(
+            grave.is_empty(),
+            "{page}: {} serious or critical accessibility findings:\n{}",
+            grave.len(),
+            grave
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        println!(
+            "axe-core {page}: 0 serious or critical, {} lesser",
+            lesser.len()
+        );
+        Ok(lesser.len())
+    }
+
     /// Fails if the page is wider than the window (a layout that does not fit a phone).
     pub async fn assert_no_horizontal_overflow(&self) -> Result<()> {
         let widths: Value = self

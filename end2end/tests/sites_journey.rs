@@ -833,6 +833,7 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     wait_for_status(&h, "active", false, Duration::from_secs(60)).await?;
     h.wait_for_text_containing("[data-deployments] > li:first-child", "restarted")
         .await?;
+    writes_in_the_editor(&mut h, &page, &site_url, true).await?;
 
     // The list shows it with its badge.
     h.visit("/dashboard/sites").await?;
@@ -871,6 +872,105 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-empty-state]", "No sites yet")
         .await?;
     h.finish().await
+}
+
+/// A 24-pixel indigo square: an image the editor accepts.
+const PICTURE: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x18\x00\x00\x00\x18\x08\x02\x00\x00\x00\x6f\x15\xaa\xaf\x00\x00\x00\x1f\x49\x44\x41\x54\x78\xda\x63\x70\xb6\x38\x45\x15\xc4\x30\x6a\xd0\xa8\x41\xa3\x06\x8d\x1a\x34\x6a\xd0\xa8\x41\x03\x6f\x10\x00\xa8\xa3\xdb\x5f\x1f\x5e\xb9\x53\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82";
+
+/// The hosted CMS's editor, opened from the site page ("Open editor" signs the member in
+/// with a single-use ticket): an image uploaded to the site's volume, a post previewed,
+/// published and read by visitors. Plain forms, so the same steps work without JavaScript;
+/// with it the preview also follows the typing.
+async fn writes_in_the_editor(
+    h: &mut Harness,
+    site_page: &str,
+    site_url: &str,
+    javascript: bool,
+) -> Result<()> {
+    use fantoccini::Locator;
+    let label = if javascript { "js" } else { "no-js" };
+    h.visit(site_page).await?;
+    if javascript {
+        h.wait_hydrated().await?;
+    }
+    h.click("[data-open-editor]").await?;
+    wait_until(
+        || async { Ok(h.browser.current_url().await?.as_str() == format!("{site_url}/editor")) },
+        Duration::from_secs(10),
+        "the editor opens on the site's own address",
+    )
+    .await?;
+    h.wait_for_texts("main h1", &["Posts and pages"]).await?;
+    h.wait_for_text_containing("header .who", "(owner)").await?;
+
+    // An image, checked and kept on the site's volume.
+    let picture = std::env::temp_dir().join(format!("slipway-e2e-shop-{label}.png"));
+    std::fs::write(&picture, PICTURE)?;
+    h.click(r#"a[href="/editor/images"]"#).await?;
+    h.wait_for_texts("main h1", &["Images"]).await?;
+    h.browser
+        .find(Locator::Css("#image"))
+        .await?
+        .send_keys(&picture.to_string_lossy())
+        .await?;
+    h.click(r#"form[action="/editor/images"] button[type="submit"]"#)
+        .await?;
+    h.wait_for_text_containing(".notice", "![description](/uploads/")
+        .await?;
+    let snippet = h.texts("[data-upload] code").await?;
+    let image = snippet
+        .first()
+        .and_then(|s| s.split("](").nth(1))
+        .map(|s| s.trim_end_matches(')').to_owned())
+        .context("the image's Markdown")?;
+
+    // A post: previewed, then published.
+    h.click(r#"a[href="/editor"]"#).await?;
+    h.click(r#"a[href="/editor/new?kind=post"]"#).await?;
+    h.wait_for_texts("main h1", &["New post"]).await?;
+    h.browser
+        .find(Locator::Css("#title"))
+        .await?
+        .send_keys(&format!("Opening day {label}"))
+        .await?;
+    let body = h.browser.find(Locator::Css("#body")).await?;
+    body.send_keys(&format!("We are **open**.\n\n![the shop]({image})"))
+        .await?;
+    if javascript {
+        // The preview follows the typing, without a round trip of the form.
+        h.wait_for_text_containing("#preview strong", "open")
+            .await?;
+    } else {
+        h.click(r#"button[value="preview"]"#).await?;
+        h.wait_for_text_containing("#preview strong", "open")
+            .await?;
+    }
+    h.screenshot(&format!("cms-editor-{label}")).await?;
+    h.click(r#"button[value="publish"]"#).await?;
+    h.wait_for_texts(".notice", &["Published."]).await?;
+    h.screenshot(&format!("cms-published-{label}")).await?;
+
+    // Visitors read it, image included.
+    let slug = format!("opening-day-{label}");
+    h.browser.goto(&format!("{site_url}/")).await?;
+    h.wait_for_text_containing("main li", &format!("Opening day {label}"))
+        .await?;
+    h.browser.goto(&format!("{site_url}/posts/{slug}")).await?;
+    h.wait_for_texts("article strong", &["open"]).await?;
+    let loaded = h
+        .browser
+        .execute(
+            "const i = document.querySelector('article img'); return !!i && i.complete && i.naturalWidth === 24;",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        loaded.as_bool() == Some(true),
+        "the uploaded image shows in the post"
+    );
+    h.screenshot(&format!("cms-post-{label}")).await?;
+    let _ = std::fs::remove_file(picture);
+    Ok(())
 }
 
 async fn sqlx_status(h: &Harness) -> Result<String> {
@@ -964,6 +1064,9 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
         h.texts("[data-suspended]").await?.is_empty(),
         "no suspension shown once resumed"
     );
+    let site_url = format!("http://notes-nojs.localhost:{}", h.proxy_port);
+    writes_in_the_editor(&mut h, &page, &site_url, false).await?;
+    h.visit(&page).await?;
     // A domain added with a plain form post shows its DNS records after the redirect.
     h.submit("domain-add", &[("domain", "notes.example.org")])
         .await?;

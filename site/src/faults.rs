@@ -24,8 +24,7 @@ pub fn enabled() -> bool {
 }
 
 fn crash_mark() -> std::path::PathBuf {
-    std::path::Path::new(&std::env::var("DATA_DIR").unwrap_or_else(|_| "/data".to_owned()))
-        .join(".crash-at-start")
+    crate::data_dir().join(".crash-at-start")
 }
 
 /// At start: exits at once while a crash asked for lasts (faults enabled only).

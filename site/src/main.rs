@@ -16,8 +16,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod editor;
 mod faults;
+mod ticket;
 mod web;
+
+#[cfg(test)]
+mod editor_tests;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,6 +81,11 @@ fn disk_usage(path: &std::path::Path) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Where the site keeps files (`DATA_DIR`, default `/data`: the volume Slipway mounts).
+pub(crate) fn data_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "/data".to_owned()))
+}
+
 fn port() -> Result<u16, String> {
     match std::env::var("PORT") {
         Ok(value) => value
@@ -93,6 +103,8 @@ async fn serve() -> Result<(), String> {
     faults::crash_if_marked();
     let config = web::Config {
         name: std::env::var("SITE_NAME").unwrap_or_else(|_| "My site".to_owned()),
+        url: std::env::var("SITE_URL").unwrap_or_default(),
+        data_dir: data_dir(),
         token: required("SITE_TOKEN")?,
         webhook_secret: required("WEBHOOK_SECRET")?,
     };

@@ -20,14 +20,18 @@ const MAX_BODY: usize = 2 * 1024 * 1024;
 
 pub struct Config {
     pub name: String,
+    /// The site's public address (`SITE_URL`): the editor's cookie is `Secure` on https.
+    pub url: String,
+    /// Where uploaded images are kept (`DATA_DIR`/uploads).
+    pub data_dir: std::path::PathBuf,
     pub token: String,
     pub webhook_secret: String,
 }
 
 #[derive(Clone)]
-struct AppState {
-    db: PgPool,
-    config: Arc<Config>,
+pub(crate) struct AppState {
+    pub(crate) db: PgPool,
+    pub(crate) config: Arc<Config>,
     database_check: Arc<DatabaseCheck>,
 }
 
@@ -94,6 +98,34 @@ pub fn router(db: PgPool, config: Config) -> Router {
         .route("/", get(index))
         .route("/healthz", get(liveness))
         .route("/posts/{slug}", get(show_post))
+        .route("/pages/{slug}", get(show_page))
+        .route("/uploads/{name}", get(crate::editor::serve_upload))
+        .route("/editor", get(crate::editor::index))
+        .route("/editor/sign-in", get(crate::editor::sign_in))
+        .route("/editor/sign-out", post(crate::editor::sign_out))
+        .route(
+            "/editor/new",
+            get(crate::editor::new_form).post(crate::editor::create),
+        )
+        .route(
+            "/editor/edit/{slug}",
+            get(crate::editor::edit_form).post(crate::editor::update),
+        )
+        .route("/editor/view/{slug}", get(crate::editor::view))
+        .route("/editor/preview", post(crate::editor::preview))
+        .route(
+            "/editor/delete/{slug}",
+            get(crate::editor::delete_form).post(crate::editor::delete),
+        )
+        .route(
+            "/editor/images",
+            get(crate::editor::images)
+                .post(crate::editor::upload)
+                .layer(
+                    // The image limit plus room for the form around it.
+                    axum::extract::DefaultBodyLimit::max(crate::editor::MAX_IMAGE + 64 * 1024),
+                ),
+        )
         .route("/api/health", get(health))
         // Static: crawlers ask for it first, and it costs the database nothing (the proxy
         // benchmark measures forwarding with it).
@@ -127,6 +159,10 @@ struct Post {
     slug: String,
     title: String,
     body: String,
+    /// `post` or `page` (pages are written in the editor).
+    kind: String,
+    /// `published`, or `draft` (saved in the editor, not shown on the site).
+    status: String,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -144,12 +180,12 @@ struct PostUpdate {
     body: String,
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// A database error: the client's when its text held a NUL, else ours.
-fn internal(what: &str, cause: sqlx::Error) -> Response {
+pub(crate) fn internal(what: &str, cause: sqlx::Error) -> Response {
     if holds_nul(&cause) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, NO_NUL);
     }
@@ -267,7 +303,7 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-const POST_COLUMNS: &str = "slug, title, body, created_at, updated_at";
+const POST_COLUMNS: &str = "slug, title, body, kind, status, created_at, updated_at";
 
 async fn all_posts(db: &PgPool) -> Result<Vec<Post>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -445,7 +481,7 @@ async fn sync_content(State(state): State<AppState>, headers: HeaderMap, body: B
     }
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -492,48 +528,104 @@ async fn favicon() -> impl IntoResponse {
     )
 }
 
-fn page(site: &str, title: &str, content: &str) -> Html<String> {
-    Html(format!(
+/// A whole HTML page: `title` is text, `style` and `body` are HTML.
+pub(crate) fn document(title: &str, style: &str, body: &str) -> String {
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
-         <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:42rem;\
-         margin:2rem auto;padding:0 1rem;line-height:1.6;color:#1f2937}}a{{color:#4338ca}}\
-         header a{{text-decoration:none;color:inherit}}</style></head><body>\
-         <header><a href=\"/\"><strong>{site}</strong></a></header><main>{content}</main></body></html>",
-        title = escape(title),
-        site = escape(site),
-    ))
+         <title>{}</title><style>{style}</style></head><body>{body}</body></html>",
+        escape(title),
+    )
+}
+
+const PUBLIC_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;\
+padding:0 1rem;line-height:1.6;color:#1f2937}a{color:#3730a3}header a{color:inherit}\
+header{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:baseline}\
+header strong a{text-decoration:none}img{max-width:100%}";
+
+/// A public page, with the published pages in its header (or the error page to send).
+#[allow(clippy::result_large_err)]
+async fn page(state: &AppState, title: &str, content: &str) -> Result<Html<String>, Response> {
+    let pages: Vec<(String, String)> = sqlx::query_as(
+        "SELECT slug, title FROM posts WHERE kind = 'page' AND status = 'published' ORDER BY title, id",
+    )
+    .fetch_all(&state.db)
+    .await
+    .map_err(|cause| internal("listing pages", cause))?;
+    let mut nav = String::new();
+    if !pages.is_empty() {
+        nav.push_str("<nav aria-label=\"Pages\">");
+        for (slug, title) in &pages {
+            nav.push_str(&format!(
+                "<a href=\"/pages/{}\">{}</a> ",
+                escape(slug),
+                escape(title)
+            ));
+        }
+        nav.push_str("</nav>");
+    }
+    Ok(Html(document(
+        title,
+        PUBLIC_STYLE,
+        &format!(
+            "<header><strong><a href=\"/\">{site}</a></strong>{nav}</header><main>{content}</main>",
+            site = escape(&state.config.name),
+        ),
+    )))
 }
 
 async fn index(State(state): State<AppState>) -> Response {
-    match all_posts(&state.db).await {
-        Ok(posts) => {
-            let mut list = String::from("<h1>Posts</h1>");
-            if posts.is_empty() {
-                list.push_str("<p>Nothing published yet.</p>");
-            } else {
-                list.push_str("<ul>");
-                for post in &posts {
-                    list.push_str(&format!(
-                        "<li><a href=\"/posts/{}\">{}</a> <small>{}</small></li>",
-                        escape(&post.slug),
-                        escape(&post.title),
-                        post.created_at.format("%Y-%m-%d"),
-                    ));
-                }
-                list.push_str("</ul>");
-            }
-            page(&state.config.name, &state.config.name, &list).into_response()
+    let posts: Vec<Post> = match sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE kind = 'post' AND status = 'published'
+          ORDER BY created_at DESC, id DESC"
+    ))
+    .fetch_all(&state.db)
+    .await
+    {
+        Ok(posts) => posts,
+        Err(cause) => return internal("listing posts", cause),
+    };
+    let mut list = String::from("<h1>Posts</h1>");
+    if posts.is_empty() {
+        list.push_str("<p>Nothing published yet.</p>");
+    } else {
+        list.push_str("<ul>");
+        for post in &posts {
+            list.push_str(&format!(
+                "<li><a href=\"/posts/{}\">{}</a> <small>{}</small></li>",
+                escape(&post.slug),
+                escape(&post.title),
+                post.created_at.format("%Y-%m-%d"),
+            ));
         }
-        Err(cause) => internal("listing posts", cause),
+        list.push_str("</ul>");
     }
+    page(&state, &state.config.name, &list)
+        .await
+        .into_response()
 }
 
 async fn show_post(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
-    match one_post(&state.db, &slug).await {
+    show_published(&state, "post", &slug).await
+}
+
+async fn show_page(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    show_published(&state, "page", &slug).await
+}
+
+/// A published post or page; drafts are not found (editors read them in the editor).
+async fn show_published(state: &AppState, kind: &str, slug: &str) -> Response {
+    let found: Result<Option<Post>, _> = sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE slug = $1 AND kind = $2 AND status = 'published'"
+    ))
+    .bind(slug)
+    .bind(kind)
+    .fetch_optional(&state.db)
+    .await;
+    match found {
         Ok(Some(post)) => page(
-            &state.config.name,
+            state,
             &post.title,
             &format!(
                 "<article><h1>{}</h1>{}</article>",
@@ -541,12 +633,12 @@ async fn show_post(State(state): State<AppState>, Path(slug): Path<String>) -> R
                 render_markdown(&post.body)
             ),
         )
+        .await
         .into_response(),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            page(&state.config.name, "Not found", "<h1>No such post</h1>"),
-        )
-            .into_response(),
+        Ok(None) => match page(state, "Not found", &format!("<h1>No such {kind}</h1>")).await {
+            Ok(html) => (StatusCode::NOT_FOUND, html).into_response(),
+            Err(response) => response,
+        },
         Err(cause) => internal("reading a post", cause),
     }
 }

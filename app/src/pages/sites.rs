@@ -23,7 +23,7 @@ use crate::domains::{
 use crate::error::AppError;
 use crate::health::{site_health, site_logs};
 use crate::sites::{
-    CreateSite, RenameSite, SiteAction, SiteView, SitesView, list_sites, site_detail,
+    CreateSite, OpenEditor, RenameSite, SiteAction, SiteView, SitesView, list_sites, site_detail,
 };
 use crate::usage::usage_report;
 
@@ -293,6 +293,7 @@ pub fn SitePage() -> impl IntoView {
     // event: a form's result must outlast the view that sent it.
     let act = ServerAction::<SiteAction>::new();
     let rename = ServerAction::<RenameSite>::new();
+    let open_editor = ServerAction::<OpenEditor>::new();
     let open = OpenForms {
         rename: RwSignal::new(false),
         delete: RwSignal::new(false),
@@ -349,7 +350,18 @@ pub fn SitePage() -> impl IntoView {
                 match detail.await {
                     Ok(site) => {
                         view! {
-                            <Site site act rename open usage domains domain_actions health logs />
+                            <Site
+                                site
+                                act
+                                rename
+                                open
+                                open_editor
+                                usage
+                                domains
+                                domain_actions
+                                health
+                                logs
+                            />
                         }
                             .into_any()
                     }
@@ -397,6 +409,7 @@ fn Site(
     act: ServerAction<SiteAction>,
     rename: ServerAction<RenameSite>,
     open: OpenForms,
+    open_editor: ServerAction<OpenEditor>,
     usage: Resource<Result<crate::usage::UsageView, AppError>>,
     domains: Resource<Result<DomainsView, AppError>>,
     domain_actions: DomainActions,
@@ -422,6 +435,31 @@ fn Site(
             </a>
             <span class="ml-3 text-slate-500">{format!("Application: {}", site.template)}</span>
         </p>
+        {site
+            .editor
+            .then(|| {
+                let id = site.id.clone();
+                view! {
+                    <ActionForm
+                        action=open_editor
+                        attr:class="mt-3 flex flex-wrap items-center gap-2"
+                        attr:data-form="open-editor"
+                    >
+                        <input type="hidden" name="id" value=id />
+                        <button
+                            type="submit"
+                            class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-700"
+                            data-open-editor=""
+                        >
+                            "Open editor"
+                        </button>
+                        <span class="text-sm text-slate-600">
+                            "Write and publish posts and pages; you are signed in as yourself."
+                        </span>
+                    </ActionForm>
+                }
+            })}
+        <FormError error=general_error(open_editor.value()) />
         {in_progress
             .then(|| {
                 view! {

@@ -3,6 +3,7 @@
 //! (`provision`) makes it so and records each step.
 
 pub mod domains;
+pub mod editor;
 pub mod states;
 
 use chrono::{DateTime, Utc};

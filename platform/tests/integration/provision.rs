@@ -1346,3 +1346,59 @@ async fn operators_force_a_reconcile_that_repairs_and_delete_a_site(pool: PgPool
     assert_eq!(mailed.len(), 1, "one mail to the one owner");
     assert!(mailed[0].contains("hosting malware, reported twice"));
 }
+
+/// "Open editor": the ticket Slipway signs opens a session in the real container's editor,
+/// once; another organization cannot get one, and a stopped site has no editor to open.
+#[sqlx::test(migrations = "../migrations")]
+async fn open_editor_signs_the_member_into_the_running_sites_editor_once(pool: PgPool) {
+    let e = env(pool.clone()).await;
+    let site = sites::create(&e.platform, &e.owner, &form(&unique("editor")))
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    assert_eq!(status(&pool, site.id).await.0, "active");
+    let address = container_address(&e, site.id).await;
+    let path_of = |url: &str| url[url.find("/editor/").expect("an editor address")..].to_owned();
+
+    let url = sites::editor::open(&e.platform, &e.owner, site.id)
+        .await
+        .unwrap();
+    assert!(url.starts_with(&e.platform.site_url(&site.slug)), "{url}");
+    let (first, _) = http(address, "GET", &path_of(&url), &[], "").await;
+    assert_eq!(first, 303, "a fresh ticket signs in");
+    let (again, page) = http(address, "GET", &path_of(&url), &[], "").await;
+    assert_eq!(again, 401);
+    assert!(page.contains("already used"), "{page}");
+
+    // A viewer's ticket says so (the site then shows drafts but no forms).
+    let viewer = Membership {
+        role: Role::Viewer,
+        ..e.owner
+    };
+    let viewer_url = sites::editor::open(&e.platform, &viewer, site.id)
+        .await
+        .unwrap();
+    let claims = viewer_url.split("ticket=").nth(1).unwrap();
+    let claims =
+        String::from_utf8(hex::decode(claims.split('.').next().unwrap()).unwrap()).unwrap();
+    assert!(claims.contains("\"role\":\"viewer\""), "{claims}");
+    assert_eq!(
+        http(address, "GET", &path_of(&viewer_url), &[], "").await.0,
+        303
+    );
+
+    let stranger = test_support::owner(&e.platform).await;
+    assert!(matches!(
+        sites::editor::open(&e.platform, &stranger, site.id).await,
+        Err(Error::NotFound)
+    ));
+    sites::request(&e.platform, &e.owner, site.id, SiteAction::Stop)
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    assert!(matches!(
+        sites::editor::open(&e.platform, &e.owner, site.id).await,
+        Err(Error::Conflict(message)) if message.contains("not running")
+    ));
+    delete_and_check_nothing_is_left(&e, site.id).await;
+}
