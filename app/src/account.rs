@@ -494,6 +494,8 @@ pub struct SettingsView {
     pub my_role: String,
     /// Admins and owners may rename the organization.
     pub can_rename: bool,
+    /// Owners may delete it.
+    pub can_delete: bool,
     /// `None` when the role may not manage keys.
     pub api_keys: Option<Vec<ApiKeyView>>,
     /// `None` when the role may not read the audit log.
@@ -587,6 +589,10 @@ pub async fn settings() -> Result<SettingsView, AppError> {
             me.role,
             platform::tenancy::Action::RenameOrganization,
         ),
+        can_delete: platform::tenancy::authorize(
+            me.role,
+            platform::tenancy::Action::DeleteOrganization,
+        ),
         api_keys,
         audit_log,
     })
@@ -606,6 +612,17 @@ pub async fn rename_organization(name: String) -> Result<String, AppError> {
         chrono::Utc::now().timestamp_millis()
     ));
     Ok(name.as_str().to_owned())
+}
+
+/// Deletes the organization (owners; `confirm` is its slug). Its members land on their
+/// next organization (or on creating one).
+#[server(endpoint = "settings/delete")]
+pub async fn delete_organization(#[server(default)] confirm: String) -> Result<(), AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    platform::tenancy::organizations::delete(&state.platform, &me, &confirm, client_ip()).await?;
+    leptos_axum::redirect("/dashboard?organization_deleted=1");
+    Ok(())
 }
 
 /// Creates a key and returns it in full: the only time it is shown.

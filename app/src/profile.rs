@@ -115,6 +115,18 @@ pub async fn confirm_email_change(token: String) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Deletes the account (the password first) and signs this browser out.
+#[server(endpoint = "account/delete")]
+pub async fn delete_account(#[server(default)] password: String) -> Result<(), AppError> {
+    let state = app_state()?;
+    let session = require_session(&state).await?;
+    platform::identity::account::delete(&state.platform, session.user_id, &password, client_ip())
+        .await?;
+    crate::session::clear_cookie()?;
+    leptos_axum::redirect("/?account=deleted");
+    Ok(())
+}
+
 /// Signs one of the user's other browsers out.
 #[server(endpoint = "account/sessions/end")]
 pub async fn end_session(handle: String) -> Result<(), AppError> {

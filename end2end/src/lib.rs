@@ -46,6 +46,12 @@ pub struct Harness {
     output: PathBuf,
     /// Every console error read so far (Chromium hands each out once).
     console: std::sync::Mutex<Vec<String>>,
+    /// Whether pages run scripts in `browser`.
+    javascript: JavaScript,
+    /// A browser with scripts on, opened when a page of a script-less test is audited.
+    auditor: tokio::sync::OnceCell<Client>,
+    /// The accessibility findings of each page screenshotted, by screenshot file name.
+    audits: Vec<(String, Vec<String>)>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -241,6 +247,9 @@ impl Harness {
             settings,
             output,
             console: std::sync::Mutex::default(),
+            javascript,
+            auditor: tokio::sync::OnceCell::new(),
+            audits: Vec::new(),
         })
     }
 
@@ -354,8 +363,27 @@ impl Harness {
     }
 
     /// Saves a PNG of the whole page as `target/screenshots/<test>-<n>-<label>.png`: the
-    /// window grows to the page's height for the shot, then returns to its size.
+    /// window grows to the page's height for the shot, then returns to its size. A page of
+    /// Slipway or of a hosted site is also audited for accessibility ([`Self::finish`]
+    /// fails on a serious or critical finding): every page a test looks at, in every state
+    /// it looks at it, with scripts and without.
     pub async fn screenshot(&mut self, label: &str) -> Result<PathBuf> {
+        let path = self.shoot(label).await?;
+        let url = self.browser.current_url().await?;
+        let ours = url.port() == url::Url::parse(&self.base_url)?.port()
+            || url.port() == Some(self.proxy_port);
+        if ours {
+            let findings = self
+                .accessibility_findings()
+                .await
+                .with_context(|| format!("auditing {}", path.display()))?;
+            let name = path.file_stem().unwrap_or_default().to_string_lossy();
+            self.audits.push((name.into_owned(), findings));
+        }
+        Ok(path)
+    }
+
+    async fn shoot(&mut self, label: &str) -> Result<PathBuf> {
         let path = self.screenshot_path(label);
         let (width, height) = self.browser.get_window_size().await?;
         // The window is taller than its viewport by the browser's own frame.
@@ -610,16 +638,23 @@ impl Harness {
     /// element: `impact rule: element: what to fix`. axe-core is the copy PyPI's
     /// `axe-playwright-python` ships (`scripts/setup.sh` puts it in `.tools/axe/`); it is
     /// injected by WebDriver, so it runs with the page's own scripts disabled too.
+    ///
+    /// axe-core needs scripts (it waits on timers). Without them, the page as the server
+    /// sent it (its `<noscript>` content shown, no scripts) is copied into a page of the
+    /// same address in a second browser with scripts on, and audited there.
     pub async fn accessibility_findings(&self) -> Result<Vec<String>> {
+        let browser = match self.javascript {
+            JavaScript::Enabled => &self.browser,
+            JavaScript::Disabled => self.audit_copy().await?,
+        };
         let path = workspace_root().join(".tools/axe/axe.min.js");
         let source = std::fs::read_to_string(&path)
             .with_context(|| format!("{} is missing: run scripts/setup.sh", path.display()))?;
-        self.browser
+        browser
             .execute(&format!("{source}\nwindow.axe = axe;"), vec![])
             .await
             .context("injecting axe-core")?;
-        let found = self
-            .browser
+        let found = browser
             .execute_async(
                 "const done = arguments[arguments.length - 1];
                  axe.run(document, {
@@ -633,6 +668,85 @@ impl Harness {
             .await
             .context("running axe-core")?;
         Ok(serde_json::from_value(found)?)
+    }
+
+    /// The current page of this script-less browser, copied into the auditing browser.
+    async fn audit_copy(&self) -> Result<&Client> {
+        let mut capabilities = self.capabilities.clone();
+        if let Some(options) = capabilities
+            .get_mut("goog:chromeOptions")
+            .and_then(Value::as_object_mut)
+        {
+            options.remove("prefs");
+        }
+        let auditor = self
+            .auditor
+            .get_or_try_init(|| open_browser(&self.driver_url, &capabilities))
+            .await?;
+        let copy = self
+            .browser
+            .execute(
+                "const d = document.documentElement.cloneNode(true);
+                 d.querySelectorAll('script').forEach(s => s.remove());
+                 d.querySelectorAll('noscript').forEach(n => n.replaceWith(...n.childNodes));
+                 return '<!doctype html>' + d.outerHTML;",
+                vec![],
+            )
+            .await?;
+        let url = self.browser.current_url().await?;
+        // A page of the same origin that answers without signing in, for the styles' paths.
+        auditor
+            .goto(url.join("/__accessibility-audit")?.as_str())
+            .await?;
+        auditor
+            .execute(
+                "document.open(); document.write(arguments[0]); document.close();",
+                vec![copy],
+            )
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = auditor
+                .execute(
+                    "return document.readyState === 'complete'
+                       && [...document.querySelectorAll('link[rel=stylesheet]')].every(l => l.sheet);",
+                    vec![],
+                )
+                .await?;
+            if ready.as_bool() == Some(true) {
+                return Ok(auditor);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the copied page's styles never loaded"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Prints the audit's counts for every page screenshotted, and fails if any of them
+    /// had a serious or critical finding.
+    fn assert_screenshots_accessible(&self) -> Result<()> {
+        let mut grave = Vec::new();
+        for (page, findings) in &self.audits {
+            let serious = findings
+                .iter()
+                .filter(|f| f.starts_with("serious ") || f.starts_with("critical "))
+                .collect::<Vec<_>>();
+            println!(
+                "axe-core {page}: {} serious or critical, {} lesser",
+                serious.len(),
+                findings.len() - serious.len()
+            );
+            grave.extend(serious.into_iter().map(|f| format!("{page}: {f}")));
+        }
+        ensure!(
+            grave.is_empty(),
+            "{} serious or critical accessibility findings on the pages screenshotted:\n{}",
+            grave.len(),
+            grave.join("\n")
+        );
+        Ok(())
     }
 
     /// Fails on any serious or critical WCAG 2.1 AA finding of axe-core on the current page;
@@ -726,6 +840,10 @@ impl Harness {
     /// the processes and drops the test database.
     pub async fn finish(mut self) -> Result<()> {
         self.assert_no_policy_violations().await?;
+        self.assert_screenshots_accessible()?;
+        if let Some(auditor) = self.auditor.take() {
+            auditor.close().await?;
+        }
         self.browser.clone().close().await?;
         self.stop_processes();
         let mut admin = PgConnection::connect(&self.admin_url).await?;

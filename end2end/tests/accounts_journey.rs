@@ -479,5 +479,48 @@ async fn accounts_work_without_javascript() -> Result<()> {
     h.wait_for_texts("main h1", &["Settings"]).await?;
     h.visit("/dashboard/sites").await?;
     h.wait_for_texts("main h1", &["Sites"]).await?;
+
+    // She deletes the organization (its slug typed), then her account (her password): a
+    // plain form post each, and she is signed out for good.
+    let slug = h
+        .query_strings("SELECT slug FROM organizations WHERE name = 'Fresh Start'")
+        .await?
+        .remove(0);
+    h.visit("/dashboard/settings").await?;
+    h.click("[data-delete-organization] summary").await?;
+    h.submit("delete-organization", &[("confirm", "fresh")])
+        .await?;
+    // Refused, the form is open again with its error and what to type.
+    h.wait_for_text_containing(
+        r#"[data-delete-organization][open] [data-field-error="confirm"]"#,
+        &slug,
+    )
+    .await?;
+    h.submit("delete-organization", &[("confirm", &slug)])
+        .await?;
+    h.wait_for_texts("main h1", &["Create an organization"])
+        .await?;
+    h.visit("/dashboard/account").await?;
+    h.click("[data-delete-account] summary").await?;
+    h.submit("account-delete", &[("password", "not my password")])
+        .await?;
+    h.wait_for_texts(
+        r#"[data-delete-account][open] [data-field-error="password"]"#,
+        &["That is not your current password."],
+    )
+    .await?;
+    h.submit("account-delete", &[("password", PASSWORD)])
+        .await?;
+    h.wait_for_text_containing("[data-notice]", "Your account is deleted")
+        .await?;
+    h.screenshot("account-deleted").await?;
+    ensure!(
+        h.query_strings("SELECT email FROM users WHERE email = 'grace@example.com'")
+            .await?
+            .is_empty(),
+        "the account is gone"
+    );
+    h.visit("/dashboard").await?;
+    h.wait_for_path("/login").await?;
     h.finish().await
 }

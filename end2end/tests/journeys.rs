@@ -35,6 +35,27 @@ async fn assert_title(h: &Harness, expected: &str) -> Result<()> {
     anyhow::bail!("the title is {title:?}, not {expected:?}")
 }
 
+/// The audit itself can fail: faint text and an image without a description, planted in
+/// the page, are found.
+async fn audit_finds_planted_faults(h: &Harness) -> Result<()> {
+    h.browser
+        .execute(
+            "document.querySelector('main').insertAdjacentHTML('beforeend',
+               '<p style=\"color:#bbb;background:#fff\">faint words</p><img src=\"/favicon.ico\">');",
+            vec![],
+        )
+        .await?;
+    let findings = h.accessibility_findings().await?;
+    ensure!(
+        findings
+            .iter()
+            .any(|f| f.starts_with("serious color-contrast"))
+            && findings.iter().any(|f| f.starts_with("critical image-alt")),
+        "the audit missed planted faults: {findings:#?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn landing_to_pricing_shows_every_plan() -> Result<()> {
     let mut h = Harness::start("landing_to_pricing", JavaScript::Enabled).await?;
@@ -69,9 +90,15 @@ async fn landing_to_pricing_shows_every_plan() -> Result<()> {
     h.visit("/pricing").await?;
     h.wait_hydrated().await?;
     assert_title(&h, "Pricing · Slipway").await?;
+    h.assert_accessible("/pricing").await?;
     h.visit("/login").await?;
     h.wait_hydrated().await?;
     assert_title(&h, "Sign in · Slipway").await?;
+    h.assert_accessible("/login").await?;
+    h.visit("/signup").await?;
+    h.wait_hydrated().await?;
+    h.assert_accessible("/signup").await?;
+    audit_finds_planted_faults(&h).await?;
 
     // The console check itself can fail: an error logged by the page is seen.
     h.browser
@@ -292,6 +319,12 @@ async fn every_page_works_without_javascript() -> Result<()> {
     h.visit("/dashboard").await?;
     h.wait_for_path("/login").await?;
     h.screenshot("login").await?;
+    h.visit("/signup").await?;
+    h.assert_accessible("/signup (no JavaScript)").await?;
+    h.visit("/help").await?;
+    h.assert_accessible("/help (no JavaScript)").await?;
+    // The copy audited is this page as shown: faults planted in it are found.
+    audit_finds_planted_faults(&h).await?;
 
     h.visit("/no-such-page").await?;
     h.wait_for_texts("main h1", &["Page not found"]).await?;

@@ -832,10 +832,10 @@ pub async fn edit_form(
     Query(saved): Query<Saved>,
 ) -> Result<Response, Response> {
     let editor = signed_in(&state, &headers).await?;
-    if !editor.can_write() {
-        return Ok(Redirect::to(&format!("/editor/view/{}", escape(&slug))).into_response());
-    }
     let item = found(&state, &editor, &slug).await?;
+    if !editor.can_write() {
+        return Ok(Redirect::to(&format!("/editor/view/{}", item.slug)).into_response());
+    }
     let fields = Fields {
         version: version_of(&item),
         title: item.title,

@@ -194,6 +194,38 @@ async fn a_ticket_signs_in_once_and_a_draft_stays_hidden_until_published(db: PgP
         StatusCode::NOT_FOUND
     );
     assert!(!get(&app, "/", None).await.text().contains("Hello, World!"));
+    // The posts API shows drafts to the site token's holder only.
+    assert!(
+        !get(&app, "/api/posts", None)
+            .await
+            .text()
+            .contains("hello-world")
+    );
+    assert_eq!(
+        get(&app, "/api/posts/hello-world", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let with_token = Request::get("/api/posts")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert!(
+        send(&app, with_token)
+            .await
+            .text()
+            .contains("\"status\":\"draft\"")
+    );
+    // No page of the site can be framed by another.
+    let framed = app
+        .clone()
+        .oneshot(Request::get("/editor").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(framed.headers()[header::X_FRAME_OPTIONS], "DENY");
+    // A viewer's way to an item that does not exist is a plain "not found".
+    let (viewer, _) = sign_in(&app, "viewer").await;
+    let odd = get(&app, "/editor/edit/a%0Ab", Some(&viewer)).await;
+    assert_eq!(odd.status, StatusCode::NOT_FOUND);
     let listed = get(&app, "/editor", Some(&cookie)).await.text();
     assert!(
         listed.contains("Hello, World!") && listed.contains("Draft"),

@@ -17,6 +17,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Request bodies larger than this are refused (413) before they are read.
 const MAX_BODY: usize = 2 * 1024 * 1024;
+/// The editor's forms: a text at its limit, every character percent-encoded (up to 12 bytes).
+const EDITOR_FORM_BODY: usize = 13 * 1024 * 1024;
 
 pub struct Config {
     pub name: String,
@@ -103,16 +105,25 @@ pub fn router(db: PgPool, config: Config) -> Router {
         .route("/editor", get(crate::editor::index))
         .route("/editor/sign-in", get(crate::editor::sign_in))
         .route("/editor/sign-out", post(crate::editor::sign_out))
+        // A post of 1,000,000 characters, URL-encoded, needs more than the default limit.
         .route(
             "/editor/new",
-            get(crate::editor::new_form).post(crate::editor::create),
+            get(crate::editor::new_form)
+                .post(crate::editor::create)
+                .layer(axum::extract::DefaultBodyLimit::max(EDITOR_FORM_BODY)),
         )
         .route(
             "/editor/edit/{slug}",
-            get(crate::editor::edit_form).post(crate::editor::update),
+            get(crate::editor::edit_form)
+                .post(crate::editor::update)
+                .layer(axum::extract::DefaultBodyLimit::max(EDITOR_FORM_BODY)),
         )
         .route("/editor/view/{slug}", get(crate::editor::view))
-        .route("/editor/preview", post(crate::editor::preview))
+        .route(
+            "/editor/preview",
+            post(crate::editor::preview)
+                .layer(axum::extract::DefaultBodyLimit::max(EDITOR_FORM_BODY)),
+        )
         .route(
             "/editor/delete/{slug}",
             get(crate::editor::delete_form).post(crate::editor::delete),
@@ -151,6 +162,22 @@ pub fn router(db: PgPool, config: Config) -> Router {
         .merge(faults)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        // No page of the site may be framed by another (the editor's forms could be
+        // clicked through a frame on a neighbouring site).
+        .layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::X_FRAME_OPTIONS,
+                    header::HeaderValue::from_static("DENY"),
+                );
+                headers.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    header::HeaderValue::from_static("frame-ancestors 'none'"),
+                );
+                response
+            },
+        ))
         .with_state(state)
 }
 
@@ -305,30 +332,42 @@ async fn health(State(state): State<AppState>) -> Response {
 
 const POST_COLUMNS: &str = "slug, title, body, kind, status, created_at, updated_at";
 
-async fn all_posts(db: &PgPool) -> Result<Vec<Post>, sqlx::Error> {
+/// Drafts are read with the site token only; anyone reads what is published.
+async fn all_posts(db: &PgPool, drafts: bool) -> Result<Vec<Post>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {POST_COLUMNS} FROM posts ORDER BY created_at DESC, id DESC"
+        "SELECT {POST_COLUMNS} FROM posts WHERE $1 OR status = 'published'
+          ORDER BY created_at DESC, id DESC"
     ))
+    .bind(drafts)
     .fetch_all(db)
     .await
 }
 
-async fn one_post(db: &PgPool, slug: &str) -> Result<Option<Post>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {POST_COLUMNS} FROM posts WHERE slug = $1"))
-        .bind(slug)
-        .fetch_optional(db)
-        .await
+async fn one_post(db: &PgPool, slug: &str, drafts: bool) -> Result<Option<Post>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE slug = $1 AND ($2 OR status = 'published')"
+    ))
+    .bind(slug)
+    .bind(drafts)
+    .fetch_optional(db)
+    .await
 }
 
-async fn list_posts(State(state): State<AppState>) -> Response {
-    match all_posts(&state.db).await {
+async fn list_posts(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let drafts = authorized(&state, &headers).is_ok();
+    match all_posts(&state.db, drafts).await {
         Ok(posts) => axum::Json(posts).into_response(),
         Err(cause) => internal("listing posts", cause),
     }
 }
 
-async fn get_post(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
-    match one_post(&state.db, &slug).await {
+async fn get_post(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let drafts = authorized(&state, &headers).is_ok();
+    match one_post(&state.db, &slug, drafts).await {
         Ok(Some(post)) => axum::Json(post).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such post"),
         Err(cause) => internal("reading a post", cause),
@@ -499,18 +538,58 @@ pub(crate) fn escape(text: &str) -> String {
 /// Markdown to HTML. Raw HTML in the source is shown as text, not passed through:
 /// anyone holding the token or the webhook secret could otherwise inject scripts.
 pub fn render_markdown(source: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser};
+    use pulldown_cmark::{Event, Options, Parser, Tag};
     let events = Parser::new_ext(
         source,
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
     )
     .map(|event| match event {
         Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe_destination(dest_url),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: safe_destination(dest_url),
+            title,
+            id,
+        }),
         other => other,
     });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, events);
     html
+}
+
+/// A link's or image's address, if it cannot run script: relative, `http(s):` or
+/// `mailto:`; anything else (`javascript:`, `data:`, `vbscript:`) becomes `#`.
+fn safe_destination(dest: pulldown_cmark::CowStr<'_>) -> pulldown_cmark::CowStr<'_> {
+    let lowered: String = dest
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let scheme = lowered
+        .split_once(':')
+        .map(|(scheme, _)| scheme)
+        .filter(|scheme| !scheme.contains(['/', '?', '#']));
+    match scheme {
+        None | Some("http" | "https" | "mailto") => dest,
+        Some(_) => "#".into(),
+    }
 }
 
 /// A page icon: a rounded square with a document's lines, in the pages' link colour.
@@ -680,6 +759,22 @@ mod tests {
             Some(good.trim_start_matches("sha256="))
         ));
         assert!(!signature_matches(b"s3cret", body, Some("sha256=zz")));
+    }
+
+    #[test]
+    fn links_that_would_run_script_lead_nowhere() {
+        let html = render_markdown(
+            "[a](javascript:alert(1)) [b](JaVaScRiPt:x) [c](%20javascript:x) ![d](data:text/html,x) [e](https://x.test/p) [f](/posts/y) [g](mailto:a@b.test)",
+        );
+        let lowered = html.to_ascii_lowercase();
+        assert_eq!(lowered.matches("href=\"#\"").count(), 3, "{html}");
+        assert!(
+            !lowered.contains("=\"javascript") && !lowered.contains("=\"data:"),
+            "{html}"
+        );
+        for kept in ["https://x.test/p", "/posts/y", "mailto:a@b.test"] {
+            assert!(html.contains(kept), "{kept}: {html}");
+        }
     }
 
     #[test]

@@ -166,7 +166,6 @@ fn Figures(figures: Vec<Figure>) -> impl IntoView {
                         <div
                             class="group relative rounded-lg border border-slate-200 bg-white p-4 focus:outline-none focus:ring-2 focus:ring-indigo-500"
                             tabindex="0"
-                            role="group"
                             data-figure=figure.key.clone()
                             aria-describedby=described_by
                         >
@@ -887,7 +886,7 @@ pub(crate) fn Choice(
 pub(crate) fn Crumbs(trail: Vec<(&'static str, String)>) -> impl IntoView {
     view! {
         <nav class="text-sm text-slate-600" aria-label="Operator">
-            <a href="/admin" class="text-indigo-600 hover:underline">
+            <a href="/admin" class="text-indigo-700 underline">
                 "Overview"
             </a>
             {trail
@@ -899,7 +898,7 @@ pub(crate) fn Crumbs(trail: Vec<(&'static str, String)>) -> impl IntoView {
                             view! { <span>{words}</span> }.into_any()
                         } else {
                             view! {
-                                <a href=href class="text-indigo-600 hover:underline">
+                                <a href=href class="text-indigo-700 underline">
                                     {words}
                                 </a>
                             }

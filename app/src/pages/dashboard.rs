@@ -215,10 +215,14 @@ fn Frame(me: Me) -> impl IntoView {
                 </Suspense>
                 {(!no_organization).then(|| view! { <super::health::IncidentBanner incidents /> })}
                 <main class="px-4 py-8 sm:px-8">
-                    {if no_organization {
-                        view! { <NoOrganization /> }.into_any()
-                    } else {
-                        view! { <Outlet /> }.into_any()
+                    // The account page is the person's own: it needs no organization.
+                    {move || {
+                        let personal = location.pathname.get().starts_with("/dashboard/account");
+                        if no_organization && !personal {
+                            view! { <NoOrganization /> }.into_any()
+                        } else {
+                            view! { <Outlet /> }.into_any()
+                        }
                     }}
                 </main>
             </div>

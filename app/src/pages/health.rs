@@ -245,7 +245,7 @@ pub(crate) fn HealthPanel(health: HealthView) -> impl IntoView {
                                         .map(|(at, message)| {
                                             view! {
                                                 <li class="break-words">
-                                                    <span class="font-mono text-slate-400">{at.clone()}</span>
+                                                    <span class="font-mono text-slate-600">{at.clone()}</span>
                                                     " "
                                                     {message.clone()}
                                                 </li>
@@ -263,7 +263,7 @@ pub(crate) fn HealthPanel(health: HealthView) -> impl IntoView {
                     .map(|(at, what)| {
                         view! {
                             <li class="text-xs text-slate-600" data-restart="">
-                                <span class="font-mono text-slate-400">{at.clone()}</span>
+                                <span class="font-mono text-slate-600">{at.clone()}</span>
                                 " "
                                 {what.clone()}
                             </li>

@@ -31,9 +31,20 @@ pub const PROMISES: [(&str, &str, &str); 3] = [
 #[component]
 pub fn LandingPage() -> impl IntoView {
     let plans = Resource::new(|| (), |_| list_plans());
+    let query = leptos_router::hooks::use_query_map();
+    let account_deleted = move || query.read().get("account").as_deref() == Some("deleted");
     view! {
         <Title text="" />
         <PublicPage>
+            <Show when=account_deleted>
+                <p
+                    class="mx-auto mt-6 max-w-2xl rounded-lg bg-green-50 p-3 text-center text-sm text-green-800"
+                    role="status"
+                    data-notice=""
+                >
+                    "Your account is deleted, with the organizations you owned alone and their sites."
+                </p>
+            </Show>
             <section class="mx-auto max-w-6xl px-4 pt-20 text-center sm:px-6">
                 <h1 class="text-4xl font-bold tracking-tight sm:text-6xl">
                     "Your site, hosted and live in seconds"

@@ -13,9 +13,20 @@ use crate::overview::{ChecklistStep, OverviewSite, OverviewView, overview};
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let view = Resource::new(|| (), |_| overview());
+    let query = leptos_router::hooks::use_query_map();
+    let deleted = move || query.read().get("organization_deleted").is_some();
     view! {
         <Title text="Overview" />
         <h1 class="text-2xl font-bold tracking-tight">"Overview"</h1>
+        <Show when=deleted>
+            <p
+                class="mt-4 rounded-lg bg-green-50 p-3 text-sm text-green-800"
+                role="status"
+                data-notice=""
+            >
+                "The organization is deleted; its sites are being removed."
+            </p>
+        </Show>
         <Suspense fallback=|| {
             view! { <p class="mt-4 text-slate-500">"Loading…"</p> }
         }>
@@ -167,7 +178,7 @@ fn Checklist(steps: Vec<ChecklistStep>) -> impl IntoView {
                     .into_iter()
                     .map(|step| {
                         let (mark, class) = if step.done {
-                            ("✓", "text-slate-500 line-through")
+                            ("✓", "text-slate-600 line-through")
                         } else {
                             ("○", "font-semibold text-indigo-800 hover:underline")
                         };

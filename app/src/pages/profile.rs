@@ -8,7 +8,9 @@ use leptos_router::hooks::{use_location, use_query_map};
 
 use super::dashboard::Panel;
 use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
-use crate::profile::{AccountView, ChangeEmail, ChangeName, ChangePassword, EndSession, account};
+use crate::profile::{
+    AccountView, ChangeEmail, ChangeName, ChangePassword, DeleteAccount, EndSession, account,
+};
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
@@ -16,6 +18,7 @@ pub fn AccountPage() -> impl IntoView {
     let password = ServerAction::<ChangePassword>::new();
     let email = ServerAction::<ChangeEmail>::new();
     let end = ServerAction::<EndSession>::new();
+    let delete = ServerAction::<DeleteAccount>::new();
     let location = use_location();
     let view = Resource::new(
         move || {
@@ -43,7 +46,7 @@ pub fn AccountPage() -> impl IntoView {
         }>
             {move || Suspend::new(async move {
                 match view.await {
-                    Ok(me) => view! { <Account me rename password email end /> }.into_any(),
+                    Ok(me) => view! { <Account me rename password email end delete /> }.into_any(),
                     Err(error) => {
                         view! {
                             <FormError error=Signal::derive(move || Some(error.to_string())) />
@@ -78,6 +81,7 @@ fn Account(
     password: ServerAction<ChangePassword>,
     email: ServerAction<ChangeEmail>,
     end: ServerAction<EndSession>,
+    delete: ServerAction<DeleteAccount>,
 ) -> impl IntoView {
     view! {
         <Panel title="Name" note="How your teammates see you.">
@@ -221,6 +225,37 @@ fn Account(
                     "Sign out everywhere"
                 </a>
             </p>
+        </Panel>
+        <Panel
+            title="Delete your account"
+            note="Organizations you own alone go with it, with their sites. One that has other members needs another owner first; one with a subscription needs it cancelled first."
+        >
+            // Open with its error when the deletion was refused.
+            <details
+                class="text-sm"
+                data-delete-account=""
+                open=move || delete.value().get().is_some_and(|r| r.is_err())
+            >
+                <summary class="cursor-pointer font-medium text-red-700">
+                    "Delete my account…"
+                </summary>
+                <ActionForm
+                    action=delete
+                    attr:class="mt-2 space-y-3"
+                    attr:data-form="account-delete"
+                >
+                    <FormError error=general_error(delete.value()) />
+                    <Field
+                        label="Your password"
+                        name="password"
+                        kind="password"
+                        autocomplete="current-password"
+                        form="account-delete"
+                        error=field_error(delete.value(), "password")
+                    />
+                    <Submit label="Delete my account for good" danger=true />
+                </ActionForm>
+            </details>
         </Panel>
     }
 }

@@ -10,7 +10,8 @@ use super::copy::CopyButton;
 use super::dashboard::Panel;
 use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
 use crate::account::{
-    CreateApiKey, CreateOrganization, RenameOrganization, RevokeApiKey, SettingsView, settings,
+    CreateApiKey, CreateOrganization, DeleteOrganization, RenameOrganization, RevokeApiKey,
+    SettingsView, settings,
 };
 
 #[component]
@@ -18,6 +19,7 @@ pub fn SettingsPage() -> impl IntoView {
     let create_key = ServerAction::<CreateApiKey>::new();
     let revoke_key = ServerAction::<RevokeApiKey>::new();
     let rename = ServerAction::<RenameOrganization>::new();
+    let delete = ServerAction::<DeleteOrganization>::new();
     let location = use_location();
     let view = Resource::new(
         move || {
@@ -38,7 +40,8 @@ pub fn SettingsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match view.await {
                     Ok(settings) => {
-                        view! { <Settings settings create_key revoke_key rename /> }.into_any()
+                        view! { <Settings settings create_key revoke_key rename delete /> }
+                            .into_any()
                     }
                     Err(error) => {
                         view! {
@@ -84,6 +87,7 @@ fn Settings(
     create_key: ServerAction<CreateApiKey>,
     revoke_key: ServerAction<RevokeApiKey>,
     rename: ServerAction<RenameOrganization>,
+    delete: ServerAction<DeleteOrganization>,
 ) -> impl IntoView {
     let from_form_post = settings.new_key.clone();
     let new_key = move || match create_key.value().get() {
@@ -126,6 +130,41 @@ fn Settings(
                             </p>
                         </ActionForm>
                         <FormError error=general_error(rename.value()) />
+                    }
+                })}
+            {settings
+                .can_delete
+                .then(|| {
+                    let slug = settings.slug.clone();
+                    view! {
+                        // Open with its error when the deletion was refused.
+                        <details
+                            class="mt-6 text-sm"
+                            data-delete-organization=""
+                            open=move || delete.value().get().is_some_and(|r| r.is_err())
+                        >
+                            <summary class="cursor-pointer font-medium text-red-700">
+                                "Delete this organization…"
+                            </summary>
+                            <ActionForm
+                                action=delete
+                                attr:class="mt-2 space-y-2"
+                                attr:data-form="delete-organization"
+                            >
+                                <p class="max-w-md text-slate-600">
+                                    "Its sites, their files and databases go away for good, and every member loses access at once. An organization with a subscription is deleted once the subscription has ended (cancel it under Billing). Type the slug "
+                                    <code class="font-semibold">{slug}</code> " to confirm."
+                                </p>
+                                <Field
+                                    label="Slug"
+                                    name="confirm"
+                                    form="delete-organization"
+                                    error=field_error(delete.value(), "confirm")
+                                />
+                                <Submit label="Delete this organization" danger=true />
+                            </ActionForm>
+                            <FormError error=general_error(delete.value()) />
+                        </details>
                     }
                 })}
         </Panel>

@@ -463,12 +463,11 @@ fn Site(
         {in_progress
             .then(|| {
                 view! {
-                    // Without JavaScript the page reloads itself while work is in progress.
-                    <noscript>
-                        <meta http-equiv="refresh" content="2" />
-                    </noscript>
+                    // Without JavaScript the page does not reload itself: a timed refresh
+                    // would move a screen reader's place on the page (WCAG 2.2.1).
                     <p class="mt-2 text-sm text-slate-600" data-live="">
                         "Working on it: each step appears below as it happens. "
+                        <noscript>"Without JavaScript, refresh to see the latest. "</noscript>
                         <a href="" class="text-indigo-700 underline">
                             "Refresh"
                         </a>

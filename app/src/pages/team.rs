@@ -133,6 +133,7 @@ fn Team(
                             );
                             let role = member.role.clone();
                             let is_owner = member.role == "owner";
+                            let role_label = format!("Role of {}", member.email);
                             view! {
                                 <tr
                                     class="border-t border-slate-100"
@@ -158,6 +159,7 @@ fn Team(
                                                             <input type="hidden" name="user_id" value=change_id />
                                                             <select
                                                                 name="role"
+                                                                aria-label=role_label
                                                                 class="rounded-md border border-slate-300 px-2 py-1"
                                                             >
                                                                 {grantable

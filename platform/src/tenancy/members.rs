@@ -216,6 +216,27 @@ pub(crate) async fn accept_in(
     user_id: Uuid,
     ip: Option<IpAddr>,
 ) -> Result<Uuid> {
+    // The organization first, shared: a deletion of it (which holds it exclusively) is
+    // waited for and then refuses the invitation; taken before the invitation's row, in
+    // the order a deletion takes them, so the two cannot deadlock.
+    let organization_id = sqlx::query_scalar!(
+        "SELECT organization_id FROM invitations WHERE token_hash = $1",
+        hash_token(token)
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::TokenInvalid)?;
+    let deleted = sqlx::query_scalar!(
+        r#"SELECT deleted_at IS NOT NULL AS "deleted!" FROM organizations WHERE id = $1 FOR SHARE"#,
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if deleted {
+        return Err(Error::Conflict(
+            "This organization has been deleted: the invitation no longer leads anywhere.".into(),
+        ));
+    }
     let row = sqlx::query!(
         "SELECT i.id, i.organization_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at,
                 m.role AS \"inviter_role?\"

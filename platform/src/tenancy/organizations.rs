@@ -67,7 +67,7 @@ pub(crate) async fn lock_for_limits(
     organization_id: Uuid,
 ) -> Result<String> {
     let plan_id = sqlx::query_scalar!(
-        "SELECT plan_id FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+        "SELECT plan_id FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
         organization_id
     )
     .fetch_optional(&mut *tx)
@@ -169,6 +169,134 @@ pub async fn rename(
     .await?;
     tx.commit().await?;
     Ok(name)
+}
+
+/// Deletes the organization (owners only, `confirm` must be its slug): its sites are
+/// deleted by the reconciler, every member loses access at once, its API keys and open
+/// invitations stop working. Refused while it has a subscription: Slipway cannot cancel a
+/// Stripe subscription for it yet, and deleting would leave it billing.
+pub async fn delete(
+    platform: &Platform,
+    by: &Membership,
+    confirm: &str,
+    ip: Option<IpAddr>,
+) -> Result<Vec<String>> {
+    by.require(Action::DeleteOrganization)?;
+    let mut tx = platform.db.begin().await?;
+    let slug = sqlx::query_scalar!(
+        "SELECT slug FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
+        by.organization_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if confirm.trim() != slug {
+        return Err(Error::invalid(
+            "confirm",
+            format!(
+                "Type {slug} to confirm that this organization, its sites and their data go away."
+            ),
+        ));
+    }
+    // The caller may have been demoted or removed since their membership was read.
+    let role = sqlx::query_scalar!(
+        "SELECT role FROM organization_members WHERE organization_id = $1 AND user_id = $2 FOR SHARE",
+        by.organization_id,
+        by.user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if role.as_deref() != Some(Role::Owner.as_str()) {
+        return Err(Error::Forbidden);
+    }
+    refuse_while_subscribed(&mut tx, by.organization_id, None).await?;
+    let sites = remove(&mut tx, by.organization_id, Actor::User(by.user_id), ip).await?;
+    tx.commit().await?;
+    Ok(sites)
+}
+
+/// Refuses while the organization has a subscription that has not ended.
+pub(crate) async fn refuse_while_subscribed(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    name: Option<&str>,
+) -> Result<()> {
+    let subscribed = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM billing_accounts
+                           WHERE organization_id = $1 AND stripe_subscription_id IS NOT NULL
+                             AND coalesce(status, '') NOT IN ('canceled', 'incomplete_expired')) AS "subscribed!""#,
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let which = name.map_or_else(|| "This organization".to_owned(), |n| format!("“{n}”"));
+    if subscribed {
+        return Err(Error::Conflict(format!(
+            "{which} has a subscription. Cancel it under Billing first; once it has ended, it can be deleted."
+        )));
+    }
+    // A checkout still open could start a subscription after the deletion.
+    let checkout_open_until = sqlx::query_scalar!(
+        "SELECT max(expires_at) FROM checkout_sessions
+          WHERE organization_id = $1 AND completed_at IS NULL AND expires_at > now()",
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(until) = checkout_open_until {
+        return Err(Error::Conflict(format!(
+            "{which} has a Stripe checkout open until {} UTC: it could still start a subscription. Try again after that.",
+            until.format("%Y-%m-%d %H:%M")
+        )));
+    }
+    Ok(())
+}
+
+/// Inside the caller's transaction, which holds the organization's row locked: asks for
+/// its sites to be deleted, removes every member, and marks it deleted. Returns the slugs
+/// of the sites being deleted.
+pub(crate) async fn remove(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    actor: Actor,
+    ip: Option<IpAddr>,
+) -> Result<Vec<String>> {
+    let sites =
+        crate::sites::delete_all(tx, organization_id, crate::sites::DeploymentReason::Delete)
+            .await?;
+    sqlx::query!(
+        "DELETE FROM organization_members WHERE organization_id = $1",
+        organization_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE organization_id = $1",
+        organization_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE sessions SET active_organization_id = NULL WHERE active_organization_id = $1",
+        organization_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE organizations SET deleted_at = now() WHERE id = $1",
+        organization_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry::new("organization.deleted", actor)
+            .organization(organization_id)
+            .details(serde_json::json!({ "sites_deleted": sites }))
+            .ip(ip),
+    )
+    .await?;
+    Ok(sites)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

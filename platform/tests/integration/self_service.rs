@@ -614,3 +614,328 @@ async fn a_sites_deployments_are_read_a_page_at_a_time_without_gaps_or_repeats(p
             .is_empty()
     );
 }
+
+async fn deleted_at(p: &Platform, organization_id: Uuid) -> Option<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar("SELECT deleted_at FROM organizations WHERE id = $1")
+        .bind(organization_id)
+        .fetch_one(&p.db)
+        .await
+        .unwrap()
+}
+
+async fn member_count(p: &Platform, organization_id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM organization_members WHERE organization_id = $1")
+        .bind(organization_id)
+        .fetch_one(&p.db)
+        .await
+        .unwrap()
+}
+
+async fn subscribe(p: &Platform, organization_id: Uuid, status: &str) {
+    sqlx::query(
+        "INSERT INTO billing_accounts (organization_id, stripe_customer_id, stripe_subscription_id, plan_id, status)
+         VALUES ($1, 'cus_' || md5($1::text), 'sub_' || md5($1::text), 'pro', $2)
+         ON CONFLICT (organization_id) DO UPDATE SET status = $2",
+    )
+    .bind(organization_id)
+    .bind(status)
+    .execute(&p.db)
+    .await
+    .unwrap();
+}
+
+fn conflict<T: std::fmt::Debug>(result: platform::Result<T>) -> String {
+    match result {
+        Err(Error::Conflict(message)) => message,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn deleting_an_organization_takes_its_sites_and_its_members_access_with_it(pool: PgPool) {
+    let p = test_platform(pool);
+    let owner = owner(&p).await;
+    test_support::set_plan(&p, &owner, "pro").await;
+    let admin = member(&p, &owner, Role::Admin).await;
+    let site_id = site(&p, &owner, "journal").await;
+    let invitee = test_support::owner_with_email(&p, "later@example.com").await;
+    let (_, invitation) = members::invite(
+        &p,
+        &owner,
+        &platform::kernel::Email::parse("later@example.com").unwrap(),
+        Role::Editor,
+        None,
+    )
+    .await
+    .unwrap();
+    let slug: String = sqlx::query_scalar("SELECT slug FROM organizations WHERE id = $1")
+        .bind(owner.organization_id)
+        .fetch_one(&p.db)
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        organizations::delete(&p, &admin, &slug, None).await,
+        Err(Error::Forbidden)
+    ));
+    let (field, message) = invalid_field(organizations::delete(&p, &owner, "journal", None).await);
+    assert_eq!(field, "confirm");
+    assert!(message.contains(&slug), "{message}");
+    subscribe(&p, owner.organization_id, "active").await;
+    let refused = conflict(organizations::delete(&p, &owner, &slug, None).await);
+    assert!(refused.contains("Cancel it under Billing"), "{refused}");
+    assert!(deleted_at(&p, owner.organization_id).await.is_none());
+
+    subscribe(&p, owner.organization_id, "canceled").await;
+    // An open checkout could still start a subscription: it is waited for too.
+    sqlx::query(
+        "INSERT INTO checkout_sessions (id, organization_id, plan_id, billing_interval, url, expires_at)
+         VALUES ('cs_open', $1, 'pro', 'monthly', 'https://checkout.test/cs_open', now() + interval '1 hour')",
+    )
+    .bind(owner.organization_id)
+    .execute(&p.db)
+    .await
+    .unwrap();
+    let refused = conflict(organizations::delete(&p, &owner, &slug, None).await);
+    assert!(refused.contains("checkout open"), "{refused}");
+    sqlx::query("UPDATE checkout_sessions SET completed_at = now() WHERE id = 'cs_open'")
+        .execute(&p.db)
+        .await
+        .unwrap();
+    let sites_deleted = organizations::delete(&p, &owner, &slug, None)
+        .await
+        .unwrap();
+    assert_eq!(sites_deleted, ["journal"]);
+    assert!(deleted_at(&p, owner.organization_id).await.is_some());
+    assert_eq!(member_count(&p, owner.organization_id).await, 0);
+    let desired: String = sqlx::query_scalar("SELECT desired_state FROM sites WHERE id = $1")
+        .bind(site_id)
+        .fetch_one(&p.db)
+        .await
+        .unwrap();
+    assert_eq!(desired, "deleted", "the reconciler removes the site");
+    // Nobody reaches it any more, not even with a membership read before the deletion.
+    assert!(
+        tenancy::membership(&p, owner.organization_id, admin.user_id)
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        sites::create(
+            &p,
+            &owner,
+            &sites::NewSite {
+                name: "Again".into(),
+                slug: "again".into(),
+                template: String::new(),
+            }
+        )
+        .await,
+        Err(Error::NotFound)
+    ));
+    let refused =
+        conflict(members::accept_invitation(&p, &invitation, invitee.user_id, None).await);
+    assert!(refused.contains("has been deleted"), "{refused}");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE organization_id = $1 AND action = 'organization.deleted'",
+    )
+    .bind(owner.organization_id)
+    .fetch_one(&p.db)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn deleting_an_account_takes_what_it_owns_alone_and_never_strands_a_team(pool: PgPool) {
+    let p = test_platform(pool);
+    let ada = owner(&p).await; // her own organization, alone, with a site
+    test_support::set_plan(&p, &ada, "pro").await;
+    site(&p, &ada, "notes").await;
+    let team = owner_of_another(&p).await; // a team she owns with Bob
+    let ada_in_team = {
+        sqlx::query(
+            "UPDATE organization_members SET user_id = $2 WHERE organization_id = $1 AND user_id = $3",
+        )
+        .bind(team.organization_id)
+        .bind(ada.user_id)
+        .bind(team.user_id)
+        .execute(&p.db)
+        .await
+        .unwrap();
+        tenancy::membership(&p, team.organization_id, ada.user_id)
+            .await
+            .unwrap()
+    };
+    let bob = member(&p, &ada_in_team, Role::Editor).await;
+    let carol = owner(&p).await; // Carol's organization, where Ada is an admin
+    let ada_at_carol = {
+        sqlx::query(
+            "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'admin')",
+        )
+        .bind(carol.organization_id)
+        .bind(ada.user_id)
+        .execute(&p.db)
+        .await
+        .unwrap();
+        ada.user_id
+    };
+    let phone = signed_in_on_a_phone(&p, ada.user_id).await;
+
+    let (field, _) = invalid_field(account::delete(&p, ada.user_id, "not it", None).await);
+    assert_eq!(field, "password");
+    let refused = conflict(account::delete(&p, ada.user_id, PASSWORD, None).await);
+    assert!(refused.contains("Team page"), "{refused}");
+    assert!(
+        deleted_at(&p, ada.organization_id).await.is_none(),
+        "nothing was deleted"
+    );
+
+    members::transfer_ownership(&p, &ada_in_team, bob.user_id, None)
+        .await
+        .unwrap();
+    let deleted = account::delete(&p, ada.user_id, PASSWORD, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.len(),
+        1,
+        "only the organization she owned alone: {deleted:?}"
+    );
+    assert!(deleted_at(&p, ada.organization_id).await.is_some());
+    assert!(deleted_at(&p, team.organization_id).await.is_none());
+    assert_eq!(
+        roles(&p, team.organization_id).await,
+        [(bob.user_id, "owner".to_owned())]
+    );
+    assert_eq!(member_count(&p, carol.organization_id).await, 1);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id = $1")
+        .bind(ada_at_carol)
+        .fetch_one(&p.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+    assert!(sessions::session(&p, &phone).await.unwrap().is_none());
+    // The audit log keeps what happened, without who: no actor, no address.
+    let kept: Vec<(Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT actor_user_id, host(ip) FROM audit_log WHERE action = 'organization.deleted'",
+    )
+    .fetch_all(&p.db)
+    .await
+    .unwrap();
+    assert_eq!(kept, [(None, None)]);
+
+    // A subscription is ended first, whoever's account goes.
+    let dan = owner(&p).await;
+    subscribe(&p, dan.organization_id, "past_due").await;
+    let refused = conflict(account::delete(&p, dan.user_id, PASSWORD, None).await);
+    assert!(refused.contains("has a subscription"), "{refused}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_owners_deleting_their_accounts_at_once_leave_the_team_an_owner(pool: PgPool) {
+    let p = test_platform(pool);
+    for round in 0..5 {
+        let first = owner(&p).await;
+        let second = member(&p, &first, Role::Owner).await;
+        let third = member(&p, &first, Role::Viewer).await;
+        let results = at_once(2, |i| {
+            let (p, user) = (p.clone(), [first.user_id, second.user_id][i]);
+            async move { account::delete(&p, user, PASSWORD, None).await }
+        })
+        .await;
+        let done = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(done, 1, "round {round}: {results:?}");
+        for result in results.into_iter().filter(Result::is_err) {
+            assert!(conflict(result).contains("only owner"), "round {round}");
+        }
+        let left = roles(&p, first.organization_id).await;
+        assert_eq!(left.len(), 2, "round {round}: {left:?}");
+        assert!(
+            left.iter()
+                .any(|(user, role)| *user != third.user_id && role == "owner")
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_account_deleted_while_ownership_is_handed_to_it_never_leaves_a_team_without_owner(
+    pool: PgPool,
+) {
+    let p = test_platform(pool);
+    for round in 0..5 {
+        let giver = owner(&p).await;
+        let taker = member(&p, &giver, Role::Admin).await;
+        let (transfer, deletion) = tokio::join!(
+            {
+                let p = p.clone();
+                async move { members::transfer_ownership(&p, &giver, taker.user_id, None).await }
+            },
+            {
+                let p = p.clone();
+                async move { account::delete(&p, taker.user_id, PASSWORD, None).await }
+            }
+        );
+        let owners: Vec<_> = roles(&p, giver.organization_id)
+            .await
+            .into_iter()
+            .filter(|(_, role)| role == "owner")
+            .collect();
+        assert_eq!(owners.len(), 1, "round {round}: {transfer:?} {deletion:?}");
+        match (&transfer, &deletion) {
+            // Handed on first: the new owner cannot leave the giver behind without one.
+            (Ok(()), Err(Error::Conflict(_))) => assert_eq!(owners[0].0, taker.user_id),
+            // Deleted first: there is nobody to hand it to.
+            (Err(_), Ok(_)) => assert_eq!(owners[0].0, giver.user_id),
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_invitation_accepted_while_its_organization_goes_never_lands_in_a_deleted_one(
+    pool: PgPool,
+) {
+    let p = test_platform(pool);
+    for round in 0..5 {
+        let alone = owner(&p).await;
+        test_support::set_plan(&p, &alone, "pro").await;
+        let email = format!("joiner-{round}@example.com");
+        let joiner = test_support::owner_with_email(&p, &email).await;
+        let (_, token) = members::invite(
+            &p,
+            &alone,
+            &platform::kernel::Email::parse(&email).unwrap(),
+            Role::Editor,
+            None,
+        )
+        .await
+        .unwrap();
+        let (deletion, acceptance) = tokio::join!(
+            {
+                let p = p.clone();
+                async move { account::delete(&p, alone.user_id, PASSWORD, None).await }
+            },
+            {
+                let p = p.clone();
+                async move { members::accept_invitation(&p, &token, joiner.user_id, None).await }
+            }
+        );
+        let gone = deleted_at(&p, alone.organization_id).await.is_some();
+        match (&deletion, &acceptance) {
+            (Ok(_), Err(Error::Conflict(_))) => assert!(gone, "round {round}"),
+            (Err(Error::Conflict(_)), Ok(_)) => {
+                assert!(!gone, "round {round}");
+                assert_eq!(member_count(&p, alone.organization_id).await, 2);
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        if gone {
+            assert_eq!(
+                member_count(&p, alone.organization_id).await,
+                0,
+                "round {round}"
+            );
+        }
+    }
+}

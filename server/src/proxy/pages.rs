@@ -121,7 +121,7 @@ impl Page {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title}</title>\
              <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:15vh auto;padding:0 1.5rem;color:#1e293b}}\
-             h1{{font-size:1.5rem}}p{{line-height:1.6;color:#475569}}small{{color:#94a3b8}}</style></head>\
+             h1{{font-size:1.5rem}}p{{line-height:1.6;color:#475569}}small{{color:#64748b}}</style></head>\
              <body><h1>{title}</h1><p>{text}</p><small>{} {}</small></body></html>\n",
             status.as_u16(),
             status.canonical_reason().unwrap_or_default()
