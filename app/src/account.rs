@@ -620,7 +620,7 @@ pub async fn rename_organization(name: String) -> Result<String, AppError> {
 pub async fn delete_organization(#[server(default)] confirm: String) -> Result<(), AppError> {
     let state = app_state()?;
     let (_, me) = require_membership(&state).await?;
-    platform::tenancy::organizations::delete(&state.platform, &me, &confirm, client_ip()).await?;
+    platform::deletion::delete_organization(&state.platform, &me, &confirm, client_ip()).await?;
     leptos_axum::redirect("/dashboard?organization_deleted=1");
     Ok(())
 }

@@ -120,7 +120,7 @@ pub async fn confirm_email_change(token: String) -> Result<(), AppError> {
 pub async fn delete_account(#[server(default)] password: String) -> Result<(), AppError> {
     let state = app_state()?;
     let session = require_session(&state).await?;
-    platform::identity::account::delete(&state.platform, session.user_id, &password, client_ip())
+    platform::deletion::delete_account(&state.platform, session.user_id, &password, client_ip())
         .await?;
     crate::session::clear_cookie()?;
     leptos_axum::redirect("/?account=deleted");

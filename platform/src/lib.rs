@@ -9,6 +9,7 @@ pub mod admin;
 pub mod billing;
 pub mod catalog;
 pub mod config;
+pub mod deletion;
 pub mod development;
 pub mod housekeeping;
 pub mod identity;

@@ -1,6 +1,6 @@
 //! What a signed-in person changes about their own account: their name, their password
 //! (the current one first), their email address (the new one confirmed by a mailed link),
-//! the browsers signed in as them, and deleting the account.
+//! and the browsers signed in as them (deleting the account is the deletion module's).
 
 use std::net::IpAddr;
 
@@ -15,89 +15,6 @@ use crate::infra::mail;
 use crate::kernel::secrets::hash_token;
 use crate::kernel::{Email, Error, Result};
 use crate::tenancy::audit::{self, Actor};
-
-/// Deletes the account after checking the password. Each organization the person owns
-/// alone goes with it, unless it has other members (hand it on first) or a subscription
-/// (cancel it first): then nothing is deleted and the message says which and what to do.
-/// Memberships, sessions and mailed links go; the audit log keeps its entries without the
-/// person (their actor becomes empty). Returns the names of the organizations deleted.
-pub async fn delete(
-    platform: &Platform,
-    user_id: Uuid,
-    password: &str,
-    ip: Option<IpAddr>,
-) -> Result<Vec<String>> {
-    check_current_password(platform, user_id, password, ip)
-        .await
-        .map_err(|e| match e {
-            Error::Invalid { message, .. } => Error::invalid("password", message),
-            other => other,
-        })?;
-    let mut tx = platform.db.begin().await?;
-    // Every organization it belongs to, locked in id order (as every deletion locks them),
-    // then each one's member rows: a demotion, a transfer (which may make it an owner just
-    // now) or another owner's deletion racing this one waits, and this decision reads
-    // what it left.
-    let organizations = sqlx::query!(
-        "SELECT o.id, o.name FROM organizations o
-           JOIN organization_members m ON m.organization_id = o.id
-          WHERE m.user_id = $1 AND o.deleted_at IS NULL
-          ORDER BY o.id FOR NO KEY UPDATE OF o",
-        user_id
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut deleted = Vec::new();
-    for organization in organizations {
-        let members = sqlx::query!(
-            r#"SELECT coalesce(bool_or(role = 'owner' AND user_id = $2), false) AS "owner!",
-                      count(*) FILTER (WHERE role = 'owner' AND user_id <> $2) AS "other_owners!",
-                      count(*) FILTER (WHERE user_id <> $2) AS "others!"
-                 FROM (SELECT role, user_id FROM organization_members
-                        WHERE organization_id = $1 ORDER BY user_id FOR UPDATE) m"#,
-            organization.id,
-            user_id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !members.owner || members.other_owners > 0 {
-            continue;
-        }
-        if members.others > 0 {
-            return Err(Error::Conflict(format!(
-                "You are the only owner of “{}”, which has other members. On its Team page, hand ownership to one of them (or remove them), then delete your account.",
-                organization.name
-            )));
-        }
-        crate::tenancy::organizations::refuse_while_subscribed(
-            &mut tx,
-            organization.id,
-            Some(&organization.name),
-        )
-        .await?;
-        crate::tenancy::organizations::remove(&mut tx, organization.id, Actor::User(user_id), ip)
-            .await?;
-        deleted.push(organization.name);
-    }
-    audit::record(
-        &mut *tx,
-        audit::Entry::new("user.deleted", Actor::User(user_id))
-            .details(serde_json::json!({ "organizations_deleted": deleted })),
-    )
-    .await?;
-    // Where they acted from is theirs too.
-    sqlx::query!(
-        "UPDATE audit_log SET ip = NULL WHERE actor_user_id = $1",
-        user_id
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!("DELETE FROM users WHERE id = $1", user_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(deleted)
-}
 
 /// Changes the name shown to teammates.
 pub async fn rename(platform: &Platform, user_id: Uuid, raw: &str) -> Result<PersonName> {
@@ -130,7 +47,7 @@ pub async fn rename(platform: &Platform, user_id: Uuid, raw: &str) -> Result<Per
 
 /// Checks `password` against the account's, counted as a sign-in attempt: a stolen session
 /// cannot guess its way to the password any faster than the sign-in form allows.
-async fn check_current_password(
+pub(crate) async fn check_current_password(
     platform: &Platform,
     user_id: Uuid,
     password: &str,

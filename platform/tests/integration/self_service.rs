@@ -2,6 +2,7 @@
 //! their sites' names, handing ownership on, their own name, password, email address and
 //! signed-in browsers, and paging through a site's deployments.
 
+use platform::deletion;
 use platform::identity::{account, sessions};
 use platform::infra::mail;
 use platform::sites;
@@ -675,14 +676,15 @@ async fn deleting_an_organization_takes_its_sites_and_its_members_access_with_it
         .unwrap();
 
     assert!(matches!(
-        organizations::delete(&p, &admin, &slug, None).await,
+        deletion::delete_organization(&p, &admin, &slug, None).await,
         Err(Error::Forbidden)
     ));
-    let (field, message) = invalid_field(organizations::delete(&p, &owner, "journal", None).await);
+    let (field, message) =
+        invalid_field(deletion::delete_organization(&p, &owner, "journal", None).await);
     assert_eq!(field, "confirm");
     assert!(message.contains(&slug), "{message}");
     subscribe(&p, owner.organization_id, "active").await;
-    let refused = conflict(organizations::delete(&p, &owner, &slug, None).await);
+    let refused = conflict(deletion::delete_organization(&p, &owner, &slug, None).await);
     assert!(refused.contains("Cancel it under Billing"), "{refused}");
     assert!(deleted_at(&p, owner.organization_id).await.is_none());
 
@@ -696,13 +698,13 @@ async fn deleting_an_organization_takes_its_sites_and_its_members_access_with_it
     .execute(&p.db)
     .await
     .unwrap();
-    let refused = conflict(organizations::delete(&p, &owner, &slug, None).await);
+    let refused = conflict(deletion::delete_organization(&p, &owner, &slug, None).await);
     assert!(refused.contains("checkout open"), "{refused}");
     sqlx::query("UPDATE checkout_sessions SET completed_at = now() WHERE id = 'cs_open'")
         .execute(&p.db)
         .await
         .unwrap();
-    let sites_deleted = organizations::delete(&p, &owner, &slug, None)
+    let sites_deleted = deletion::delete_organization(&p, &owner, &slug, None)
         .await
         .unwrap();
     assert_eq!(sites_deleted, ["journal"]);
@@ -782,9 +784,9 @@ async fn deleting_an_account_takes_what_it_owns_alone_and_never_strands_a_team(p
     };
     let phone = signed_in_on_a_phone(&p, ada.user_id).await;
 
-    let (field, _) = invalid_field(account::delete(&p, ada.user_id, "not it", None).await);
+    let (field, _) = invalid_field(deletion::delete_account(&p, ada.user_id, "not it", None).await);
     assert_eq!(field, "password");
-    let refused = conflict(account::delete(&p, ada.user_id, PASSWORD, None).await);
+    let refused = conflict(deletion::delete_account(&p, ada.user_id, PASSWORD, None).await);
     assert!(refused.contains("Team page"), "{refused}");
     assert!(
         deleted_at(&p, ada.organization_id).await.is_none(),
@@ -794,7 +796,7 @@ async fn deleting_an_account_takes_what_it_owns_alone_and_never_strands_a_team(p
     members::transfer_ownership(&p, &ada_in_team, bob.user_id, None)
         .await
         .unwrap();
-    let deleted = account::delete(&p, ada.user_id, PASSWORD, None)
+    let deleted = deletion::delete_account(&p, ada.user_id, PASSWORD, None)
         .await
         .unwrap();
     assert_eq!(
@@ -828,7 +830,7 @@ async fn deleting_an_account_takes_what_it_owns_alone_and_never_strands_a_team(p
     // A subscription is ended first, whoever's account goes.
     let dan = owner(&p).await;
     subscribe(&p, dan.organization_id, "past_due").await;
-    let refused = conflict(account::delete(&p, dan.user_id, PASSWORD, None).await);
+    let refused = conflict(deletion::delete_account(&p, dan.user_id, PASSWORD, None).await);
     assert!(refused.contains("has a subscription"), "{refused}");
 }
 
@@ -841,7 +843,7 @@ async fn two_owners_deleting_their_accounts_at_once_leave_the_team_an_owner(pool
         let third = member(&p, &first, Role::Viewer).await;
         let results = at_once(2, |i| {
             let (p, user) = (p.clone(), [first.user_id, second.user_id][i]);
-            async move { account::delete(&p, user, PASSWORD, None).await }
+            async move { deletion::delete_account(&p, user, PASSWORD, None).await }
         })
         .await;
         let done = results.iter().filter(|r| r.is_ok()).count();
@@ -873,7 +875,7 @@ async fn an_account_deleted_while_ownership_is_handed_to_it_never_leaves_a_team_
             },
             {
                 let p = p.clone();
-                async move { account::delete(&p, taker.user_id, PASSWORD, None).await }
+                async move { deletion::delete_account(&p, taker.user_id, PASSWORD, None).await }
             }
         );
         let owners: Vec<_> = roles(&p, giver.organization_id)
@@ -914,7 +916,7 @@ async fn an_invitation_accepted_while_its_organization_goes_never_lands_in_a_del
         let (deletion, acceptance) = tokio::join!(
             {
                 let p = p.clone();
-                async move { account::delete(&p, alone.user_id, PASSWORD, None).await }
+                async move { deletion::delete_account(&p, alone.user_id, PASSWORD, None).await }
             },
             {
                 let p = p.clone();
