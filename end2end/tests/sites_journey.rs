@@ -536,6 +536,11 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         .await?;
     h.wait_for_text_containing("[data-limits]", "512 MiB")
         .await?;
+    // The log panel's first lines are read when the page loads and then followed live: a
+    // page opened before the container started misses its first line (noted in the issue),
+    // so the page is opened again here.
+    h.visit(&page).await?;
+    h.wait_hydrated().await?;
     h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
         .await?;
     h.screenshot("site-active").await?;
