@@ -250,7 +250,14 @@ pub(crate) async fn logs_view(
     }
     let lines = match &state.runtime {
         Some(runtime) => {
-            platform::provision::container_logs(&state.platform, runtime, me, site_id, 200).await?
+            platform::provision::container_logs(
+                &state.platform,
+                runtime,
+                me,
+                site_id,
+                platform::provision::LOG_LINES_SHOWN,
+            )
+            .await?
         }
         None => vec!["(this server process does not manage containers)".to_owned()],
     };

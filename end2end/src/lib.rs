@@ -16,6 +16,11 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The master key of the servers under test (32 bytes of base64; tests only).
+/// WebDriver's codes of the keys the keyboard tests press.
+pub const TAB: char = '\u{e004}';
+pub const ENTER: char = '\u{e007}';
+pub const ESCAPE: char = '\u{e00c}';
+
 const TEST_MASTER_KEY: &str = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
 
 /// Whether the browser runs page scripts.
@@ -612,6 +617,151 @@ impl Harness {
             .await?;
         self.click(&format!(r#"{dialog} button[type="submit"]"#))
             .await
+    }
+
+    /// Presses `key` (a character, or a WebDriver key code such as [`TAB`]) on whatever has
+    /// focus, as a person at the keyboard would.
+    pub async fn press(&self, key: char) -> Result<()> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.browser.perform_actions(keys).await?;
+        Ok(())
+    }
+
+    /// Drives the page by keyboard alone, from the top: Tab reaches every control a mouse
+    /// could use (links, buttons, fields and summaries that can be seen, those taken out of
+    /// the tab order included), each stop shows a visible focus indicator, and focus never
+    /// lands on something that cannot be seen.
+    /// Returns the number of controls.
+    pub async fn assert_keyboard_usable(&self, page: &str) -> Result<usize> {
+        let controls = self
+            .browser
+            .execute(
+                "document.activeElement?.blur();
+                 window.scrollTo(0, 0);
+                 // A control with tabindex=-1 is still one a mouse can use: it counts.
+                 const focusable = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])';
+                 let n = 0;
+                 for (const el of document.querySelectorAll(focusable)) {
+                     delete el.dataset.kbd;
+                     const hidden = !el.checkVisibility({ visibilityProperty: true })
+                         || el.closest('[inert], dialog:not([open])') || el.disabled;
+                     if (!hidden) el.dataset.kbd = String(n++);
+                 }
+                 return n;",
+                vec![],
+            )
+            .await?
+            .as_u64()
+            .unwrap_or_default() as usize;
+        let mut reached = vec![false; controls];
+        for _ in 0..controls + 8 {
+            self.press(TAB).await?;
+            let stop = self
+                .browser
+                .execute(
+                    "const a = document.activeElement;
+                     if (!a || a === document.body || a === document.documentElement) return null;
+                     const s = getComputedStyle(a);
+                     const ring = (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+                         || s.boxShadow !== 'none';
+                     const label = a.getAttribute('aria-label') || a.textContent.trim() || a.name || a.id;
+                     return { index: a.dataset.kbd === undefined ? -1 : Number(a.dataset.kbd), ring,
+                              seen: a.checkVisibility({ visibilityProperty: true }),
+                              name: a.tagName.toLowerCase() + ' \"' + label.slice(0, 40) + '\"' };",
+                    vec![],
+                )
+                .await?;
+            if stop.is_null() {
+                // Past the last control: focus left the page for the browser's own.
+                break;
+            }
+            let name = stop["name"].as_str().unwrap_or_default();
+            ensure!(
+                stop["seen"] == json!(true),
+                "{page}: Tab moved focus to {name}, which cannot be seen"
+            );
+            ensure!(
+                stop["ring"] == json!(true),
+                "{page}: {name} shows no focus indicator when reached by Tab"
+            );
+            match stop["index"].as_i64() {
+                Some(i) if i >= 0 && reached[i as usize] => break,
+                Some(i) if i >= 0 => reached[i as usize] = true,
+                _ => {}
+            }
+        }
+        let unreached: Vec<usize> = (0..controls).filter(|i| !reached[*i]).collect();
+        let missed = self
+            .browser
+            .execute(
+                "return [...document.querySelectorAll('[data-kbd]')]
+                     .filter(el => arguments[0].includes(Number(el.dataset.kbd)))
+                     .map(el => el.tagName.toLowerCase() + ' ' + (el.getAttribute('aria-label') || el.textContent.trim().slice(0, 40) || el.name));",
+                vec![json!(unreached)],
+            )
+            .await?;
+        ensure!(
+            missed.as_array().is_some_and(Vec::is_empty),
+            "{page}: Tab never reaches {missed}"
+        );
+        Ok(controls)
+    }
+
+    /// Opens the confirmation of form `form` from the keyboard (Enter on its button):
+    /// focus starts inside the dialog and Tab keeps it there, and Escape closes it and gives
+    /// focus back to the button that opened it.
+    pub async fn assert_dialog_by_keyboard(&self, form: &str) -> Result<()> {
+        let form_css = format!(r#"form[data-form="{form}"]"#);
+        let open = format!("{form_css} [data-open-confirm]");
+        let dialog = format!("{form_css} dialog[open]");
+        self.browser
+            .execute(
+                "document.querySelector(arguments[0]).focus();",
+                vec![json!(open)],
+            )
+            .await?;
+        self.press(ENTER).await?;
+        self.wait_for_text_containing(&format!("{dialog} [data-question]"), "")
+            .await?;
+        for _ in 0..6 {
+            let inside = self
+                .browser
+                .execute(
+                    "const a = document.activeElement;
+                     return a === document.body || a.closest('dialog[open]') !== null;",
+                    vec![],
+                )
+                .await?;
+            ensure!(
+                inside == json!(true),
+                "{form}: Tab left the open dialog for the page behind it"
+            );
+            self.press(TAB).await?;
+        }
+        self.press(ESCAPE).await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.texts(&dialog).await?.is_empty() {
+            ensure!(
+                Instant::now() < deadline,
+                "{form}: Escape closes the dialog"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let back = self
+            .browser
+            .execute(
+                "return document.activeElement === document.querySelector(arguments[0]);",
+                vec![json!(open)],
+            )
+            .await?;
+        ensure!(
+            back == json!(true),
+            "{form}: focus goes back to the button that opened the dialog"
+        );
+        Ok(())
     }
 
     /// Fails unless the field `name` of form `form` is marked invalid and its message, found

@@ -56,6 +56,33 @@ async fn audit_finds_planted_faults(h: &Harness) -> Result<()> {
     Ok(())
 }
 
+/// The keyboard walk can fail: a button whose focus cannot be seen, and a link only a mouse
+/// reaches.
+async fn keyboard_check_finds_planted_faults(h: &Harness) -> Result<()> {
+    let plant = |html: &'static str| async move {
+        h.visit("/login").await?;
+        h.wait_hydrated().await?;
+        h.browser
+            .execute(
+                "document.querySelector('main').insertAdjacentHTML('afterbegin', arguments[0]);",
+                vec![serde_json::json!(html)],
+            )
+            .await?;
+        Ok::<_, anyhow::Error>(
+            h.assert_keyboard_usable("planted")
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        )
+    };
+    let ringless = plant(r#"<button style="outline:none">no ring</button>"#).await?;
+    ensure!(ringless.contains("no focus indicator"), "{ringless:?}");
+    let skipped = plant(r#"<a href="/pricing" tabindex="-1">mouse only</a>"#).await?;
+    ensure!(skipped.contains("never reaches"), "{skipped:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn landing_to_pricing_shows_every_plan() -> Result<()> {
     let mut h = Harness::start("landing_to_pricing", JavaScript::Enabled).await?;
@@ -98,7 +125,9 @@ async fn landing_to_pricing_shows_every_plan() -> Result<()> {
     h.visit("/signup").await?;
     h.wait_hydrated().await?;
     h.assert_accessible("/signup").await?;
+    h.assert_keyboard_usable("/signup").await?;
     audit_finds_planted_faults(&h).await?;
+    keyboard_check_finds_planted_faults(&h).await?;
 
     // The console check itself can fail: an error logged by the page is seen.
     h.browser

@@ -84,8 +84,8 @@ fn dashboard_pages(site_page: &str) -> [(&str, &'static str); 10] {
     ]
 }
 
-/// At a phone's width, every dashboard page hydrates, fits without scrolling sideways and
-/// passes the accessibility audit.
+/// At a phone's width, every dashboard page hydrates, fits without scrolling sideways, is
+/// usable by keyboard alone and passes the accessibility audit.
 async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> Result<()> {
     h.resize(390, 844).await?;
     for (path, name) in dashboard_pages(site_page) {
@@ -100,6 +100,8 @@ async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> 
         h.assert_no_horizontal_overflow()
             .await
             .with_context(|| format!("{path} at 390 px"))?;
+        h.assert_keyboard_usable(&format!("{path} at 390 px"))
+            .await?;
         h.screenshot(&format!("phone-{name}")).await?;
     }
     h.resize(1280, 900).await
@@ -536,13 +538,18 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
         .await?;
     h.wait_for_text_containing("[data-limits]", "512 MiB")
         .await?;
-    // The log panel's first lines are read when the page loads and then followed live: a
-    // page opened before the container started misses its first line (noted in the issue),
-    // so the page is opened again here.
-    h.visit(&page).await?;
-    h.wait_hydrated().await?;
+    // The log panel of this page, opened before the container existed, shows the app's
+    // first line once it is written, without a reload.
     h.wait_for_text_containing("[data-logs]", "listening on 0.0.0.0:8000")
         .await?;
+    ensure!(
+        h.browser
+            .execute("return window.__no_reload_mark === 1;", vec![])
+            .await?
+            .as_bool()
+            == Some(true),
+        "the log panel updated live"
+    );
     h.screenshot("site-active").await?;
     // No internals: the customer reads no database role, container id, image or millicores.
     let container = h
@@ -830,6 +837,7 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.screenshot("restart-confirm").await?;
     h.click(r#"form[data-form="site-restart"] dialog[open] [data-cancel]"#)
         .await?;
+    h.assert_dialog_by_keyboard("site-restart").await?;
     h.confirm_in_dialog("site-restart", "Visitors get errors for a few seconds")
         .await?;
     if let Err(e) = h
@@ -1043,6 +1051,8 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
     for (path, _) in dashboard_pages(&page) {
         h.visit(path).await?;
         h.assert_accessible(&format!("{path} (no JavaScript)"))
+            .await?;
+        h.assert_keyboard_usable(&format!("{path} (no JavaScript)"))
             .await?;
     }
     h.visit(&page).await?;

@@ -1,10 +1,11 @@
 //! Deleting an organization (its owners) and an account (its person): what goes, what is
-//! kept for the record, and what refuses to go (a team that would be left without an
-//! owner, a subscription that would keep billing). Above `tenancy`, `identity` and
-//! `sites`, which it uses.
+//! kept for the record, what ends with it (a Stripe subscription, canceled through a job),
+//! and what refuses to go (a team that would be left without an owner). Above `tenancy`,
+//! `identity`, `sites` and `billing`, which it uses.
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::Platform;
@@ -14,8 +15,10 @@ use crate::tenancy::{Action, Membership, Role};
 
 /// Deletes the organization (owners only, `confirm` must be its slug): its sites are
 /// deleted by the reconciler, every member loses access at once, its API keys and open
-/// invitations stop working. Refused while it has a subscription: Slipway cannot cancel a
-/// Stripe subscription for it yet, and deleting would leave it billing.
+/// invitations stop working, and its subscription is canceled in Stripe by a job queued in
+/// the same transaction (at once, the rest of the period not refunded; the usage not billed
+/// yet is invoiced). Refused while a Stripe checkout is open: it could start a subscription
+/// after the deletion.
 pub async fn delete_organization(
     platform: &Platform,
     by: &Membership,
@@ -50,47 +53,64 @@ pub async fn delete_organization(
     if role.as_deref() != Some(Role::Owner.as_str()) {
         return Err(Error::Forbidden);
     }
-    refuse_while_subscribed(&mut tx, by.organization_id, None).await?;
-    let sites = remove(&mut tx, by.organization_id, Actor::User(by.user_id), ip).await?;
+    let billing = OpenBilling::read(&mut tx, by.organization_id).await?;
+    billing.refuse_open_checkout("This organization")?;
+    if let Some(subscription) = &billing.subscription {
+        crate::billing::subscriptions::queue_cancellation(
+            &mut *tx,
+            by.organization_id,
+            subscription,
+        )
+        .await?;
+    }
+    let sites = remove(
+        &mut tx,
+        by.organization_id,
+        Actor::User(by.user_id),
+        ip,
+        billing.subscription.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(sites)
 }
 
-/// Refuses while the organization has a subscription that has not ended.
-async fn refuse_while_subscribed(
-    tx: &mut sqlx::PgConnection,
-    organization_id: Uuid,
-    name: Option<&str>,
-) -> Result<()> {
-    let subscribed = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM billing_accounts
-                           WHERE organization_id = $1 AND stripe_subscription_id IS NOT NULL
-                             AND coalesce(status, '') NOT IN ('canceled', 'incomplete_expired')) AS "subscribed!""#,
-        organization_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let which = name.map_or_else(|| "This organization".to_owned(), |n| format!("“{n}”"));
-    if subscribed {
-        return Err(Error::Conflict(format!(
-            "{which} has a subscription. Cancel it under Billing first; once it has ended, it can be deleted."
-        )));
+/// What of the organization's billing is still running, read in the deletion's
+/// transaction (which holds the organization's row: a checkout or a subscription webhook
+/// takes it too).
+struct OpenBilling {
+    /// A Stripe subscription that has not ended.
+    subscription: Option<String>,
+    /// The latest expiry of its unfinished Stripe checkouts.
+    checkout_open_until: Option<DateTime<Utc>>,
+}
+
+impl OpenBilling {
+    async fn read(tx: &mut sqlx::PgConnection, organization_id: Uuid) -> Result<Self> {
+        Ok(sqlx::query_as!(
+            OpenBilling,
+            r#"SELECT (SELECT stripe_subscription_id FROM billing_accounts
+                        WHERE organization_id = $1
+                          AND coalesce(status, '') NOT IN ('canceled', 'incomplete_expired')) AS subscription,
+                      (SELECT max(expires_at) FROM checkout_sessions
+                        WHERE organization_id = $1 AND completed_at IS NULL
+                          AND expires_at > now()) AS checkout_open_until"#,
+            organization_id
+        )
+        .fetch_one(&mut *tx)
+        .await?)
     }
-    // A checkout still open could start a subscription after the deletion.
-    let checkout_open_until = sqlx::query_scalar!(
-        "SELECT max(expires_at) FROM checkout_sessions
-          WHERE organization_id = $1 AND completed_at IS NULL AND expires_at > now()",
-        organization_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if let Some(until) = checkout_open_until {
-        return Err(Error::Conflict(format!(
-            "{which} has a Stripe checkout open until {} UTC: it could still start a subscription. Try again after that.",
-            until.format("%Y-%m-%d %H:%M")
-        )));
+
+    /// A checkout still open could start a subscription after the deletion.
+    fn refuse_open_checkout(&self, which: &str) -> Result<()> {
+        match self.checkout_open_until {
+            Some(until) => Err(Error::Conflict(format!(
+                "{which} has a Stripe checkout open until {} UTC: it could still start a subscription. Try again after that.",
+                until.format("%Y-%m-%d %H:%M")
+            ))),
+            None => Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// Inside the caller's transaction, which holds the organization's row locked: asks for
@@ -101,6 +121,7 @@ async fn remove(
     organization_id: Uuid,
     actor: Actor,
     ip: Option<IpAddr>,
+    subscription_canceled: Option<&str>,
 ) -> Result<Vec<String>> {
     let sites =
         crate::sites::delete_all(tx, organization_id, crate::sites::DeploymentReason::Delete)
@@ -133,7 +154,10 @@ async fn remove(
         &mut *tx,
         audit::Entry::new("organization.deleted", actor)
             .organization(organization_id)
-            .details(serde_json::json!({ "sites_deleted": sites }))
+            .details(serde_json::json!({
+                "sites_deleted": sites,
+                "subscription_canceled": subscription_canceled,
+            }))
             .ip(ip),
     )
     .await?;
@@ -142,7 +166,8 @@ async fn remove(
 
 /// Deletes the account after checking the password. Each organization the person owns
 /// alone goes with it, unless it has other members (hand it on first) or a subscription
-/// (cancel it first): then nothing is deleted and the message says which and what to do.
+/// (delete the organization first, which cancels it, or cancel it): then nothing is
+/// deleted and the message says which and what to do.
 /// Memberships, sessions and mailed links go; the audit log keeps its entries without the
 /// person (their actor becomes empty). Returns the names of the organizations deleted.
 pub async fn delete_account(
@@ -185,6 +210,9 @@ pub async fn delete_account(
         .fetch_one(&mut *tx)
         .await?;
         if !members.owner || members.other_owners > 0 {
+            // The organization stays; the person leaves it, and its sites' editors.
+            crate::tenancy::members::sign_out_of_site_editors(&mut tx, organization.id, user_id)
+                .await?;
             continue;
         }
         if members.others > 0 {
@@ -193,8 +221,15 @@ pub async fn delete_account(
                 organization.name
             )));
         }
-        refuse_while_subscribed(&mut tx, organization.id, Some(&organization.name)).await?;
-        remove(&mut tx, organization.id, Actor::User(user_id), ip).await?;
+        let which = format!("“{}”", organization.name);
+        let billing = OpenBilling::read(&mut tx, organization.id).await?;
+        if billing.subscription.is_some() {
+            return Err(Error::Conflict(format!(
+                "{which} has a subscription. Delete the organization from its Settings page (which cancels the subscription), or cancel it under Billing, then delete your account."
+            )));
+        }
+        billing.refuse_open_checkout(&which)?;
+        remove(&mut tx, organization.id, Actor::User(user_id), ip, None).await?;
         deleted.push(organization.name);
     }
     audit::record(

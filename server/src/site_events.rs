@@ -337,13 +337,26 @@ pub async fn site_logs(
     let shutdown = shutdown.map(|Extension(flag)| flag);
     let stream = async_stream::stream! {
         let _open = guard;
+        // The stream ends while the site has no container (still provisioning, being
+        // replaced): the browser asks again a second later.
+        yield Ok::<_, Infallible>(Event::default().retry(LOGS_RETRY));
         tokio::pin!(lines);
         let stopping = stopped(shutdown);
         tokio::pin!(stopping);
+        let mut started = false;
         loop {
             tokio::select! {
                 line = futures_util::StreamExt::next(&mut lines) => match line {
-                    Some(line) => yield Ok::<_, Infallible>(Event::default().data(line)),
+                    Some(line) => {
+                        // The engine starts with the container's last lines: the page shows
+                        // those instead of its own, so a line written between the page's
+                        // reading and this stream (or a reconnection) is never missed.
+                        if !started {
+                            started = true;
+                            yield Ok(Event::default().event("reset").data("the last lines follow"));
+                        }
+                        yield Ok(Event::default().data(line));
+                    }
                     None => break,
                 },
                 _ = &mut stopping => break,
@@ -354,6 +367,9 @@ pub async fn site_logs(
         .keep_alive(KeepAlive::default())
         .into_response()
 }
+
+/// How soon a browser reconnects to a log stream that ended.
+const LOGS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET /api/sites/{id}/logs.txt`: the last 10,000 lines, as a file to download.
 pub async fn download_logs(

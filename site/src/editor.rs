@@ -192,6 +192,87 @@ pub struct SignIn {
 }
 
 /// `GET /editor/sign-in?ticket=…`: a genuine, unexpired, unused ticket opens a session.
+/// How a ticket's use ended.
+enum Opened {
+    Session,
+    AlreadyUsed,
+    /// Issued before Slipway last signed the member out.
+    SignedOutSince,
+}
+
+/// Holds the member's sign-in decisions until the transaction ends: a sign-in and a
+/// sign-out of the same member never interleave (no session from an old ticket survives
+/// its sign-out).
+async fn lock_member(tx: &mut sqlx::PgConnection, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('editor member ' || $1, 0))")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// What Slipway sends to sign a member out of the editor.
+#[derive(Debug, Deserialize)]
+pub struct SignOutMember {
+    /// The member's id in Slipway (a ticket's `sub`).
+    user: String,
+    /// Unix seconds on Slipway's clock: the sessions opened from tickets issued before
+    /// this end, and such tickets are refused from now on.
+    issued_before: i64,
+}
+
+/// `POST /api/editor/sign-out` with the site token: Slipway signs a member out because
+/// their role went down or they left. Answers `{"ended": <sessions ended>}`.
+pub async fn sign_out_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(refusal) = crate::web::authorized(&state, &headers) {
+        return refusal.into_response();
+    }
+    let request = match serde_json::from_slice::<SignOutMember>(&body) {
+        Ok(request) if !request.user.is_empty() && request.user.len() <= 100 => request,
+        _ => {
+            return crate::web::error(
+                StatusCode::BAD_REQUEST,
+                "send {\"user\": \"<member id>\", \"issued_before\": <Unix seconds>}",
+            );
+        }
+    };
+    let ended = async {
+        let mut tx = state.db.begin().await?;
+        lock_member(&mut tx, &request.user).await?;
+        // Tickets live minutes: an hour-old sign-out refuses none any more.
+        sqlx::query("DELETE FROM editor_sign_outs WHERE recorded_at < now() - interval '1 hour'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO editor_sign_outs (user_id, issued_before) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE
+                SET issued_before = greatest(editor_sign_outs.issued_before, excluded.issued_before),
+                    recorded_at = now()",
+        )
+        .bind(&request.user)
+        .bind(request.issued_before)
+        .execute(&mut *tx)
+        .await?;
+        let ended =
+            sqlx::query("DELETE FROM editor_sessions WHERE user_id = $1 AND ticket_issued_at < $2")
+                .bind(&request.user)
+                .bind(request.issued_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(ended)
+    };
+    match ended.await {
+        Ok(ended) => axum::Json(serde_json::json!({ "ended": ended })).into_response(),
+        Err(cause) => crate::web::internal("signing a member out", cause),
+    }
+}
+
 pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignIn>) -> Response {
     let now = chrono::Utc::now();
     let claims = match crate::ticket::verify(&state.config.token, &query.ticket, now.timestamp()) {
@@ -209,6 +290,16 @@ pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignIn>)
     let token = format!("{}{}", random_hex(), random_hex());
     let opened = async {
         let mut tx = state.db.begin().await?;
+        // One decision per member with Slipway's sign-outs (`sign_out_member`).
+        lock_member(&mut tx, &claims.sub).await?;
+        let issued_before: Option<i64> =
+            sqlx::query_scalar("SELECT issued_before FROM editor_sign_outs WHERE user_id = $1")
+                .bind(&claims.sub)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if issued_before.is_some_and(|before| claims.iat < before) {
+            return Ok(Opened::SignedOutSince);
+        }
         sqlx::query("DELETE FROM editor_tickets_used WHERE expires_at < now()")
             .execute(&mut *tx)
             .await?;
@@ -226,25 +317,27 @@ pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignIn>)
         .await?
         .rows_affected()
             == 1;
-        if first_use {
-            sqlx::query(
-                "INSERT INTO editor_sessions (token_hash, user_id, name, role, csrf, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))",
-            )
-            .bind(hash(&token))
-            .bind(&claims.sub)
-            .bind(&claims.name)
-            .bind(&claims.role)
-            .bind(random_hex())
-            .bind(SESSION_HOURS as i32)
-            .execute(&mut *tx)
-            .await?;
+        if !first_use {
+            return Ok(Opened::AlreadyUsed);
         }
+        sqlx::query(
+            "INSERT INTO editor_sessions (token_hash, user_id, name, role, csrf, expires_at, ticket_issued_at)
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6), $7)",
+        )
+        .bind(hash(&token))
+        .bind(&claims.sub)
+        .bind(&claims.name)
+        .bind(&claims.role)
+        .bind(random_hex())
+        .bind(SESSION_HOURS as i32)
+        .bind(claims.iat)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(first_use)
+        Ok::<_, sqlx::Error>(Opened::Session)
     };
     match opened.await {
-        Ok(true) => {
+        Ok(Opened::Session) => {
             let secure = if state.config.url.starts_with("https://") {
                 "; Secure"
             } else {
@@ -260,12 +353,19 @@ pub async fn sign_in(State(state): State<AppState>, Query(query): Query<SignIn>)
             }
             response
         }
-        Ok(false) => message_page(
+        Ok(Opened::AlreadyUsed) => message_page(
             &state,
             None,
             StatusCode::UNAUTHORIZED,
             "Cannot sign in",
             "This sign-in link was already used. Open the editor again from your Slipway dashboard.",
+        ),
+        Ok(Opened::SignedOutSince) => message_page(
+            &state,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "Cannot sign in",
+            "Your access to this site changed after this sign-in link was made. Open the editor again from your Slipway dashboard.",
         ),
         Err(cause) => crate::web::internal("opening a session", cause),
     }

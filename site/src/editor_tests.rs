@@ -31,15 +31,21 @@ fn app(db: PgPool) -> (Router, std::path::PathBuf) {
 }
 
 fn ticket(role: &str) -> String {
+    ticket_of("user-1", role, chrono::Utc::now().timestamp())
+}
+
+/// A ticket for member `sub`, issued at `iat` (Unix seconds) and good for a minute.
+fn ticket_of(sub: &str, role: &str, iat: i64) -> String {
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).unwrap();
     sign(
         TOKEN,
         &Claims {
-            sub: "user-1".to_owned(),
+            sub: sub.to_owned(),
             name: format!("Ada the {role}"),
             role: role.to_owned(),
-            exp: chrono::Utc::now().timestamp() + 60,
+            iat,
+            exp: iat + 60,
             nonce: hex::encode(nonce),
         },
     )
@@ -593,6 +599,7 @@ async fn a_forged_or_expired_ticket_explains_itself(db: PgPool) {
             sub: "x".to_owned(),
             name: "Mallory".to_owned(),
             role: "owner".to_owned(),
+            iat: chrono::Utc::now().timestamp(),
             exp: chrono::Utc::now().timestamp() + 60,
             nonce: "00112233445566778899aabbccddeeff".to_owned(),
         },
@@ -604,4 +611,122 @@ async fn a_forged_or_expired_ticket_explains_itself(db: PgPool) {
     let missing = get(&app, "/editor/sign-in", None).await;
     assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
     assert!(missing.text().contains("incomplete"));
+}
+
+/// Slipway's sign-out of a member: `POST /api/editor/sign-out` with the site token.
+async fn sign_out_member(app: &Router, token: &str, body: &str) -> Answer {
+    let request = Request::post("/api/editor/sign-out")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    send(app, request).await
+}
+
+async fn signs_in(app: &Router, ticket: &str) -> Answer {
+    get(app, &format!("/editor/sign-in?ticket={ticket}"), None).await
+}
+
+#[sqlx::test(migrator = "crate::web::MIGRATOR")]
+async fn slipway_signs_a_member_out_of_their_sessions_and_their_older_tickets(db: PgPool) {
+    let (app, _) = app(db);
+    let now = chrono::Utc::now().timestamp();
+    let editor = signs_in(&app, &ticket_of("member-1", "editor", now - 5)).await;
+    let editor_cookie = editor.cookie.expect("signed in");
+    let unsent = ticket_of("member-1", "editor", now - 3);
+    let colleague = signs_in(&app, &ticket_of("member-2", "editor", now - 5)).await;
+    let colleague_cookie = colleague.cookie.expect("signed in");
+
+    // Only Slipway (the site token) signs anyone out, and says whom and since when.
+    let body = format!(r#"{{"user": "member-1", "issued_before": {now}}}"#);
+    let forged = sign_out_member(&app, "not-the-token", &body).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let malformed = sign_out_member(&app, TOKEN, r#"{"user": ""}"#).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        malformed.text().contains("issued_before"),
+        "{}",
+        malformed.text()
+    );
+    assert_eq!(
+        get(&app, "/editor", Some(&editor_cookie)).await.status,
+        StatusCode::OK
+    );
+
+    let done = sign_out_member(&app, TOKEN, &body).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(done.text(), r#"{"ended":1}"#);
+    let refused = get(&app, "/editor", Some(&editor_cookie)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.text().contains("Sign in from Slipway"));
+    // A ticket issued before the sign-out (its old role) is refused, with the reason...
+    let stale = signs_in(&app, &unsent).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        stale.text().contains("access to this site changed"),
+        "{}",
+        stale.text()
+    );
+    assert!(stale.cookie.is_none());
+    // ...a new one (its new role) signs in, and the colleague was never touched.
+    let fresh = signs_in(&app, &ticket_of("member-1", "viewer", now)).await;
+    assert_eq!(fresh.status, StatusCode::SEE_OTHER, "{}", fresh.text());
+    assert_eq!(
+        get(&app, "/editor", Some(&colleague_cookie)).await.status,
+        StatusCode::OK
+    );
+    // Asked again (a retried job), an older time never undoes a later one.
+    let earlier = format!(r#"{{"user": "member-1", "issued_before": {}}}"#, now - 60);
+    assert_eq!(
+        sign_out_member(&app, TOKEN, &earlier).await.text(),
+        r#"{"ended":0}"#
+    );
+    assert_eq!(
+        signs_in(&app, &ticket_of("member-1", "editor", now - 1))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[sqlx::test(migrator = "crate::web::MIGRATOR")]
+async fn a_sign_in_racing_its_members_sign_out_never_leaves_a_session_behind(db: PgPool) {
+    let (app, _) = app(db.clone());
+    for round in 0..8 {
+        let member = format!("member-{round}");
+        let now = chrono::Utc::now().timestamp();
+        let ticket = ticket_of(&member, "editor", now - 1);
+        let body = format!(r#"{{"user": "{member}", "issued_before": {now}}}"#);
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let sign_in = {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                signs_in(&app, &ticket).await.status
+            })
+        };
+        let sign_out = {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                sign_out_member(&app, TOKEN, &body).await.status
+            })
+        };
+        let (signed_in, signed_out) = (sign_in.await.unwrap(), sign_out.await.unwrap());
+        assert_eq!(signed_out, StatusCode::OK, "round {round}");
+        assert!(
+            [StatusCode::SEE_OTHER, StatusCode::UNAUTHORIZED].contains(&signed_in),
+            "round {round}: {signed_in}"
+        );
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM editor_sessions WHERE user_id = $1")
+                .bind(&member)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(
+            left, 0,
+            "round {round}: a session from a ticket older than the sign-out survived"
+        );
+    }
 }

@@ -20,6 +20,10 @@ pub struct Claims {
     pub name: String,
     /// `owner`, `admin`, `editor` (may write) or `viewer` (reads drafts).
     pub role: String,
+    /// Seconds since the Unix epoch, on Slipway's clock, when it was issued: a ticket
+    /// issued before Slipway signed the member out of the site (their role went down, they
+    /// left) is refused.
+    pub iat: i64,
     /// Seconds since the Unix epoch after which the ticket is refused.
     pub exp: i64,
     /// Random: the ticket works once.
@@ -71,7 +75,11 @@ pub fn verify(site_token: &str, ticket: &str, now: i64) -> Result<Claims, Refuse
     if !ROLES.contains(&claims.role.as_str()) || claims.nonce.len() < 16 {
         return Err(Refused::Malformed);
     }
-    if claims.exp < now || claims.exp > now + MAX_LIFETIME_SECS {
+    // A ticket issued long before its expiry would outlive the site's memory of sign-outs.
+    if claims.exp < now
+        || claims.exp > now + MAX_LIFETIME_SECS
+        || !(0..=MAX_LIFETIME_SECS).contains(&(claims.exp - claims.iat))
+    {
         return Err(Refused::Expired);
     }
     Ok(claims)
@@ -95,6 +103,7 @@ mod tests {
             sub: "4b1f6b0e-0000-4000-8000-000000000001".to_owned(),
             name: "Ada".to_owned(),
             role: "editor".to_owned(),
+            iat: exp - 60,
             exp,
             nonce: "00112233445566778899aabbccddeeff".to_owned(),
         }
@@ -102,7 +111,7 @@ mod tests {
 
     /// Slipway's signer (`platform::sites::editor`) checks that it issues exactly this
     /// ticket for these claims: if either side changes the format, one of the tests fails.
-    pub const SHARED_VECTOR: &str = "7b22737562223a2234623166366230652d303030302d343030302d383030302d303030303030303030303031222c226e616d65223a22416461222c22726f6c65223a22656469746f72222c22657870223a313830303030303030302c226e6f6e6365223a223030313132323333343435353636373738383939616162626363646465656666227d.8412cb0c6e0e69979fcb3f7609e6981791d44d6cad666fafb9d256e43af72a70";
+    pub const SHARED_VECTOR: &str = "7b22737562223a2234623166366230652d303030302d343030302d383030302d303030303030303030303031222c226e616d65223a22416461222c22726f6c65223a22656469746f72222c22696174223a313739393939393934302c22657870223a313830303030303030302c226e6f6e6365223a223030313132323333343435353636373738383939616162626363646465656666227d.390b2ef6039c4be1468da0f0876da0586798f8ce13466f6a19eab088e6a52ba8";
 
     #[test]
     fn the_shared_test_vector_verifies() {

@@ -159,6 +159,7 @@ pub fn router(db: PgPool, config: Config) -> Router {
             get(get_post).put(update_post).delete(delete_post),
         )
         .route("/api/sync-content", post(sync_content))
+        .route("/api/editor/sign-out", post(crate::editor::sign_out_member))
         .merge(faults)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -256,7 +257,7 @@ fn refused(cause: sqlx::Error) -> Response {
 }
 
 /// A request refused before any work: small enough to pass around in a `Result`.
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     message: String,
 }
@@ -267,7 +268,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

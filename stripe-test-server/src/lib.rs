@@ -226,6 +226,16 @@ impl Stripe {
         )
     }
 
+    /// Ends `subscription` now (stored); returns it. The caller emits the event.
+    fn end(&mut self, mut subscription: Value, reason: &str, comment: Option<&str>) -> Value {
+        subscription["status"] = json!("canceled");
+        subscription["canceled_at"] = json!(now());
+        subscription["ended_at"] = json!(now());
+        subscription["cancellation_details"] =
+            json!({ "reason": reason, "comment": comment, "feedback": null });
+        self.store(subscription)
+    }
+
     fn emit(&mut self, kind: &str, object: Value) -> Value {
         let event = self.event(kind, object);
         self.held.push(event.clone());
@@ -361,7 +371,9 @@ impl StripeTestServer {
             .route("/v1/subscriptions", get(list_subscriptions))
             .route(
                 "/v1/subscriptions/{id}",
-                get(retrieve_subscription).post(update_subscription),
+                get(retrieve_subscription)
+                    .post(update_subscription)
+                    .delete(cancel_subscription),
             )
             .route("/v1/invoices/create_preview", post(preview_invoice))
             .route("/v1/invoices/{id}", get(retrieve_invoice))
@@ -551,11 +563,8 @@ impl StripeTestServer {
     pub async fn cancel(&self, subscription_id: &str) -> Value {
         let event = {
             let mut stripe = lock(&self.state);
-            let mut subscription = stripe.get(subscription_id).expect("known subscription");
-            subscription["status"] = json!("canceled");
-            subscription["canceled_at"] = json!(now());
-            subscription["ended_at"] = json!(now());
-            let subscription = stripe.store(subscription);
+            let subscription = stripe.get(subscription_id).expect("known subscription");
+            let subscription = stripe.end(subscription, "cancellation_requested", None);
             stripe.emit("customer.subscription.deleted", subscription)
         };
         flush(&self.state).await;
@@ -1089,6 +1098,57 @@ async fn update_subscription(
         );
         Ok(with_discounts(subscription, &expand_list(&form), ""))
     });
+    // Stripe sends the event after answering.
+    let state = state.clone();
+    tokio::spawn(async move { flush(&state).await });
+    response
+}
+
+/// `DELETE /v1/subscriptions/{id}`: cancels the subscription at once. Stripe answers with
+/// the canceled subscription, sends `customer.subscription.deleted`, and refuses to cancel
+/// one that has already ended. This server bills no final invoice: it keeps what
+/// `invoice_now` and `prorate` asked for in the subscription's `test_cancel_options`, for
+/// tests to read.
+async fn cancel_subscription(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    body: String,
+) -> Response {
+    let form = decode_form(&body);
+    let response = {
+        let mut stripe = lock(&state);
+        stripe
+            .requests
+            .push(("DELETE".into(), "/v1/subscriptions/{id}".into()));
+        match stripe.get(&id) {
+            Some(subscription) if subscription["object"] == "subscription" => {
+                if subscription["status"] == "canceled"
+                    || subscription["status"] == "incomplete_expired"
+                {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        None,
+                        &format!("A canceled subscription can't be canceled again: '{id}'"),
+                        None,
+                    );
+                }
+                let mut subscription = stripe.end(
+                    subscription,
+                    "cancellation_requested",
+                    form["cancellation_details"]["comment"].as_str(),
+                );
+                subscription["test_cancel_options"] = json!({
+                    "invoice_now": form["invoice_now"] == "true",
+                    "prorate": form["prorate"] == "true",
+                });
+                let subscription = stripe.store(subscription);
+                stripe.emit("customer.subscription.deleted", subscription.clone());
+                axum::Json(with_discounts(subscription, &expand_list(&form), "")).into_response()
+            }
+            _ => missing("subscription", &id),
+        }
+    };
     // Stripe sends the event after answering.
     let state = state.clone();
     tokio::spawn(async move { flush(&state).await });

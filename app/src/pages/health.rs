@@ -363,11 +363,14 @@ fn LatencyChart(points: Vec<HourLatency>) -> impl IntoView {
 }
 
 /// The site's log: the last lines (filtered) rendered by the server, then, with
-/// JavaScript, every new line as the container writes it.
+/// JavaScript, the live stream's: its last lines (which replace the server's, so a page
+/// opened before the container started misses none) and every new line as the container
+/// writes it.
 #[component]
 pub fn SiteLogs(site_id: String, logs: Resource<Result<LogsView, AppError>>) -> impl IntoView {
     let (live, set_live) = signal(Vec::<String>::new());
-    follow_logs(site_id.clone(), set_live);
+    let (replaced, set_replaced) = signal(false);
+    follow_logs(site_id.clone(), set_live, set_replaced);
     let download = format!("/api/sites/{site_id}/logs.txt");
     view! {
         <Panel title="Logs" note="What the application writes: the last 200 lines, then live.">
@@ -415,19 +418,26 @@ pub fn SiteLogs(site_id: String, logs: Resource<Result<LogsView, AppError>>) -> 
                                         class="max-h-80 overflow-auto whitespace-pre-wrap break-all rounded-lg bg-slate-900 p-3 text-xs text-slate-100"
                                         data-logs=""
                                     >
-                                        {if lines.is_empty() {
-                                            "(no output yet)".to_owned()
-                                        } else {
-                                            lines.join("\n")
-                                        }}
+                                        {
+                                            let rendered = if lines.is_empty() {
+                                                "(no output yet)".to_owned()
+                                            } else {
+                                                lines.join("\n")
+                                            };
+                                            move || (!replaced.get()).then(|| rendered.clone())
+                                        }
                                         {move || {
-                                            live.get()
+                                            let shown = live
+                                                .get()
                                                 .into_iter()
                                                 .filter(|l| {
                                                     needle.is_empty() || l.to_lowercase().contains(&needle)
-                                                })
-                                                .map(|l| format!("\n{l}"))
-                                                .collect::<String>()
+                                                });
+                                            if replaced.get() {
+                                                shown.collect::<Vec<_>>().join("\n")
+                                            } else {
+                                                shown.map(|l| format!("\n{l}")).collect::<String>()
+                                            }
                                         }}
                                     </pre>
                                 }
@@ -445,9 +455,11 @@ pub fn SiteLogs(site_id: String, logs: Resource<Result<LogsView, AppError>>) -> 
     }
 }
 
-/// In the browser: an `EventSource` on the site's log stream; each event is a line.
+/// In the browser: an `EventSource` on the site's log stream; each message is a line. A
+/// `reset` event starts the stream's lines anew (at each connection, before its last
+/// lines): they replace what the page shows.
 #[cfg(feature = "hydrate")]
-fn follow_logs(site_id: String, lines: WriteSignal<Vec<String>>) {
+fn follow_logs(site_id: String, lines: WriteSignal<Vec<String>>, replaced: WriteSignal<bool>) {
     use send_wrapper::SendWrapper;
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
@@ -468,14 +480,19 @@ fn follow_logs(site_id: String, lines: WriteSignal<Vec<String>>) {
                 }
             },
         );
+        let on_reset = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            lines.set(Vec::new());
+            replaced.set(true);
+        });
         source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        let live = SendWrapper::new((source, on_message));
+        let _ = source.add_event_listener_with_callback("reset", on_reset.as_ref().unchecked_ref());
+        let live = SendWrapper::new((source, on_message, on_reset));
         on_cleanup(move || live.0.close());
     });
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn follow_logs(_site_id: String, _lines: WriteSignal<Vec<String>>) {}
+fn follow_logs(_site_id: String, _lines: WriteSignal<Vec<String>>, _replaced: WriteSignal<bool>) {}
 
 /// The member's choice of alert mails (settings page).
 #[component]

@@ -228,7 +228,7 @@ fn Account(
         </Panel>
         <Panel
             title="Delete your account"
-            note="Organizations you own alone go with it, with their sites. One that has other members needs another owner first; one with a subscription needs it cancelled first."
+            note="Organizations you own alone go with it, with their sites. One that has other members needs another owner first; one with a subscription needs deleting first, from its Settings page (which cancels the subscription)."
         >
             // Open with its error when the deletion was refused.
             <details

@@ -152,7 +152,7 @@ fn Settings(
                                 attr:data-form="delete-organization"
                             >
                                 <p class="max-w-md text-slate-600">
-                                    "Its sites, their files and databases go away for good, and every member loses access at once. An organization with a subscription is deleted once the subscription has ended (cancel it under Billing). Type the slug "
+                                    "Its sites, their files and databases go away for good, and every member loses access at once. A subscription ends with it: nothing more is charged but the usage not billed yet, and the rest of the period is not refunded. Type the slug "
                                     <code class="font-semibold">{slug}</code> " to confirm."
                                 </p>
                                 <Field

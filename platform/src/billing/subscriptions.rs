@@ -4,8 +4,9 @@
 use chrono::DateTime;
 
 use super::dunning::{enforce, mail_owners, schedule_grace_period_end};
-use super::plan_of_lookup_key;
+use super::{plan_of_lookup_key, stripe};
 use crate::Platform;
+use crate::infra::jobs::{self, JobError, JobKind, NewJob};
 use crate::infra::stripe::{StripeApi, Subscription, SubscriptionStatus};
 use crate::kernel::money::format_amount;
 use crate::kernel::{Error, Result};
@@ -31,6 +32,8 @@ struct StoredAccount {
     status: Option<String>,
     grace_ends_at: Option<chrono::DateTime<chrono::Utc>>,
     plan_id: String,
+    /// Deleted by its owners: nothing of it may keep billing.
+    deleted: bool,
 }
 
 /// Stores the subscription's state and derives the organization's plan and sites from it.
@@ -45,9 +48,10 @@ pub(crate) async fn apply_subscription(
     let mut tx = platform.db.begin().await?;
     let Some(account) = sqlx::query_as!(
         StoredAccount,
-        "SELECT a.organization_id, a.stripe_subscription_id, a.status, a.grace_ends_at, o.plan_id
+        r#"SELECT a.organization_id, a.stripe_subscription_id, a.status, a.grace_ends_at, o.plan_id,
+                  o.deleted_at IS NOT NULL AS "deleted!"
            FROM billing_accounts a JOIN organizations o ON o.id = a.organization_id
-          WHERE a.stripe_customer_id = $1 FOR UPDATE OF a, o",
+          WHERE a.stripe_customer_id = $1 FOR UPDATE OF a, o"#,
         customer
     )
     .fetch_optional(&mut *tx)
@@ -62,6 +66,11 @@ pub(crate) async fn apply_subscription(
         .as_deref()
         .and_then(SubscriptionStatus::parse);
     let is_current = account.stripe_subscription_id.as_deref() == Some(subscription.id.as_str());
+    if account.deleted {
+        end_for_deleted(&mut tx, org, subscription).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
     let plan_changed = if subscription.status.is_live() {
         record_live(platform, &mut tx, &account, subscription, actor).await?
     } else if is_current
@@ -89,6 +98,93 @@ pub(crate) async fn apply_subscription(
         crate::sites::apply_plan(platform, org).await?;
     }
     enforce(platform, org).await?;
+    Ok(())
+}
+
+/// A deleted organization has no sites or members left to pause, mail or keep: a
+/// subscription of it that has not ended (one whose cancellation is still queued, or one a
+/// checkout started after the deletion) is canceled, and its end is recorded as it is, with
+/// no grace period (also for a subscription the organization never had recorded: the
+/// operator sees what it paid for).
+async fn end_for_deleted(
+    tx: &mut sqlx::PgConnection,
+    organization_id: uuid::Uuid,
+    subscription: &Subscription,
+) -> Result<()> {
+    if !subscription.status.has_ended() {
+        return queue_cancellation(&mut *tx, organization_id, &subscription.id).await;
+    }
+    sqlx::query!(
+        "UPDATE billing_accounts
+            SET stripe_subscription_id = $3, status = $2, cancel_at_period_end = false,
+                canceled_at = coalesce(canceled_at, now()), updated_at = now()
+          WHERE organization_id = $1
+            AND (stripe_subscription_id IS NULL OR stripe_subscription_id = $3)",
+        organization_id,
+        subscription.status.as_str(),
+        subscription.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues the cancellation of a deleted organization's subscription in Stripe, in the
+/// caller's transaction: once per subscription, however often it is asked.
+pub(crate) async fn queue_cancellation(
+    executor: impl sqlx::PgExecutor<'_>,
+    organization_id: uuid::Uuid,
+    subscription_id: &str,
+) -> Result<()> {
+    jobs::enqueue(
+        executor,
+        NewJob::new(
+            JobKind::StripeCancelSubscription,
+            serde_json::json!({
+                "organization_id": organization_id,
+                "subscription_id": subscription_id,
+            }),
+        )
+        .unique(format!("cancel-subscription:{subscription_id}")),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The `stripe_cancel_subscription` job: ends the subscription in Stripe unless it has
+/// ended already. Stripe then sends `customer.subscription.deleted`, applied like any
+/// other event ([`end_for_deleted`]).
+pub(crate) async fn cancel_for_deleted_organization(
+    platform: &Platform,
+    subscription_id: &str,
+) -> Result<(), JobError> {
+    let api = stripe(platform)?;
+    let subscription = match api.retrieve_subscription(subscription_id).await {
+        Ok(subscription) => subscription,
+        Err(error) if error.is_missing() => {
+            // Nothing there can charge anyone.
+            tracing::warn!(
+                subscription = subscription_id,
+                "Stripe does not know the deleted organization's subscription; nothing to cancel"
+            );
+            return Ok(());
+        }
+        Err(error) => {
+            return Err(JobError::Retry(format!(
+                "retrieving subscription {subscription_id}: {error}"
+            )));
+        }
+    };
+    if subscription.status.has_ended() {
+        return Ok(());
+    }
+    api.cancel_subscription(subscription_id, "The organization was deleted in Slipway.")
+        .await
+        .map_err(|e| JobError::Retry(format!("canceling subscription {subscription_id}: {e}")))?;
+    tracing::info!(
+        subscription = subscription_id,
+        "canceled the deleted organization's subscription"
+    );
     Ok(())
 }
 

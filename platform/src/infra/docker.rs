@@ -783,15 +783,16 @@ impl Runtime {
         })
     }
 
-    /// What the container writes from now on (stdout and stderr), one line per item; ends
-    /// when the container stops or the engine cannot be reached.
-    pub fn follow_logs(&self, id: &str) -> impl Stream<Item = String> + Send + use<> {
+    /// The container's `last` lines, then what it writes from now on (stdout and stderr),
+    /// one line per item; ends when the container stops, does not exist, or the engine
+    /// cannot be reached.
+    pub fn follow_logs(&self, id: &str, last: usize) -> impl Stream<Item = String> + Send + use<> {
         let options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .follow(true)
             .timestamps(true)
-            .tail("0")
+            .tail(&last.to_string())
             .build();
         let stream = match self.docker() {
             Ok(docker) => docker.clone().logs(id, Some(options)).left_stream(),

@@ -356,6 +356,27 @@ impl StripeApi {
         self.send(request.build(), Some(idempotency_key)).await
     }
 
+    /// Cancels the subscription at once: nothing more is charged but a final invoice for
+    /// the usage not billed yet (`invoice_now`); the rest of the period is not credited
+    /// (`prorate` off). `comment` is kept in its `cancellation_details`.
+    pub async fn cancel_subscription(
+        &self,
+        id: &str,
+        comment: &str,
+    ) -> Result<Subscription, ApiError> {
+        use stripe_billing::subscription::{
+            CancelSubscription, CancelSubscriptionCancellationDetails,
+        };
+        let mut details = CancelSubscriptionCancellationDetails::new();
+        details.comment = Some(comment.to_owned());
+        let request = CancelSubscription::new(id.to_owned())
+            .cancellation_details(details)
+            .invoice_now(true)
+            .prorate(false)
+            .expand(vec![DISCOUNT_COUPONS.to_owned()]);
+        self.send(request.build(), None).await
+    }
+
     pub async fn retrieve_invoice(&self, id: &str) -> Result<Invoice, ApiError> {
         let request = stripe_billing::invoice::RetrieveInvoice::new(id.to_owned());
         self.send(request.build(), None).await

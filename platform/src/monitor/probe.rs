@@ -9,8 +9,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<u16, String>> + Send + 'a>>;
 
 /// Answers the status code of `GET path` at `address`, or why there was none, within
@@ -40,30 +38,5 @@ pub async fn http_status(
     path: &str,
     timeout: Duration,
 ) -> std::io::Result<u16> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await?;
-        let mut head = [0u8; 64];
-        let mut read = 0;
-        while read < 12 {
-            let n = stream.read(&mut head[read..]).await?;
-            if n == 0 {
-                break;
-            }
-            read += n;
-        }
-        let line = String::from_utf8_lossy(&head[..read]).to_string();
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {} s", timeout.as_secs_f64()),
-        )
-    })?
+    crate::infra::bare_http::status(address, "GET", path, &[], &[], timeout).await
 }

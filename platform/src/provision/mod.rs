@@ -360,8 +360,13 @@ pub async fn container_logs(
     }
 }
 
-/// The site's container output from now on, line by line, until the container stops
-/// (owners, admins and editors only; scoped to the caller's organization).
+/// How many of a site's last log lines the dashboard shows: its page, and the live stream
+/// that starts with them.
+pub const LOG_LINES_SHOWN: usize = 200;
+
+/// The site's container output, line by line: its last [`LOG_LINES_SHOWN`] lines, then
+/// what it writes until the container stops (owners, admins and editors only; scoped to
+/// the caller's organization).
 pub async fn follow_logs(
     platform: &Platform,
     runtime: &Runtime,
@@ -370,7 +375,10 @@ pub async fn follow_logs(
 ) -> Result<impl futures_util::Stream<Item = String> + Send + use<>> {
     by.require(Action::ViewLogs)?;
     crate::sites::get(platform, by, site_id).await?;
-    Ok(runtime.follow_logs(&crate::infra::docker::container_name(site_id)))
+    Ok(runtime.follow_logs(
+        &crate::infra::docker::container_name(site_id),
+        LOG_LINES_SHOWN,
+    ))
 }
 
 #[cfg(test)]

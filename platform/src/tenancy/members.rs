@@ -12,6 +12,7 @@ use super::authz::{Action, Membership, Role, may_grant};
 use super::organizations::lock_for_limits;
 use crate::Platform;
 use crate::catalog::Limit;
+use crate::infra::jobs::{self, JobKind, NewJob};
 use crate::kernel::secrets::{hash_token, random_token};
 use crate::kernel::{Email, Error, Result};
 
@@ -107,6 +108,7 @@ pub async fn invite(
         return Err(Error::Forbidden);
     }
     let mut tx = platform.db.begin().await?;
+    lock_for_limits(&mut tx, by.organization_id).await?;
     let already_member = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM organization_members m JOIN users u ON u.id = m.user_id
                            WHERE m.organization_id = $1 AND u.email = $2) AS "exists!""#,
@@ -513,6 +515,11 @@ async fn mail_invitation(
 }
 
 /// The number of owners, locked so two concurrent demotions cannot both pass the check.
+///
+/// Lock order: every change of an organization's members (roles, removals, transfers,
+/// invitations, acceptances, account and organization deletions) takes the organization's
+/// row first ([`lock_for_limits`], or `FOR SHARE` where only its existence matters), then
+/// member rows; changes that cross wait for each other instead of deadlocking.
 async fn owners_locked(tx: &mut sqlx::PgConnection, organization_id: Uuid) -> Result<i64> {
     let owners = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM (
@@ -558,6 +565,7 @@ pub async fn change_role(
         return Err(Error::Forbidden);
     }
     let mut tx = platform.db.begin().await?;
+    lock_for_limits(&mut tx, by.organization_id).await?;
     let current = role_of(&mut tx, by.organization_id, user_id).await?;
     if current > by.role {
         return Err(Error::Forbidden);
@@ -576,6 +584,9 @@ pub async fn change_role(
     )
     .execute(&mut *tx)
     .await?;
+    if role < current {
+        sign_out_of_site_editors(&mut tx, by.organization_id, user_id).await?;
+    }
     revoke_invitations_beyond(&mut tx, by.organization_id, user_id, Some(role)).await?;
     audit::record(
         &mut *tx,
@@ -607,6 +618,7 @@ pub async fn transfer_ownership(
         ));
     }
     let mut tx = platform.db.begin().await?;
+    lock_for_limits(&mut tx, by.organization_id).await?;
     let (mine, theirs) = if by.user_id < to {
         let mine = role_of(&mut tx, by.organization_id, by.user_id).await?;
         (mine, role_of(&mut tx, by.organization_id, to).await)
@@ -659,6 +671,30 @@ pub async fn transfer_ownership(
     Ok(())
 }
 
+/// Queues the member's sign-out from the editors of the organization's sites, in the
+/// caller's transaction (so it happens exactly when the change does). Tickets issued up to
+/// the next second are refused too: one signed in the same second as the change may carry
+/// the old role.
+pub(crate) async fn sign_out_of_site_editors(
+    tx: &mut sqlx::PgConnection,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> Result<()> {
+    jobs::enqueue(
+        &mut *tx,
+        NewJob::new(
+            JobKind::EditorSignOut,
+            serde_json::json!({
+                "organization_id": organization_id,
+                "user_id": user_id,
+                "issued_before": chrono::Utc::now().timestamp() + 1,
+            }),
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Removes a member (or, with their own id, leaves). The last owner cannot go.
 pub async fn remove_member(
     platform: &Platform,
@@ -671,6 +707,7 @@ pub async fn remove_member(
         by.require(Action::RemoveMember)?;
     }
     let mut tx = platform.db.begin().await?;
+    lock_for_limits(&mut tx, by.organization_id).await?;
     let current = role_of(&mut tx, by.organization_id, user_id).await?;
     if !leaving && current > by.role {
         return Err(Error::Forbidden);
@@ -685,6 +722,7 @@ pub async fn remove_member(
     )
     .execute(&mut *tx)
     .await?;
+    sign_out_of_site_editors(&mut tx, by.organization_id, user_id).await?;
     revoke_invitations_beyond(&mut tx, by.organization_id, user_id, None).await?;
     sqlx::query!(
         "UPDATE sessions SET active_organization_id = NULL

@@ -102,6 +102,22 @@ async fn run(platform: &Platform, job: &Job) -> Result<(), JobError> {
                 .await?;
             Ok(())
         }
+        JobKind::StripeCancelSubscription => {
+            billing::subscriptions::cancel_for_deleted_organization(
+                platform,
+                text(job, "subscription_id")?,
+            )
+            .await
+        }
+        JobKind::EditorSignOut => {
+            crate::sites::editor::sign_out_everywhere(
+                platform,
+                id(job, "organization_id")?,
+                id(job, "user_id")?,
+                number(job, "issued_before")?,
+            )
+            .await
+        }
         JobKind::Housekeeping => {
             housekeeping::sweep(platform).await?;
             Ok(())

@@ -138,6 +138,18 @@ async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_with_head(address, method, path, headers, body).await;
+    (status, body)
+}
+
+/// Status, head (status line and headers) and body of one exchange.
+async fn http_with_head(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let mut request = format!(
@@ -153,11 +165,8 @@ async fn http(
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 async fn delete_and_check_nothing_is_left(e: &Env, site_id: Uuid) {
@@ -1352,13 +1361,7 @@ async fn operators_force_a_reconcile_that_repairs_and_delete_a_site(pool: PgPool
 #[sqlx::test(migrations = "../migrations")]
 async fn open_editor_signs_the_member_into_the_running_sites_editor_once(pool: PgPool) {
     let e = env(pool.clone()).await;
-    let site = sites::create(&e.platform, &e.owner, &form(&unique("editor")))
-        .await
-        .unwrap();
-    e.reconciler.run_until_idle(10).await.unwrap();
-    assert_eq!(status(&pool, site.id).await.0, "active");
-    let address = container_address(&e, site.id).await;
-    let path_of = |url: &str| url[url.find("/editor/").expect("an editor address")..].to_owned();
+    let (site, address) = active_site(&e, &pool, "editor").await;
 
     let url = sites::editor::open(&e.platform, &e.owner, site.id)
         .await
@@ -1400,5 +1403,120 @@ async fn open_editor_signs_the_member_into_the_running_sites_editor_once(pool: P
         sites::editor::open(&e.platform, &e.owner, site.id).await,
         Err(Error::Conflict(message)) if message.contains("not running")
     ));
+    delete_and_check_nothing_is_left(&e, site.id).await;
+}
+
+/// A site of the environment's owner, provisioned and active: it and its container's
+/// address.
+async fn active_site(
+    e: &Env,
+    pool: &PgPool,
+    name: &str,
+) -> (sites::SiteSummary, std::net::SocketAddr) {
+    let site = sites::create(&e.platform, &e.owner, &form(&unique(name)))
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    assert_eq!(status(pool, site.id).await.0, "active");
+    let address = container_address(e, site.id).await;
+    (site, address)
+}
+
+/// The path (and ticket) of an "Open editor" address, to ask the container directly.
+fn path_of(url: &str) -> String {
+    url[url.find("/editor/").expect("an editor address")..].to_owned()
+}
+
+/// A member whose role goes down (or who leaves) is signed out of the running site's
+/// editor by a job: their session ends, and a sign-in link made before the change is
+/// refused; a new one carries the new role. A stopped site is told once it runs again.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_demoted_member_is_signed_out_of_the_sites_editor(pool: PgPool) {
+    let e = env(pool.clone()).await;
+    let (site, address) = active_site(&e, &pool, "demote").await;
+    let writer = test_support::owner(&e.platform).await.user_id;
+    sqlx::query(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'editor')",
+    )
+    .bind(e.owner.organization_id)
+    .bind(writer)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let writer = platform::tenancy::membership(&e.platform, e.owner.organization_id, writer)
+        .await
+        .unwrap();
+
+    let url = sites::editor::open(&e.platform, &writer, site.id)
+        .await
+        .unwrap();
+    let (signed_in, head, _) = http_with_head(address, "GET", &path_of(&url), &[], "").await;
+    assert_eq!(signed_in, 303);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let editor_page = |cookie: String| async move {
+        http(address, "GET", "/editor", &[("Cookie", &cookie)], "").await
+    };
+    assert_eq!(editor_page(cookie.clone()).await.0, 200);
+    let unsent = sites::editor::open(&e.platform, &writer, site.id)
+        .await
+        .unwrap();
+
+    platform::tenancy::members::change_role(
+        &e.platform,
+        &e.owner,
+        writer.user_id,
+        Role::Viewer,
+        None,
+    )
+    .await
+    .unwrap();
+    platform::workers::run_due(&e.platform).await.unwrap();
+    let (ended, page) = editor_page(cookie.clone()).await;
+    assert_eq!(ended, 401, "{page}");
+    let (refused, page) = http(address, "GET", &path_of(&unsent), &[], "").await;
+    assert_eq!(refused, 401);
+    assert!(page.contains("access to this site changed"), "{page}");
+    let job: (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM jobs WHERE kind = 'editor_sign_out'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(job, ("succeeded".to_owned(), 1));
+    // Links made from the next second on carry the new role.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let viewer = Membership {
+        role: Role::Viewer,
+        ..writer
+    };
+    let again = sites::editor::open(&e.platform, &viewer, site.id)
+        .await
+        .unwrap();
+    assert_eq!(http(address, "GET", &path_of(&again), &[], "").await.0, 303);
+
+    // A stopped site cannot be told: the job waits for it, it is not lost.
+    sites::request(&e.platform, &e.owner, site.id, SiteAction::Stop)
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    platform::tenancy::members::remove_member(&e.platform, &e.owner, writer.user_id, None)
+        .await
+        .unwrap();
+    platform::workers::run_due(&e.platform).await.unwrap();
+    let waiting: (String, i32) = sqlx::query_as(
+        "SELECT state, attempts FROM jobs WHERE kind = 'editor_sign_out' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        waiting,
+        ("queued".to_owned(), 1),
+        "retried once the site runs"
+    );
     delete_and_check_nothing_is_left(&e, site.id).await;
 }

@@ -684,12 +684,7 @@ async fn deleting_an_organization_takes_its_sites_and_its_members_access_with_it
     assert_eq!(field, "confirm");
     assert!(message.contains(&slug), "{message}");
     subscribe(&p, owner.organization_id, "active").await;
-    let refused = conflict(deletion::delete_organization(&p, &owner, &slug, None).await);
-    assert!(refused.contains("Cancel it under Billing"), "{refused}");
-    assert!(deleted_at(&p, owner.organization_id).await.is_none());
-
-    subscribe(&p, owner.organization_id, "canceled").await;
-    // An open checkout could still start a subscription: it is waited for too.
+    // An open checkout could still start a subscription: it is waited for.
     sqlx::query(
         "INSERT INTO checkout_sessions (id, organization_id, plan_id, billing_interval, url, expires_at)
          VALUES ('cs_open', $1, 'pro', 'monthly', 'https://checkout.test/cs_open', now() + interval '1 hour')",
@@ -700,6 +695,7 @@ async fn deleting_an_organization_takes_its_sites_and_its_members_access_with_it
     .unwrap();
     let refused = conflict(deletion::delete_organization(&p, &owner, &slug, None).await);
     assert!(refused.contains("checkout open"), "{refused}");
+    assert!(deleted_at(&p, owner.organization_id).await.is_none());
     sqlx::query("UPDATE checkout_sessions SET completed_at = now() WHERE id = 'cs_open'")
         .execute(&p.db)
         .await
@@ -709,6 +705,22 @@ async fn deleting_an_organization_takes_its_sites_and_its_members_access_with_it
         .unwrap();
     assert_eq!(sites_deleted, ["journal"]);
     assert!(deleted_at(&p, owner.organization_id).await.is_some());
+    // The live subscription is canceled in Stripe by a job of the same transaction
+    // (server/tests/integration/billing.rs follows it through the Stripe test server).
+    let cancellations: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload FROM jobs WHERE kind = 'stripe_cancel_subscription'")
+            .fetch_all(&p.db)
+            .await
+            .unwrap();
+    let subscription: String = sqlx::query_scalar(
+        "SELECT stripe_subscription_id FROM billing_accounts WHERE organization_id = $1",
+    )
+    .bind(owner.organization_id)
+    .fetch_one(&p.db)
+    .await
+    .unwrap();
+    assert_eq!(cancellations.len(), 1, "{cancellations:?}");
+    assert_eq!(cancellations[0]["subscription_id"], subscription.as_str());
     assert_eq!(member_count(&p, owner.organization_id).await, 0);
     let desired: String = sqlx::query_scalar("SELECT desired_state FROM sites WHERE id = $1")
         .bind(site_id)
@@ -827,11 +839,13 @@ async fn deleting_an_account_takes_what_it_owns_alone_and_never_strands_a_team(p
     .unwrap();
     assert_eq!(kept, [(None, None)]);
 
-    // A subscription is ended first, whoever's account goes.
+    // An account takes no subscription with it: its organization is deleted first (which
+    // cancels it), or it is canceled.
     let dan = owner(&p).await;
     subscribe(&p, dan.organization_id, "past_due").await;
     let refused = conflict(deletion::delete_account(&p, dan.user_id, PASSWORD, None).await);
     assert!(refused.contains("has a subscription"), "{refused}");
+    assert!(refused.contains("Settings page"), "{refused}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -891,6 +905,59 @@ async fn an_account_deleted_while_ownership_is_handed_to_it_never_leaves_a_team_
             (Err(_), Ok(_)) => assert_eq!(owners[0].0, giver.user_id),
             other => panic!("round {round}: {other:?}"),
         }
+    }
+}
+
+/// Every change of a team's members takes the organization's row first, so changes that
+/// cross (two owners demoting or removing each other, an owner deleting their account while
+/// another demotes them) wait for each other instead of deadlocking: each ends done or
+/// refused in words, never in an internal error, and the team keeps an owner.
+#[sqlx::test(migrations = "../migrations")]
+async fn crossing_changes_of_owners_never_deadlock(pool: PgPool) {
+    let p = test_platform(pool);
+    for round in 0..12 {
+        let first = owner(&p).await;
+        let second = member(&p, &first, Role::Owner).await;
+        member(&p, &first, Role::Viewer).await;
+        let results = at_once(2, |i| {
+            let p = p.clone();
+            async move {
+                match (round % 3, i) {
+                    (0, 0) => {
+                        members::change_role(&p, &first, second.user_id, Role::Admin, None).await
+                    }
+                    (0, _) => {
+                        members::change_role(&p, &second, first.user_id, Role::Admin, None).await
+                    }
+                    (1, 0) => {
+                        members::change_role(&p, &first, second.user_id, Role::Editor, None).await
+                    }
+                    (1, _) => members::remove_member(&p, &second, first.user_id, None).await,
+                    (_, 0) => {
+                        members::change_role(&p, &second, first.user_id, Role::Admin, None).await
+                    }
+                    (_, _) => deletion::delete_account(&p, first.user_id, PASSWORD, None)
+                        .await
+                        .map(|_| ()),
+                }
+            }
+        })
+        .await;
+        for outcome in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(
+                    outcome,
+                    Error::Conflict(_) | Error::NotFound | Error::Forbidden
+                ),
+                "round {round}: {results:?}"
+            );
+        }
+        let owners = roles(&p, first.organization_id)
+            .await
+            .into_iter()
+            .filter(|(_, role)| role == "owner")
+            .count();
+        assert_eq!(owners, 1, "round {round}: {results:?}");
     }
 }
 

@@ -71,8 +71,8 @@ impl Env {
         test_support::owner_on_plan(&self.platform, "free").await
     }
 
-    /// Checkout, then the test server's "Pay": returns the subscription id.
-    async fn subscribe(&self, owner: &Membership, plan: &str, interval: Interval) -> String {
+    /// Opens a checkout: returns its session id.
+    async fn open_checkout(&self, owner: &Membership, plan: &str, interval: Interval) -> String {
         let CheckoutOutcome::Redirect(url) =
             billing::checkout(&self.platform, owner, plan, interval)
                 .await
@@ -80,7 +80,12 @@ impl Env {
         else {
             panic!("a first checkout goes to Stripe");
         };
-        let session = url.rsplit('/').next().expect("session id").to_owned();
+        url.rsplit('/').next().expect("session id").to_owned()
+    }
+
+    /// Checkout, then the test server's "Pay": returns the subscription id.
+    async fn subscribe(&self, owner: &Membership, plan: &str, interval: Interval) -> String {
+        let session = self.open_checkout(owner, plan, interval).await;
         let subscription = self.stripe.pay_checkout(&session).await.expect("paid");
         self.settle().await;
         subscription
@@ -1318,4 +1323,191 @@ async fn revenue_metrics_follow_stripe_subscriptions_discounts_and_unpaid_invoic
             .await
             .unwrap();
     assert_eq!(converted, 5);
+}
+
+/// Waits until Stripe has delivered `n` events of `kind` (it sends them after answering).
+async fn delivered(stripe: &StripeTestServer, kind: &str, n: usize) {
+    for _ in 0..200 {
+        let count = stripe
+            .deliveries()
+            .iter()
+            .filter(|d| d.kind == kind && d.status == 200)
+            .count();
+        if count >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("Stripe never delivered {n} {kind}");
+}
+
+async fn slug_of(platform: &Platform, owner: &Membership) -> String {
+    sqlx::query_scalar("SELECT slug FROM organizations WHERE id = $1")
+        .bind(owner.organization_id)
+        .fetch_one(&platform.db)
+        .await
+        .expect("organization")
+}
+
+/// `(status, grace_ends_at is set)` of the organization's stored subscription.
+async fn stored_subscription(platform: &Platform, owner: &Membership) -> (String, bool) {
+    sqlx::query_as(
+        "SELECT status, grace_ends_at IS NOT NULL FROM billing_accounts WHERE organization_id = $1",
+    )
+    .bind(owner.organization_id)
+    .fetch_one(&platform.db)
+    .await
+    .expect("billing account")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn deleting_an_organization_cancels_its_subscription_in_stripe_through_an_outage(
+    pool: PgPool,
+) {
+    let env = Env::start(pool).await;
+    let owner = env.owner().await;
+    let subscription = env.subscribe(&owner, "pro", Interval::Monthly).await;
+    env.create_site(&owner, "farewell").await.expect("site");
+    let slug = slug_of(&env.platform, &owner).await;
+
+    // Stripe is down when the deletion's job first runs; the queue's clock is moved by hand.
+    let start = Utc::now();
+    let clock = Clock::manual(start);
+    let platform = env.platform.clone().with_clock(clock.clone());
+    env.stripe.set_outage(true);
+    let sites_deleted = platform::deletion::delete_organization(&platform, &owner, &slug, None)
+        .await
+        .expect("deleted");
+    assert_eq!(sites_deleted, ["farewell"]);
+    let now = run_until(
+        &platform,
+        &clock,
+        start,
+        start + chrono::Duration::minutes(30),
+    )
+    .await;
+    assert_eq!(
+        env.stripe.object(&subscription).expect("kept")["status"],
+        "active",
+        "nothing reached Stripe during the outage"
+    );
+    let (state, attempts): (String, i32) = sqlx::query_as(
+        "SELECT state, attempts FROM jobs WHERE kind = 'stripe_cancel_subscription'",
+    )
+    .fetch_one(&env.platform.db)
+    .await
+    .expect("the cancellation is queued");
+    assert_eq!(state, "queued", "retried, not given up");
+    assert!(attempts > 3, "{attempts} attempts in 30 minutes");
+
+    env.stripe.set_outage(false);
+    let now = run_until(&platform, &clock, now, now + chrono::Duration::hours(2)).await;
+    delivered(&env.stripe, "customer.subscription.deleted", 1).await;
+    run_until(&platform, &clock, now, now + chrono::Duration::minutes(1)).await;
+    let canceled = env.stripe.object(&subscription).expect("kept");
+    assert_eq!(canceled["status"], "canceled");
+    assert_eq!(
+        canceled["test_cancel_options"],
+        json!({ "invoice_now": true, "prorate": false }),
+        "usage not billed yet is invoiced, the rest of the period is not credited"
+    );
+    assert_eq!(
+        canceled["cancellation_details"]["comment"],
+        "The organization was deleted in Slipway."
+    );
+    assert_eq!(env.stripe.calls("DELETE /v1/subscriptions/{id}"), 1);
+    // Stripe's `customer.subscription.deleted` is recorded, with no grace period, mail or
+    // incident: there is nobody and nothing left to keep.
+    assert_eq!(
+        stored_subscription(&env.platform, &owner).await,
+        ("canceled".to_owned(), false)
+    );
+    assert_eq!(
+        env.mails_to_owner(&owner, "Your subscription has ended")
+            .await,
+        0
+    );
+    let incidents: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM incidents WHERE organization_id = $1")
+            .bind(owner.organization_id)
+            .fetch_one(&env.platform.db)
+            .await
+            .expect("incidents");
+    assert_eq!(incidents, 0);
+    let unfinished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state <> 'succeeded'")
+            .fetch_one(&env.platform.db)
+            .await
+            .expect("jobs");
+    assert_eq!(unfinished, 0);
+    let audited: Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE organization_id = $1 AND action = 'organization.deleted'",
+    )
+    .bind(owner.organization_id)
+    .fetch_one(&env.platform.db)
+    .await
+    .expect("audited");
+    assert_eq!(audited["subscription_canceled"], subscription.as_str());
+}
+
+/// A checkout paid just before its organization is deleted, its events applied at the same
+/// moment as the deletion: whichever comes first, no subscription of a deleted organization
+/// stays live (the deletion cancels the one it finds, and a subscription that arrives for a
+/// deleted organization is canceled when it is applied).
+#[sqlx::test(migrations = "../migrations")]
+async fn a_subscription_arriving_while_its_organization_is_deleted_is_canceled(pool: PgPool) {
+    let env = Env::start(pool).await;
+    let mut outcomes = Vec::new();
+    for round in 0..5 {
+        let owner = env.owner().await;
+        let slug = slug_of(&env.platform, &owner).await;
+        let session = env
+            .open_checkout(&owner, "starter", Interval::Monthly)
+            .await;
+        // Paid: Stripe's events are queued in Slipway, not yet applied.
+        let subscription = env.stripe.pay_checkout(&session).await.expect("paid");
+        let results = test_support::at_once(2, |i| {
+            let (platform, owner, slug) = (env.platform.clone(), owner, slug.clone());
+            async move {
+                if i == 0 {
+                    workers::run_due(&platform).await.expect("jobs run");
+                    None
+                } else {
+                    Some(
+                        platform::deletion::delete_organization(&platform, &owner, &slug, None)
+                            .await,
+                    )
+                }
+            }
+        })
+        .await;
+        let deletion = results.into_iter().flatten().next().expect("the deletion");
+        outcomes.push(deletion.is_ok());
+        if let Err(error) = deletion {
+            // Only the open checkout refuses it; once applied, the deletion goes through.
+            assert!(
+                error.to_string().contains("checkout open"),
+                "round {round}: {error}"
+            );
+            env.settle().await;
+            platform::deletion::delete_organization(&env.platform, &owner, &slug, None)
+                .await
+                .expect("deleted once the checkout is applied");
+        }
+        // Settle what each step queued: the cancellation, then Stripe's answer to it.
+        env.settle().await;
+        delivered(&env.stripe, "customer.subscription.deleted", round + 1).await;
+        env.settle().await;
+        assert_eq!(
+            env.stripe.object(&subscription).expect("kept")["status"],
+            "canceled",
+            "round {round}"
+        );
+        assert_eq!(
+            stored_subscription(&env.platform, &owner).await,
+            ("canceled".to_owned(), false),
+            "round {round}"
+        );
+    }
+    println!("deletion went through at once in rounds: {outcomes:?}");
 }

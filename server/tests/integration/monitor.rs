@@ -656,7 +656,7 @@ async fn logs_are_for_owners_admins_and_editors_of_the_site_organization(pool: P
             .await,
         Err(Error::NotFound)
     ));
-    // The live stream carries what the site writes from now on.
+    // The live stream carries the last lines, then what the site writes from now on.
     let lines = platform::provision::follow_logs(
         &world.platform,
         &world.runtime,
@@ -665,16 +665,27 @@ async fn logs_are_for_owners_admins_and_editors_of_the_site_organization(pool: P
     )
     .await
     .unwrap();
-    let first = tokio::spawn(tokio::time::timeout(Duration::from_secs(10), async move {
+    let read = tokio::spawn(tokio::time::timeout(Duration::from_secs(10), async move {
         use futures_util::StreamExt as _;
         let mut lines = std::pin::pin!(lines);
-        lines.next().await
+        let mut read = Vec::new();
+        while let Some(line) = lines.next().await {
+            let done = line.contains("hanging, as asked");
+            read.push(line);
+            if done {
+                break;
+            }
+        }
+        read
     }));
-    // The stream follows from when it is first read.
     tokio::time::sleep(Duration::from_millis(500)).await;
     world.fault("hang").await;
-    let first = first.await.unwrap().unwrap();
-    assert!(first.unwrap().contains("hanging, as asked"));
+    let read = read.await.unwrap().expect("the new line arrives");
+    assert!(read[0].contains("listening on"), "{read:?}");
+    assert!(
+        read.last().unwrap().contains("hanging, as asked"),
+        "{read:?}"
+    );
     world.finish().await;
 }
 
@@ -747,7 +758,8 @@ async fn the_logs_endpoints_stream_and_download_for_editors_only(pool: PgPool) {
         format!("attachment; filename=\"site-{site}.log\"").as_str()
     );
     assert!(download.text().await.unwrap().contains("listening on"));
-    // The live stream: each line the site writes from now on is an event.
+    // The live stream: a `reset`, the last lines, then each line the site writes from now
+    // on, one event each.
     let mut stream = get(format!("/api/sites/{site}/logs"), Some(editor)).await;
     assert_eq!(stream.status().as_u16(), 200);
     assert!(
@@ -767,6 +779,10 @@ async fn the_logs_endpoints_stream_and_download_for_editors_only(pool: PgPool) {
     })
     .await
     .unwrap_or_else(|_| panic!("no log line in the stream: {seen:?}"));
+    assert!(seen.starts_with("retry: 1000\n"), "{seen:?}");
+    let reset = seen.find("event: reset").expect("a reset first");
+    let listening = seen.find("listening on").expect("the last lines");
+    assert!(reset < listening && listening < seen.find("hanging, as asked").unwrap());
     drop(stream);
     world.finish().await;
 }

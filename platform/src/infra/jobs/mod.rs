@@ -43,6 +43,11 @@ crate::text_enum! {
         StripeReconcile => "stripe_reconcile",
         /// Compare one organization's subscription in Stripe with what Slipway applied.
         StripeReconcileOrganization => "stripe_reconcile_organization",
+        /// Cancel a deleted organization's subscription in Stripe.
+        StripeCancelSubscription => "stripe_cancel_subscription",
+        /// Sign a member out of the editors of their organization's sites (their role went
+        /// down, or they left).
+        EditorSignOut => "editor_sign_out",
         /// Nightly: delete what is past its retention.
         Housekeeping => "housekeeping",
         /// Mail a site's members that it has been down for a while (if it still is).
@@ -82,6 +87,12 @@ impl JobKind {
             // Stripe accepts meter events up to 35 days old.
             JobKind::StripeMeterEvent | JobKind::BillingOverages => (MINUTE, HOUR, 7 * DAY),
             JobKind::BillingGracePeriod => (MINUTE, HOUR, 7 * DAY),
+            // A deleted organization must stop paying: tried for a week, then an
+            // operator's dead job (while Stripe keeps charging, an outage is all it can be).
+            JobKind::StripeCancelSubscription => (10, HOUR, 7 * DAY),
+            // The sites' sessions last 8 hours: after that the job has nothing left to end
+            // (its handler then succeeds), so it never needs to give up sooner.
+            JobKind::EditorSignOut => (30, 30 * MINUTE, 9 * HOUR),
             // The next night's run starts afresh.
             JobKind::StripeReconcile
             | JobKind::StripeReconcileOrganization
