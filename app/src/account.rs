@@ -94,12 +94,19 @@ pub async fn sign_up(
     use platform::kernel::Email;
     use platform::tenancy::organizations::OrganizationName;
     let state = app_state()?;
-    let input = signup::SignUp {
-        name: PersonName::parse(&name)?,
-        email: Email::parse(&email)?,
-        password: NewPassword::parse(&password)?,
-        organization: OrganizationName::parse(&organization)?,
-    };
+    let mut check = platform::kernel::error::FormCheck::default();
+    let name = check.field(PersonName::parse(&name));
+    let email = check.field(Email::parse(&email));
+    let password = check.field(NewPassword::parse(&password));
+    let organization = check.field(OrganizationName::parse(&organization));
+    let input = check.finish(|| {
+        Some(signup::SignUp {
+            name: name?,
+            email: email?,
+            password: password?,
+            organization: organization?,
+        })
+    })?;
     let signed_up = signup::sign_up(&state.platform, input, client_ip()).await?;
     sign_in_as(&state, signed_up.user_id).await?;
     leptos_axum::redirect("/dashboard");
@@ -421,11 +428,15 @@ pub async fn sign_up_invited(
 ) -> Result<(), AppError> {
     use platform::identity::users::{NewPassword, PersonName};
     let state = app_state()?;
+    let mut check = platform::kernel::error::FormCheck::default();
+    let name = check.field(PersonName::parse(&name));
+    let password = check.field(NewPassword::parse(&password));
+    let (name, password) = check.finish(|| Some((name?, password?)))?;
     let signed_up = platform::identity::signup::sign_up_invited(
         &state.platform,
         &token,
-        PersonName::parse(&name)?,
-        NewPassword::parse(&password)?,
+        name,
+        password,
         client_ip(),
     )
     .await?;

@@ -10,6 +10,9 @@ pub enum AppError {
     /// A form field's value was refused; `field` is the input's name.
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// Several fields refused at once: (input name, message) each.
+    #[error("{}", .0.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join(" "))]
+    InvalidFields(Vec<(String, String)>),
     #[error("Sign in to continue.")]
     SignInRequired,
     /// Signed in, but a member of no organization (removed from the last one, or an
@@ -36,6 +39,10 @@ impl AppError {
     pub fn for_field(&self, field: &str) -> Option<String> {
         match self {
             AppError::Invalid { field: f, message } if f == field => Some(message.clone()),
+            AppError::InvalidFields(fields) => fields
+                .iter()
+                .find(|(f, _)| f == field)
+                .map(|(_, message)| message.clone()),
             _ => None,
         }
     }
@@ -43,7 +50,7 @@ impl AppError {
     /// The message when it is not about one field (shown above the form).
     pub fn general(&self) -> Option<String> {
         match self {
-            AppError::Invalid { .. } => None,
+            AppError::Invalid { .. } | AppError::InvalidFields(_) => None,
             other => Some(other.to_string()),
         }
     }
@@ -56,7 +63,9 @@ impl AppError {
     pub fn status(&self) -> axum::http::StatusCode {
         use axum::http::StatusCode;
         match self {
-            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Invalid { .. } | AppError::InvalidFields(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::SignInRequired => StatusCode::UNAUTHORIZED,
             AppError::NoOrganization | AppError::Refused(_) => StatusCode::CONFLICT,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -104,6 +113,15 @@ impl From<platform::Error> for AppError {
                     field: field.to_owned(),
                     message,
                 },
+            ),
+            E::InvalidFields(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::InvalidFields(
+                    fields
+                        .into_iter()
+                        .map(|(field, message)| (field.to_owned(), message))
+                        .collect(),
+                ),
             ),
             E::Forbidden => (
                 StatusCode::FORBIDDEN,

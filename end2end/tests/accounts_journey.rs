@@ -104,6 +104,15 @@ async fn sign_up_verify_invite_accept_and_the_viewer_is_read_only() -> Result<()
         .await?;
     h.wait_for_text_containing("[data-invitations] li", "bob@example.com as viewer")
         .await?;
+    // Sent: the form is empty again, ready for the next person.
+    let typed = h
+        .browser
+        .execute(
+            r#"return document.querySelector('form[data-form="invite"] [name="email"]').value;"#,
+            vec![],
+        )
+        .await?;
+    ensure!(typed == "", "the invite form still holds {typed}");
     h.screenshot("team-invited").await?;
 
     // Pending invitations are managed: one revoked, Bob's sent again (the new link is the

@@ -460,12 +460,20 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_path("/dashboard/sites/new").await?;
     h.wait_hydrated().await?;
 
-    // Refused slugs, with the reason next to the field.
-    h.submit("create-site", &[("name", "Docs"), ("slug", "admin")])
+    // Every mistake at once, each next to its field; then refused slugs.
+    h.submit("create-site", &[("name", " "), ("slug", "admin")])
         .await?;
     h.wait_for_texts(
         r#"[data-field-error="slug"]"#,
         &["This name is reserved. Choose another."],
+    )
+    .await?;
+    h.assert_field_error("create-site", "name", "Enter a name for your site.")
+        .await?;
+    h.assert_field_error(
+        "create-site",
+        "slug",
+        "This name is reserved. Choose another.",
     )
     .await?;
     h.submit("create-site", &[("name", "Docs"), ("slug", "Bad Slug!")])

@@ -83,7 +83,9 @@ impl From<platform::Error> for ApiError {
     fn from(error: platform::Error) -> Self {
         use platform::Error as E;
         let (status, code) = match &error {
-            E::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            E::Invalid { .. } | E::InvalidFields(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
             E::Forbidden | E::AccountDisabled(_) => (StatusCode::FORBIDDEN, "forbidden"),
             E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::LimitReached(_) => (StatusCode::PAYMENT_REQUIRED, "limit_reached"),

@@ -31,6 +31,26 @@ where
     })
 }
 
+/// A form that adds something (a member, a key, a password) starts empty again once its
+/// action succeeded, ready for the next; a refused attempt keeps what was typed. Give the
+/// returned reference to the `ActionForm`'s `node_ref`.
+pub fn cleared_on_success<T, S>(value: S) -> NodeRef<leptos::html::Form>
+where
+    T: Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if matches!(value.get(), Some(Ok(_))) {
+            #[cfg(feature = "hydrate")]
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+        }
+    });
+    form
+}
+
 /// How many times the action behind `value` has succeeded, counted in the browser: the key
 /// for what must reload after a change. A refused attempt leaves the page as it is, so a
 /// form that was opened stays open with its errors.

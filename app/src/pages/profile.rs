@@ -7,7 +7,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_query_map};
 
 use super::dashboard::Panel;
-use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
+use super::forms::{
+    ConfirmSubmit, Field, FormError, Submit, cleared_on_success, field_error, general_error,
+};
 use crate::profile::{
     AccountView, ChangeEmail, ChangeName, ChangePassword, DeleteAccount, EndSession, account,
 };
@@ -83,6 +85,7 @@ fn Account(
     end: ServerAction<EndSession>,
     delete: ServerAction<DeleteAccount>,
 ) -> impl IntoView {
+    let password_form = cleared_on_success(password.value());
     view! {
         <Panel title="Name" note="How your teammates see you.">
             <ActionForm action=rename attr:class="space-y-3" attr:data-form="account-name">
@@ -133,7 +136,12 @@ fn Account(
             </ActionForm>
         </Panel>
         <Panel title="Password" note="Changing it signs out every other browser signed in as you.">
-            <ActionForm action=password attr:class="space-y-3" attr:data-form="account-password">
+            <ActionForm
+                action=password
+                node_ref=password_form
+                attr:class="space-y-3"
+                attr:data-form="account-password"
+            >
                 <FormError error=general_error(password.value()) />
                 <Field
                     label="Current password"

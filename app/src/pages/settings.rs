@@ -8,7 +8,9 @@ use leptos_router::hooks::use_location;
 
 use super::copy::CopyButton;
 use super::dashboard::Panel;
-use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
+use super::forms::{
+    ConfirmSubmit, Field, FormError, Submit, cleared_on_success, field_error, general_error,
+};
 use crate::account::{
     CreateApiKey, CreateOrganization, DeleteOrganization, RenameOrganization, RevokeApiKey,
     SettingsView, settings,
@@ -89,6 +91,7 @@ fn Settings(
     rename: ServerAction<RenameOrganization>,
     delete: ServerAction<DeleteOrganization>,
 ) -> impl IntoView {
+    let create_key_form = cleared_on_success(create_key.value());
     let from_form_post = settings.new_key.clone();
     let new_key = move || match create_key.value().get() {
         Some(Ok(secret)) => Some(secret),
@@ -192,6 +195,7 @@ fn Settings(
                         }}
                         <ActionForm
                             action=create_key
+                            node_ref=create_key_form
                             attr:class="flex flex-wrap items-end gap-3"
                             attr:data-form="create-key"
                         >

@@ -7,7 +7,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
 use super::dashboard::Panel;
-use super::forms::{ConfirmSubmit, Field, FormError, Submit, field_error, general_error};
+use super::forms::{
+    ConfirmSubmit, Field, FormError, Submit, cleared_on_success, field_error, general_error,
+};
 use crate::account::{
     ChangeMemberRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation,
     RevokeInvitation, TeamView, TransferOwnership, team,
@@ -92,6 +94,7 @@ fn Team(
     resend: ServerAction<ResendInvitation>,
     transfer: ServerAction<TransferOwnership>,
 ) -> impl IntoView {
+    let invite_form = cleared_on_success(invite.value());
     let can_manage = team.can_manage;
     let can_transfer = team.can_transfer;
     let can_leave = team.can_leave;
@@ -282,7 +285,12 @@ fn Team(
                         title="Invite someone"
                         note="They get a link by email, valid for 7 days."
                     >
-                        <ActionForm action=invite attr:class="space-y-3" attr:data-form="invite">
+                        <ActionForm
+                            action=invite
+                            node_ref=invite_form
+                            attr:class="space-y-3"
+                            attr:data-form="invite"
+                        >
                             <FormError error=general_error(invite.value()) />
                             {move || {
                                 invited()

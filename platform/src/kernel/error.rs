@@ -11,6 +11,9 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// Several fields of one form refused at once ([`FormCheck`]), each with its message.
+    #[error("{}", .0.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join(" "))]
+    InvalidFields(Vec<(&'static str, String)>),
     #[error("An account with this email already exists. Sign in, or reset your password.")]
     EmailTaken,
     /// Deliberately the same for an unknown email and a wrong password.
@@ -77,3 +80,59 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks every field of a form before answering, so a form shows all its mistakes at once
+/// (each at its field) instead of one per attempt.
+///
+/// ```
+/// # use platform::kernel::error::{Error, FormCheck};
+/// let mut check = FormCheck::default();
+/// let name = check.field(Err::<String, _>(Error::invalid("name", "Enter a name.")));
+/// let slug = check.field(Err::<String, _>(Error::invalid("slug", "Too short.")));
+/// let refused = check.finish(|| Some((name?, slug?))).unwrap_err();
+/// assert!(matches!(refused, Error::InvalidFields(fields) if fields.len() == 2));
+/// ```
+#[derive(Debug, Default)]
+pub struct FormCheck {
+    refused: Vec<(&'static str, String)>,
+    /// A failure that is about no field (kept, and answered first).
+    other: Option<Error>,
+}
+
+impl FormCheck {
+    /// The field's value, or `None` with its refusal kept for [`Self::finish`].
+    pub fn field<T>(&mut self, checked: Result<T>) -> Option<T> {
+        match checked {
+            Ok(value) => Some(value),
+            Err(Error::Invalid { field, message }) => {
+                self.refused.push((field, message));
+                None
+            }
+            Err(Error::InvalidFields(fields)) => {
+                self.refused.extend(fields);
+                None
+            }
+            Err(other) => {
+                self.other.get_or_insert(other);
+                None
+            }
+        }
+    }
+
+    /// Every refusal at once (one field's as [`Error::Invalid`], several as
+    /// [`Error::InvalidFields`]), or what `build` makes of the checked values.
+    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T> {
+        if let Some(other) = self.other {
+            return Err(other);
+        }
+        let mut refused = self.refused;
+        match refused.len() {
+            0 => build().ok_or_else(|| Error::Internal("a form check lost a refusal".to_owned())),
+            1 => {
+                let (field, message) = refused.remove(0);
+                Err(Error::Invalid { field, message })
+            }
+            _ => Err(Error::InvalidFields(refused)),
+        }
+    }
+}

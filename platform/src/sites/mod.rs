@@ -135,15 +135,17 @@ pub struct SiteSummary {
 /// The reconciler does the work.
 pub async fn create(platform: &Platform, by: &Membership, form: &NewSite) -> Result<SiteSummary> {
     by.require(Action::ManageSites)?;
-    let name = SiteName::parse(&form.name)?;
-    let slug = SiteSlug::parse(&form.slug)?;
-    let template = if form.template.trim().is_empty() {
-        &platform.templates[0]
+    let mut check = crate::kernel::error::FormCheck::default();
+    let name = check.field(SiteName::parse(&form.name));
+    let slug = check.field(SiteSlug::parse(&form.slug));
+    let template = check.field(if form.template.trim().is_empty() {
+        Ok(&platform.templates[0])
     } else {
         platform
             .template(form.template.trim())
-            .ok_or_else(|| Error::invalid("template", "Choose one of the listed templates."))?
-    };
+            .ok_or_else(|| Error::invalid("template", "Choose one of the listed templates."))
+    });
+    let (name, slug, template) = check.finish(|| Some((name?, slug?, template?)))?;
     let key = platform.master_key.as_ref().ok_or_else(|| {
         Error::Conflict(
             "Sites cannot be created on this server yet: the operator has not configured a master key (provision.master_key).".to_owned(),

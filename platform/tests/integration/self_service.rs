@@ -1008,3 +1008,26 @@ async fn an_invitation_accepted_while_its_organization_goes_never_lands_in_a_del
         }
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_sites_form_answers_every_mistake_at_once(pool: PgPool) {
+    let p = test_platform(pool);
+    let owner = owner(&p).await;
+    let form = |name: &str, slug: &str, template: &str| platform::sites::NewSite {
+        name: name.to_owned(),
+        slug: slug.to_owned(),
+        template: template.to_owned(),
+    };
+    match platform::sites::create(&p, &owner, &form(" ", "admin", "no-such-app")).await {
+        Err(Error::InvalidFields(fields)) => {
+            let named: Vec<&str> = fields.iter().map(|(field, _)| *field).collect();
+            assert_eq!(named, ["name", "slug", "template"], "{fields:?}");
+            assert!(fields[1].1.contains("reserved"), "{fields:?}");
+        }
+        other => panic!("expected every field's refusal, got {other:?}"),
+    }
+    // One mistake is one field's refusal, as before.
+    let (field, _) =
+        invalid_field(platform::sites::create(&p, &owner, &form("Docs", "Bad Slug!", "")).await);
+    assert_eq!(field, "slug");
+}
