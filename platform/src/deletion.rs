@@ -76,8 +76,9 @@ pub async fn delete_organization(
 }
 
 /// What of the organization's billing is still running, read in the deletion's
-/// transaction (which holds the organization's row: a checkout or a subscription webhook
-/// takes it too).
+/// transaction. It holds the organization's row, as applying a subscription from Stripe
+/// does: a subscription applied before the deletion is canceled by it, and one applied
+/// after finds the organization deleted and is canceled then.
 struct OpenBilling {
     /// A Stripe subscription that has not ended.
     subscription: Option<String>,
