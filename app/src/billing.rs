@@ -269,16 +269,11 @@ pub async fn withdraw_plan_request() -> Result<(), AppError> {
     back_to_billing(outcome, "/dashboard/billing")
 }
 
-/// Done: on to `done` (the billing page); refused: back with the message.
+/// Done: on to `done` (the billing page). Refused: the error goes to the one form that
+/// sent it (without JavaScript through the form flash, with what was typed).
 #[cfg(feature = "ssr")]
 fn back_to_billing(outcome: Result<(), AppError>, done: &str) -> Result<(), AppError> {
-    match outcome {
-        Ok(()) => {
-            leptos_axum::redirect(done);
-            Ok(())
-        }
-        Err(error) => back_with_error(error),
-    }
+    outcome.map(|()| leptos_axum::redirect(done))
 }
 
 /// Goes to Stripe's billing portal (payment methods, invoices, cancellation).
@@ -297,9 +292,9 @@ pub async fn open_portal() -> Result<(), AppError> {
     Ok(())
 }
 
-/// A refused form: with JavaScript the page shows the error under the form; a plain form
-/// post goes back to the billing page with the message in the URL, shown once at the top
-/// (leptos's own no-JS error would appear under every checkout form of the page, since they
+/// A refused checkout or portal form: with JavaScript the page shows the error under the
+/// form; a plain form post goes back to the billing page with the message, shown once at
+/// the top (the form flash would show it under every checkout form of the page, since they
 /// share one server function).
 #[cfg(feature = "ssr")]
 fn back_with_error(error: AppError) -> Result<(), AppError> {

@@ -110,7 +110,7 @@ impl From<platform::Error> for AppError {
             E::Invalid { field, message } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 AppError::Invalid {
-                    field: field.to_owned(),
+                    field: field.into_owned(),
                     message,
                 },
             ),
@@ -119,7 +119,7 @@ impl From<platform::Error> for AppError {
                 AppError::InvalidFields(
                     fields
                         .into_iter()
-                        .map(|(field, message)| (field.to_owned(), message))
+                        .map(|(field, message)| (field.into_owned(), message))
                         .collect(),
                 ),
             ),

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod dev;
 pub mod domains;
 pub mod error;
+pub mod form_flash;
 pub mod format;
 pub mod health;
 pub mod help;
@@ -65,6 +66,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
+                {form_flash::meta()}
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900 antialiased">
                 <App />
@@ -76,6 +78,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    form_flash::provide();
     // Effects run only in the browser, after hydration: the attribute tells a test (and a
     // curious developer) that the WASM bundle took over the server-rendered page.
     let hydrated = RwSignal::new(false);

@@ -93,6 +93,33 @@ pub struct SiteView {
     pub editor: bool,
 }
 
+/// The environment settings a site's application offers, with what is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub settings: Vec<SettingRow>,
+    /// Whether the reader may change them (owners and admins).
+    pub can_manage: bool,
+}
+
+/// One setting of a site, as its form shows it: a secret's value is never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingRow {
+    pub key: String,
+    pub label: String,
+    pub help: String,
+    pub secret: bool,
+    pub value: Option<String>,
+    pub is_set: bool,
+}
+
+impl SettingRow {
+    /// The name of its input in the settings form: `values[KEY]` (a map for the server
+    /// function), also the name its error comes back under.
+    pub fn input(&self) -> String {
+        format!("values[{}]", self.key)
+    }
+}
+
 impl SiteView {
     /// Whether the reconciler still has work to do (the page keeps listening).
     pub fn in_progress(&self) -> bool {
@@ -403,6 +430,31 @@ pub(crate) async fn site_view(
     })
 }
 
+/// The site's settings form: its own request, so a page that refreshes itself on every
+/// event never resets what someone is typing into it.
+#[server(endpoint = "sites/settings/list")]
+pub async fn site_settings(id: String) -> Result<SettingsView, AppError> {
+    use platform::tenancy::{Action, authorize};
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let settings = platform::sites::settings::list(&state.platform, &me, parse_site_id(&id)?)
+        .await?
+        .into_iter()
+        .map(|s| SettingRow {
+            key: s.key,
+            label: s.label,
+            help: s.help,
+            secret: s.secret,
+            value: s.value,
+            is_set: s.is_set,
+        })
+        .collect();
+    Ok(SettingsView {
+        settings,
+        can_manage: authorize(me.role, Action::ManageSites),
+    })
+}
+
 /// Signs the member into the site's own editor (a single-use ticket, valid a minute).
 #[server(endpoint = "sites/open-editor")]
 pub async fn open_editor(id: String) -> Result<(), AppError> {
@@ -420,6 +472,63 @@ pub async fn rename_site(id: String, name: String) -> Result<String, AppError> {
     let (_, me) = require_membership(&state).await?;
     let name = platform::sites::rename(&state.platform, &me, parse_site_id(&id)?, &name).await?;
     Ok(name.as_str().to_owned())
+}
+
+/// Saves the site's settings form (`values[KEY]` each); a change restarts the site with
+/// them. An empty secret keeps the secret.
+#[server(endpoint = "sites/settings")]
+pub async fn save_site_settings(
+    id: String,
+    values: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<usize, AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    let changed = platform::sites::settings::save(
+        &state.platform,
+        &me,
+        parse_site_id(&id)?,
+        &values.unwrap_or_default(),
+        &[],
+    )
+    .await
+    .map_err(|error| as_setting_inputs(error.into()))?;
+    Ok(changed.len())
+}
+
+/// Removes one secret setting of the site (a secret is never emptied by leaving its field
+/// empty).
+#[server(endpoint = "sites/settings/unset")]
+pub async fn unset_site_setting(id: String, key: String) -> Result<(), AppError> {
+    let state = app_state()?;
+    let (_, me) = require_membership(&state).await?;
+    platform::sites::settings::save(
+        &state.platform,
+        &me,
+        parse_site_id(&id)?,
+        &Default::default(),
+        &[key],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The platform names a refused setting by its key; the form's input is `values[KEY]`.
+#[cfg(feature = "ssr")]
+fn as_setting_inputs(error: AppError) -> AppError {
+    let input = |key: String| format!("values[{key}]");
+    match error {
+        AppError::Invalid { field, message } => AppError::Invalid {
+            field: input(field),
+            message,
+        },
+        AppError::InvalidFields(fields) => AppError::InvalidFields(
+            fields
+                .into_iter()
+                .map(|(field, message)| (input(field), message))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Restart, stop, start or delete. Deleting needs the slug typed again as confirmation

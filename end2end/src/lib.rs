@@ -772,15 +772,52 @@ impl Harness {
             .execute(
                 "const input = document.querySelector(`form[data-form=\"${arguments[0]}\"] [name=\"${arguments[1]}\"]`);
                  if (!input) return null;
-                 const id = input.getAttribute('aria-describedby');
-                 return [input.getAttribute('aria-invalid'), id && document.getElementById(id)?.innerText];",
-                vec![json!(form), json!(name)],
+                 const texts = (input.getAttribute('aria-describedby') || '').split(' ')
+                     .filter(Boolean).map(id => document.getElementById(id)?.innerText);
+                 return [input.getAttribute('aria-invalid'),
+                         texts.find(text => text === arguments[2]) ?? texts.join(' | ')];",
+                vec![json!(form), json!(name), json!(message)],
             )
             .await?;
         ensure!(
             found == json!(["true", message]),
             "field {name} of {form}: aria-invalid and described-by message are {found}, not \"true\" and {message:?}"
         );
+        Ok(())
+    }
+
+    /// Fails unless a refused form came back as it was sent: at `path`, an address with no
+    /// encoded error in it, and each of `typed`'s fields of form `form` holding its value
+    /// (give a password as `""`: it is never shown again).
+    pub async fn assert_form_kept(
+        &self,
+        path: &str,
+        form: &str,
+        typed: &[(&str, &str)],
+    ) -> Result<()> {
+        let address = self.browser.current_url().await?;
+        ensure!(
+            !address.as_str().contains("__err") && !address.as_str().contains("__path"),
+            "a refused form leaves no encoded error in the address: {address}"
+        );
+        let here = match address.query() {
+            Some(query) => format!("{}?{query}", address.path()),
+            None => address.path().to_owned(),
+        };
+        ensure!(here == path, "back on {path}, not {here}");
+        for (name, value) in typed {
+            let found = self
+                .browser
+                .execute(
+                    "return document.querySelector(`form[data-form=\"${arguments[0]}\"] [name=\"${arguments[1]}\"]`)?.value;",
+                    vec![json!(form), json!(name)],
+                )
+                .await?;
+            ensure!(
+                found == json!(value),
+                "field {name} of {form} holds {found} after the refusal, not {value:?}"
+            );
+        }
         Ok(())
     }
 

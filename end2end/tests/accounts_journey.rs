@@ -399,9 +399,55 @@ async fn accounts_work_without_javascript() -> Result<()> {
         .await?;
     h.assert_field_error("signup", "name", "Enter your name.")
         .await?;
+    // Refused without JavaScript, the form comes back as it was sent (the password
+    // excepted), at its own clean address.
+    h.assert_form_kept(
+        "/signup",
+        "signup",
+        &[
+            ("name", ""),
+            ("email", "grace@example.com"),
+            ("password", ""),
+            ("organization", "Navy"),
+        ],
+    )
+    .await?;
     h.screenshot("signup-error").await?;
+    // The refusal shows once: the same page opened again is a fresh form.
+    h.visit("/signup").await?;
+    ensure!(
+        h.texts("[data-field-error]").await?.is_empty(),
+        "a refusal is shown once"
+    );
+    h.assert_form_kept("/signup", "signup", &[("email", "")])
+        .await?;
     sign_up(&h, "Grace Hopper", "grace@example.com", "Navy").await?;
     h.wait_for_texts("main h1", &["Overview"]).await?;
+
+    // Local billing without JavaScript: a plan request refused (her organization was moved
+    // to Pro behind the page's back) keeps its message; the next one is sent.
+    h.visit("/dashboard/billing?plan=pro").await?;
+    h.sql("UPDATE organizations SET plan_id = 'pro' WHERE name = 'Navy'")
+        .await?;
+    h.submit("request-plan", &[("message", "We launch on Monday.")])
+        .await?;
+    h.wait_for_text_containing("[data-form-error]", "already on the Pro plan")
+        .await?;
+    h.assert_form_kept(
+        "/dashboard/billing?plan=pro",
+        "request-plan",
+        &[("message", "We launch on Monday.")],
+    )
+    .await?;
+    h.screenshot("billing-request-refused").await?;
+    h.sql("UPDATE organizations SET plan_id = 'free' WHERE name = 'Navy'")
+        .await?;
+    h.visit("/dashboard/billing?plan=pro").await?;
+    h.submit("request-plan", &[("message", "We launch on Monday.")])
+        .await?;
+    h.wait_for_text_containing("[data-plan-request=pending]", "You asked for the Pro plan")
+        .await?;
+    h.screenshot("billing-request-sent").await?;
 
     h.visit("/dashboard/settings").await?;
     // API access is a Pro feature: the free plan says so, then the operator upgrades.
@@ -465,6 +511,12 @@ async fn accounts_work_without_javascript() -> Result<()> {
     .await?;
     h.wait_for_texts("[data-form-error]", &["Email or password is incorrect."])
         .await?;
+    h.assert_form_kept(
+        "/login",
+        "login",
+        &[("email", "grace@example.com"), ("password", "")],
+    )
+    .await?;
     h.submit(
         "login",
         &[("email", "grace@example.com"), ("password", PASSWORD)],

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use end2end::{Harness, JavaScript};
 
 async fn sign_up_on_pro(h: &Harness, email: &str) -> Result<()> {
@@ -91,7 +91,9 @@ async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> 
     for (path, name) in dashboard_pages(site_page) {
         let mark = h.console_mark().await?;
         h.visit(path).await?;
-        h.wait_hydrated().await?;
+        if let Err(error) = h.wait_hydrated().await {
+            bail!("{path}: {error}; console: {:?}", h.console_errors().await?);
+        }
         // Each page comes alive in the browser: a hydration error would leave it dead.
         h.assert_no_panics_since(mark)
             .await
@@ -861,6 +863,7 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-deployments] > li:first-child", "restarted")
         .await?;
     writes_in_the_editor(&mut h, &page, &site_url, true).await?;
+    changes_the_sites_settings(&mut h, &page, "team-docs", &site_url, true).await?;
 
     // The list shows it with its badge.
     h.visit("/dashboard/sites").await?;
@@ -899,6 +902,102 @@ async fn create_watch_live_restart_and_delete_a_site() -> Result<()> {
     h.wait_for_text_containing("[data-empty-state]", "No sites yet")
         .await?;
     h.finish().await
+}
+
+/// The site's settings, from its page: every mistake at once, with what was typed kept
+/// (without JavaScript too); then a tagline and a visitor password that reach the running
+/// site (its visitors are asked for the password), the secret never sent back to the page,
+/// and its removal behind a confirmation.
+async fn changes_the_sites_settings(
+    h: &mut Harness,
+    page: &str,
+    slug: &str,
+    site_url: &str,
+    javascript: bool,
+) -> Result<()> {
+    let label = if javascript { "js" } else { "no-js" };
+    let tagline = "Notes from the harbour";
+    h.visit(page).await?;
+    if javascript {
+        h.wait_hydrated().await?;
+    }
+    h.submit(
+        "site-settings",
+        &[
+            ("values[SITE_TAGLINE]", tagline),
+            ("values[SITE_PASSWORD]", "short"),
+        ],
+    )
+    .await?;
+    h.wait_for_text_containing(
+        r#"[data-field-error="values[SITE_PASSWORD]"]"#,
+        "at least 8 characters",
+    )
+    .await?;
+    h.assert_field_error(
+        "site-settings",
+        "values[SITE_PASSWORD]",
+        "Visitor password needs at least 8 characters.",
+    )
+    .await?;
+    // With JavaScript the form is never replaced; without, the page comes back with the
+    // tagline as typed and the password field empty (a secret is never sent back).
+    h.assert_form_kept(
+        page,
+        "site-settings",
+        &[
+            ("values[SITE_TAGLINE]", tagline),
+            (
+                "values[SITE_PASSWORD]",
+                if javascript { "short" } else { "" },
+            ),
+        ],
+    )
+    .await?;
+    h.screenshot(&format!("site-settings-refused-{label}"))
+        .await?;
+
+    h.submit(
+        "site-settings",
+        &[
+            ("values[SITE_TAGLINE]", tagline),
+            ("values[SITE_PASSWORD]", "correct horse"),
+        ],
+    )
+    .await?;
+    h.wait_for_text_containing(r#"[data-setting="SITE_PASSWORD"]"#, "Set.")
+        .await?;
+    ensure!(
+        !h.browser.source().await?.contains("correct horse"),
+        "a secret is never sent back to the page"
+    );
+    // The new container asks visitors for the password.
+    visitors_get(h, slug, 401).await?;
+    h.wait_for_text_containing("[data-deployments]", "Settings changed")
+        .await?;
+    h.screenshot(&format!("site-settings-saved-{label}"))
+        .await?;
+
+    // Removing it is confirmed first; then the site is open again.
+    let form = "unset-SITE_PASSWORD";
+    if javascript {
+        h.confirm_in_dialog(form, "Remove the visitor password?")
+            .await?;
+    } else {
+        h.click(&format!(r#"form[data-form="{form}"] details summary"#))
+            .await?;
+        h.click(&format!(
+            r#"form[data-form="{form}"] details button[type="submit"]"#
+        ))
+        .await?;
+    }
+    h.wait_for_text_containing(r#"[data-setting="SITE_PASSWORD"]"#, "Not set.")
+        .await?;
+    visitors_get(h, slug, 200).await?;
+    h.browser.goto(&format!("{site_url}/")).await?;
+    h.wait_for_texts("[data-tagline]", &[tagline]).await?;
+    h.screenshot(&format!("site-with-tagline-{label}")).await?;
+    Ok(())
 }
 
 /// A 24-pixel indigo square: an image the editor accepts.
@@ -1115,6 +1214,7 @@ async fn without_javascript_the_site_pages_work_with_refresh() -> Result<()> {
     );
     let site_url = format!("http://notes-nojs.localhost:{}", h.proxy_port);
     writes_in_the_editor(&mut h, &page, &site_url, false).await?;
+    changes_the_sites_settings(&mut h, &page, "notes-nojs", &site_url, false).await?;
     h.visit(&page).await?;
     // A domain added with a plain form post shows its DNS records after the redirect.
     h.submit("domain-add", &[("domain", "notes.example.org")])

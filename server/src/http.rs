@@ -78,6 +78,10 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::form_flash::form_flash,
+        ))
         .layer(middleware::from_fn_with_state(PAGE_DEADLINE, page_deadline))
         .layer(middleware::from_fn_with_state(
             state.clone(),

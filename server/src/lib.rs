@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod dev;
 pub mod exports;
+pub mod form_flash;
 pub mod http;
 pub mod proxy;
 pub mod site_events;

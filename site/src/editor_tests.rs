@@ -14,6 +14,15 @@ use crate::ticket::{Claims, sign};
 const TOKEN: &str = "the-site-token";
 
 fn app(db: PgPool) -> (Router, std::path::PathBuf) {
+    app_with(db, None, None)
+}
+
+/// The site with its customer settings: a tagline and a visitor password.
+fn app_with(
+    db: PgPool,
+    tagline: Option<&str>,
+    visitor_password: Option<&str>,
+) -> (Router, std::path::PathBuf) {
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).unwrap();
     let data_dir = std::env::temp_dir().join(format!("site-editor-{}", hex::encode(suffix)));
@@ -25,6 +34,8 @@ fn app(db: PgPool) -> (Router, std::path::PathBuf) {
             data_dir: data_dir.clone(),
             token: TOKEN.to_owned(),
             webhook_secret: "secret".to_owned(),
+            tagline: tagline.map(str::to_owned),
+            visitor_password: visitor_password.map(str::to_owned),
         },
     );
     (router, data_dir)
@@ -729,4 +740,93 @@ async fn a_sign_in_racing_its_members_sign_out_never_leaves_a_session_behind(db:
             "round {round}: a session from a ticket older than the sign-out survived"
         );
     }
+}
+
+/// The customer's settings reach the site: the tagline is on every public page, and a
+/// visitor password guards what visitors read (HTTP Basic, any user name) but not the
+/// health check, the API (its token) or the editor (its sign-in).
+#[sqlx::test(migrator = "crate::web::MIGRATOR")]
+async fn the_tagline_shows_and_the_visitor_password_guards_the_public_pages(db: PgPool) {
+    use base64::Engine;
+    let (app, data_dir) = app_with(db, Some("Notes <from> the sea"), Some("correct horse"));
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let get_as = |path: &'static str, authorization: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get(path);
+            if let Some(value) = authorization {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let response = app
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let challenge = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                challenge,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+    };
+
+    for path in ["/", "/posts/hello", "/pages/about", "/uploads/x.png"] {
+        let (status, challenge, body) = get_as(path, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Basic ")),
+            "{path}: {challenge:?}"
+        );
+        assert!(body.contains("asks for a password"), "{body}");
+    }
+    for wrong in [
+        basic("visitor:wrong horse"),
+        basic("correct horse"),
+        "Bearer x".to_owned(),
+    ] {
+        assert_eq!(get_as("/", Some(wrong)).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, body) = get_as("/", Some(basic("anyone:correct horse"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("<span data-tagline>Notes &lt;from&gt; the sea</span>"),
+        "the tagline, escaped: {body}"
+    );
+
+    // Not guarded: the health check, the API with its token, the editor's own sign-in.
+    assert_eq!(get_as("/healthz", None).await.0, StatusCode::OK);
+    assert_eq!(
+        get_as("/api/posts", Some(format!("Bearer {TOKEN}")))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, challenge, body) = get_as("/editor", None).await;
+    assert!(
+        challenge.is_none() && !body.contains("asks for a password"),
+        "the editor signs in its own way: {challenge:?} {body}"
+    );
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+/// Without settings, nothing is asked and no tagline is shown.
+#[sqlx::test(migrator = "crate::web::MIGRATOR")]
+async fn without_settings_the_site_is_open_and_has_no_tagline(db: PgPool) {
+    let (app, data_dir) = app(db);
+    let answer = get(&app, "/", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(!String::from_utf8_lossy(&answer.body).contains("data-tagline"));
+    let _ = std::fs::remove_dir_all(data_dir);
 }

@@ -95,6 +95,11 @@ fn port() -> Result<u16, String> {
     }
 }
 
+/// A setting the customer may leave unset (Slipway sets it only when they set it).
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
 fn required(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))
 }
@@ -107,6 +112,8 @@ async fn serve() -> Result<(), String> {
         data_dir: data_dir(),
         token: required("SITE_TOKEN")?,
         webhook_secret: required("WEBHOOK_SECRET")?,
+        tagline: optional("SITE_TAGLINE"),
+        visitor_password: optional("SITE_PASSWORD"),
     };
     let database_url = required("DATABASE_URL")?;
     // Within the role's CONNECTION LIMIT (the plan's), and idle connections are closed

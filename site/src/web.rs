@@ -28,6 +28,10 @@ pub struct Config {
     pub data_dir: std::path::PathBuf,
     pub token: String,
     pub webhook_secret: String,
+    /// A line under the site's name on every public page (`SITE_TAGLINE`).
+    pub tagline: Option<String>,
+    /// While set, the public pages ask visitors for it (`SITE_PASSWORD`, HTTP Basic).
+    pub visitor_password: Option<String>,
 }
 
 #[derive(Clone)]
@@ -96,12 +100,19 @@ pub fn router(db: PgPool, config: Config) -> Router {
     } else {
         Router::new()
     };
-    Router::new()
+    // What visitors read: behind the visitor password when there is one.
+    let public = Router::new()
         .route("/", get(index))
-        .route("/healthz", get(liveness))
         .route("/posts/{slug}", get(show_post))
         .route("/pages/{slug}", get(show_page))
         .route("/uploads/{name}", get(crate::editor::serve_upload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            visitor_password,
+        ));
+    Router::new()
+        .merge(public)
+        .route("/healthz", get(liveness))
         .route("/editor", get(crate::editor::index))
         .route("/editor/sign-in", get(crate::editor::sign_in))
         .route("/editor/sign-out", post(crate::editor::sign_out))
@@ -624,6 +635,64 @@ padding:0 1rem;line-height:1.6;color:#1f2937}a{color:#3730a3}header a{color:inhe
 header{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:baseline}\
 header strong a{text-decoration:none}img{max-width:100%}";
 
+/// With a visitor password (`SITE_PASSWORD`), the public pages ask for it: HTTP Basic, any
+/// user name, so every browser asks by itself and no page or cookie is needed. The editor,
+/// the API and the health check have their own access and are not asked.
+async fn visitor_password(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(password) = state.config.visitor_password.as_deref() else {
+        return next.run(request).await;
+    };
+    if basic_password(request.headers()).is_some_and(|given| same_secret(&given, password)) {
+        return next.run(request).await;
+    }
+    let page = document(
+        "Password needed",
+        PUBLIC_STYLE,
+        "<main><h1>This site asks for a password</h1>\
+         <p>Its owner can give it to you. Reload the page to enter it.</p></main>",
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"site\", charset=\"UTF-8\"",
+        )],
+        Html(page),
+    )
+        .into_response()
+}
+
+/// The password of an `Authorization: Basic` header.
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let encoded = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let pair = String::from_utf8(decoded).ok()?;
+    pair.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
+/// Compares the digests in constant time: neither the content nor the length of the
+/// secret shows in how long a wrong guess takes.
+fn same_secret(given: &str, expected: &str) -> bool {
+    use sha2::Digest;
+    subtle::ConstantTimeEq::ct_eq(
+        Sha256::digest(given.as_bytes()).as_slice(),
+        Sha256::digest(expected.as_bytes()).as_slice(),
+    )
+    .into()
+}
+
 /// A public page, with the published pages in its header (or the error page to send).
 #[allow(clippy::result_large_err)]
 async fn page(state: &AppState, title: &str, content: &str) -> Result<Html<String>, Response> {
@@ -649,8 +718,14 @@ async fn page(state: &AppState, title: &str, content: &str) -> Result<Html<Strin
         title,
         PUBLIC_STYLE,
         &format!(
-            "<header><strong><a href=\"/\">{site}</a></strong>{nav}</header><main>{content}</main>",
+            "<header><strong><a href=\"/\">{site}</a></strong>{tagline}{nav}</header><main>{content}</main>",
             site = escape(&state.config.name),
+            tagline = state
+                .config
+                .tagline
+                .as_deref()
+                .map(|line| format!("<span data-tagline>{}</span>", escape(line)))
+                .unwrap_or_default(),
         ),
     )))
 }

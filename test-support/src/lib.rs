@@ -90,6 +90,28 @@ pub async fn make_operator(platform: &Platform, user_id: Uuid) {
 }
 
 /// Puts the member's organization on `plan` directly (no billing involved).
+/// Someone with an account of their own, added to `to`'s organization as `role`.
+pub async fn member(platform: &Platform, to: &Membership, role: Role) -> Membership {
+    let them = owner(platform).await;
+    sqlx::query(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)",
+    )
+    .bind(to.organization_id)
+    .bind(them.user_id)
+    .bind(role.as_str())
+    .execute(&platform.db)
+    .await
+    .expect("a member");
+    platform::tenancy::membership(platform, to.organization_id, them.user_id)
+        .await
+        .expect("their membership")
+}
+
+/// The owner of another organization, on the Pro plan: the stranger of tenancy checks.
+pub async fn owner_of_another(platform: &Platform) -> Membership {
+    owner_on_plan(platform, "pro").await
+}
+
 pub async fn set_plan(platform: &Platform, member: &Membership, plan: &str) {
     sqlx::query("UPDATE organizations SET plan_id = $2 WHERE id = $1")
         .bind(member.organization_id)

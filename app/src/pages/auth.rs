@@ -52,26 +52,26 @@ pub fn SignUpPage() -> impl IntoView {
                     label="Your name"
                     name="name"
                     autocomplete="name"
-                    error=field_error(value, "name")
+                    error=field_error(action, "name")
                 />
                 <Field
                     label="Email"
                     name="email"
                     kind="email"
                     autocomplete="email"
-                    error=field_error(value, "email")
+                    error=field_error(action, "email")
                 />
                 <Field
                     label="Password (at least 10 characters)"
                     name="password"
                     kind="password"
                     autocomplete="new-password"
-                    error=field_error(value, "password")
+                    error=field_error(action, "password")
                 />
                 <Field
                     label="Organization name"
                     name="organization"
-                    error=field_error(value, "organization")
+                    error=field_error(action, "organization")
                 />
                 <Submit label="Create account" />
             </ActionForm>
@@ -97,14 +97,14 @@ pub fn LoginPage() -> impl IntoView {
                     name="email"
                     kind="email"
                     autocomplete="email"
-                    error=field_error(value, "email")
+                    error=field_error(action, "email")
                 />
                 <Field
                     label="Password"
                     name="password"
                     kind="password"
                     autocomplete="current-password"
-                    error=field_error(value, "password")
+                    error=field_error(action, "password")
                 />
                 <div class="flex items-center justify-between">
                     <Submit label="Sign in" />
@@ -205,7 +205,7 @@ pub fn ResetPage() -> impl IntoView {
                                             name="email"
                                             kind="email"
                                             autocomplete="email"
-                                            error=field_error(request.value(), "email")
+                                            error=field_error(request, "email")
                                         />
                                         <Submit label="Send me a reset link" />
                                     </ActionForm>
@@ -230,7 +230,7 @@ pub fn ResetPage() -> impl IntoView {
                         name="password"
                         kind="password"
                         autocomplete="new-password"
-                        error=field_error(reset.value(), "password")
+                        error=field_error(reset, "password")
                     />
                     <Submit label="Set new password" />
                 </ActionForm>
@@ -326,14 +326,14 @@ fn InvitedSignUp(token: Memo<String>) -> impl IntoView {
                                     label="Your name"
                                     name="name"
                                     autocomplete="name"
-                                    error=field_error(value, "name")
+                                    error=field_error(join, "name")
                                 />
                                 <Field
                                     label="Password (at least 10 characters)"
                                     name="password"
                                     kind="password"
                                     autocomplete="new-password"
-                                    error=field_error(value, "password")
+                                    error=field_error(join, "password")
                                 />
                                 <Submit label="Create account and join" />
                             </ActionForm>

@@ -373,6 +373,11 @@ fn RequestPlan(
                         .into_any()
                 }
                 (true, false) => {
+                    let plan = field_error(ask, "plan");
+                    let message = field_error(ask, "message");
+                    let wanted = plan.typed.clone().unwrap_or_else(|| wanted.clone());
+                    let typed_message = message.typed.clone().unwrap_or_default();
+                    // A refused plain form post comes back as it was sent.
                     view! {
                         <ActionForm action=ask attr:data-form="request-plan" attr:class="space-y-3">
                             <label class="block text-sm font-medium" for="request-plan">
@@ -400,7 +405,7 @@ fn RequestPlan(
                                     })
                                     .collect_view()}
                             </select>
-                            <FormError error=field_error(ask.value(), "plan") />
+                            <FormError error=plan />
                             <label class="block text-sm font-medium" for="request-message">
                                 "Message to the operators (optional)"
                             </label>
@@ -410,8 +415,10 @@ fn RequestPlan(
                                 rows="3"
                                 maxlength="2000"
                                 class="block w-full rounded-md border border-slate-300 px-3 py-2 text-sm"
-                            ></textarea>
-                            <FormError error=field_error(ask.value(), "message") />
+                            >
+                                {typed_message}
+                            </textarea>
+                            <FormError error=message />
                             <FormError error=general_error(ask.value()) />
                             <button
                                 type="submit"

@@ -3,19 +3,45 @@
 
 use leptos::prelude::*;
 
-use crate::error::AppError;
+use leptos::server_fn::ServerFn;
 
-/// The error of `field` in the latest result of a server action.
-pub fn field_error<T, S>(value: S, field: &'static str) -> Signal<Option<String>>
+use crate::error::AppError;
+use crate::form_flash::FormFlash;
+
+/// One field of a server action's form: the error of its latest result, and what the
+/// visitor typed when a plain form post was refused (see [`crate::form_flash`]), so the
+/// page shows the form as it was sent.
+#[derive(Clone)]
+pub struct FieldError {
+    pub message: Signal<Option<String>>,
+    pub typed: Option<String>,
+}
+
+impl From<FieldError> for Signal<Option<String>> {
+    fn from(error: FieldError) -> Self {
+        error.message
+    }
+}
+
+/// The error of `field` (the input's name) in the latest result of `action`, and what was
+/// typed into it.
+pub fn field_error<S>(action: ServerAction<S>, field: impl Into<String>) -> FieldError
 where
-    S: Get<Value = Option<Result<T, AppError>>> + Clone + Send + Sync + 'static,
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
 {
-    Signal::derive(move || {
-        value
-            .get()
-            .and_then(|result| result.err())
-            .and_then(|error| error.for_field(field))
-    })
+    let field: String = field.into();
+    let typed = use_context::<FormFlash>().and_then(|flash| flash.typed(S::PATH, &field));
+    let value = action.value();
+    FieldError {
+        message: Signal::derive(move || {
+            value
+                .get()
+                .and_then(|result| result.err())
+                .and_then(|error| error.for_field(&field))
+        }),
+        typed,
+    }
 }
 
 /// The error of the latest result that belongs to no field.
@@ -70,33 +96,64 @@ where
 
 #[component]
 pub fn Field(
-    label: &'static str,
-    name: &'static str,
+    #[prop(into)] label: String,
+    #[prop(into)] name: String,
     #[prop(default = "text")] kind: &'static str,
     #[prop(default = "off")] autocomplete: &'static str,
-    #[prop(optional, into)] value: String,
-    #[prop(into)] error: Signal<Option<String>>,
+    /// The value it starts with (a refused plain form post shows what was typed instead).
+    #[prop(optional, into)]
+    value: String,
+    error: FieldError,
     /// The form's name, where a page has two fields of one `name`: it keeps the id of each
     /// field's message unique.
     #[prop(optional)]
     form: &'static str,
+    /// A sentence under the label: what the field is for (read with it by screen readers).
+    #[prop(optional, into)]
+    hint: Option<String>,
 ) -> impl IntoView {
-    let message_id = if form.is_empty() {
-        format!("{name}-error")
+    let base = if form.is_empty() {
+        name.clone()
     } else {
-        format!("{form}-{name}-error")
+        format!("{form}-{name}")
     };
-    let described_by = message_id.clone();
+    let message_id = format!("{base}-error");
+    let hint_id = hint.as_ref().map(|_| format!("{base}-hint"));
+    let FieldError {
+        message: error,
+        typed,
+    } = error;
+    let described_by = {
+        let (message_id, hint_id) = (message_id.clone(), hint_id.clone());
+        move || {
+            let ids: Vec<&str> = hint_id
+                .iter()
+                .map(String::as_str)
+                .chain(error.get().map(|_| message_id.as_str()))
+                .collect();
+            (!ids.is_empty()).then(|| ids.join(" "))
+        }
+    };
+    let value = typed.unwrap_or(value);
+    let marker = name.clone();
     view! {
         <label class="block">
             <span class="text-sm font-medium text-slate-700">{label}</span>
+            {hint
+                .map(|hint| {
+                    view! {
+                        <span id=hint_id.clone() class="block text-xs text-slate-600">
+                            {hint}
+                        </span>
+                    }
+                })}
             <input
                 type=kind
                 name=name
                 value=value
                 autocomplete=autocomplete
                 aria-invalid=move || error.get().map(|_| "true")
-                aria-describedby=move || error.get().map(|_| described_by.clone())
+                aria-describedby=described_by
                 class=move || {
                     if error.get().is_some() {
                         "mt-1 block w-full rounded-lg border border-red-600 px-3 py-2 shadow-sm focus:border-red-600 focus:outline-none focus:ring-1 focus:ring-red-600"
@@ -113,7 +170,7 @@ pub fn Field(
                             <p
                                 id=message_id.clone()
                                 class="mt-1 text-sm text-red-700"
-                                data-field-error=name
+                                data-field-error=marker.clone()
                             >
                                 {message}
                             </p>

@@ -25,6 +25,7 @@ pub mod overview;
 pub mod pricing;
 pub mod profile;
 pub mod settings;
+pub mod site_settings;
 pub mod sites;
 pub mod team;
 pub mod usage;

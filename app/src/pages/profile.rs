@@ -95,7 +95,7 @@ fn Account(
                     name="name"
                     autocomplete="name"
                     value=me.name.clone()
-                    error=field_error(rename.value(), "name")
+                    error=field_error(rename, "name")
                 />
                 <Submit label="Save the name" />
                 {done(rename.value(), |name| format!("Saved: you are {name}."))}
@@ -115,14 +115,14 @@ fn Account(
                     name="new_email"
                     kind="email"
                     autocomplete="email"
-                    error=field_error(email.value(), "new_email")
+                    error=field_error(email, "new_email")
                 />
                 <Field
                     label="Your password"
                     name="password"
                     kind="password"
                     autocomplete="current-password"
-                    error=field_error(email.value(), "current_password")
+                    error=field_error(email, "current_password")
                 />
                 <Submit label="Send a confirmation link" />
                 {done(
@@ -148,14 +148,14 @@ fn Account(
                     name="current_password"
                     kind="password"
                     autocomplete="current-password"
-                    error=field_error(password.value(), "current_password")
+                    error=field_error(password, "current_password")
                 />
                 <Field
                     label="New password (at least 10 characters)"
                     name="new_password"
                     kind="password"
                     autocomplete="new-password"
-                    error=field_error(password.value(), "new_password")
+                    error=field_error(password, "new_password")
                 />
                 <Submit label="Change the password" />
                 {done(
@@ -259,7 +259,7 @@ fn Account(
                         kind="password"
                         autocomplete="current-password"
                         form="account-delete"
-                        error=field_error(delete.value(), "password")
+                        error=field_error(delete, "password")
                     />
                     <Submit label="Delete my account for good" danger=true />
                 </ActionForm>

@@ -76,7 +76,7 @@ pub fn NewOrganizationForm() -> impl IntoView {
                 label="Name"
                 name="name"
                 form="create-organization"
-                error=field_error(create_organization.value(), "organization")
+                error=field_error(create_organization, "organization")
             />
             <Submit label="Create organization" />
         </ActionForm>
@@ -125,7 +125,7 @@ fn Settings(
                                 name="name"
                                 value=settings.name.clone()
                                 form="rename-organization"
-                                error=field_error(rename.value(), "organization")
+                                error=field_error(rename, "organization")
                             />
                             <Submit label="Rename" />
                             <p class="w-full text-xs text-slate-500">
@@ -162,7 +162,7 @@ fn Settings(
                                     label="Slug"
                                     name="confirm"
                                     form="delete-organization"
-                                    error=field_error(delete.value(), "confirm")
+                                    error=field_error(delete, "confirm")
                                 />
                                 <Submit label="Delete this organization" danger=true />
                             </ActionForm>
@@ -203,7 +203,7 @@ fn Settings(
                                 label="Name"
                                 name="name"
                                 form="create-key"
-                                error=field_error(create_key.value(), "name")
+                                error=field_error(create_key, "name")
                             />
                             <label class="flex items-center gap-1 text-sm">
                                 <input type="checkbox" name="read" value="on" checked=true />
@@ -216,7 +216,7 @@ fn Settings(
                             <Submit label="Create key" />
                         </ActionForm>
                         <FormError error=general_error(create_key.value()) />
-                        <FormError error=field_error(create_key.value(), "scopes") />
+                        <FormError error=field_error(create_key, "scopes") />
                         <table class="stack mt-4 w-full text-left text-sm" data-keys="">
                             <thead class="text-slate-500">
                                 <tr>

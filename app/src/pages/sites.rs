@@ -16,6 +16,7 @@ use super::dashboard::Panel;
 use super::forms::{
     ConfirmSubmit, Field, FormError, Submit, field_error, general_error, successes,
 };
+use super::site_settings::{SettingsActions, SiteSettings};
 use super::usage::SiteUsage;
 use crate::domains::{
     AddDomain, DomainView, DomainsView, RemoveDomain, VerifyDomain, list_domains,
@@ -218,12 +219,8 @@ pub fn NewSitePage() -> impl IntoView {
         <Panel title="Your new site" note="It is ready in a few seconds; you can watch every step.">
             <ActionForm action=create attr:class="max-w-lg space-y-4" attr:data-form="create-site">
                 <FormError error=general_error(create.value()) />
-                <Field label="Name" name="name" error=field_error(create.value(), "name") />
-                <Field
-                    label="Address (slug)"
-                    name="slug"
-                    error=field_error(create.value(), "slug")
-                />
+                <Field label="Name" name="name" error=field_error(create, "name") />
+                <Field label="Address (slug)" name="slug" error=field_error(create, "slug") />
                 <p class="-mt-2 text-xs text-slate-500">
                     "3–40 lowercase letters, digits and hyphens; the site is reached at "
                     <code>"<slug>.localhost:8080"</code>"."
@@ -253,7 +250,7 @@ pub fn NewSitePage() -> impl IntoView {
                         }
                     })}
                 </Suspense>
-                <FormError error=field_error(create.value(), "template") />
+                <FormError error=field_error(create, "template") />
                 <Submit label="Create site" />
             </ActionForm>
         </Panel>
@@ -294,6 +291,10 @@ pub fn SitePage() -> impl IntoView {
     let act = ServerAction::<SiteAction>::new();
     let rename = ServerAction::<RenameSite>::new();
     let open_editor = ServerAction::<OpenEditor>::new();
+    let settings = SettingsActions {
+        save: ServerAction::new(),
+        unset: ServerAction::new(),
+    };
     let open = OpenForms {
         rename: RwSignal::new(false),
         delete: RwSignal::new(false),
@@ -302,13 +303,16 @@ pub fn SitePage() -> impl IntoView {
     let (pushes, set_pushes) = signal(0u64);
     let query = use_query_map();
     let (acted, renamed) = (successes(act.value()), successes(rename.value()));
+    let (saved, unset) = (
+        successes(settings.save.value()),
+        successes(settings.unset.value()),
+    );
     let detail = Resource::new(
         move || {
             (
                 id(),
                 query.read().get("deployments"),
-                acted.get(),
-                renamed.get(),
+                (acted.get(), renamed.get(), saved.get(), unset.get()),
                 pushes.get(),
             )
         },
@@ -337,6 +341,10 @@ pub fn SitePage() -> impl IntoView {
     let logs = Resource::new(
         move || (id(), query.read().get("filter").unwrap_or_default()),
         |(id, filter)| site_logs(id, filter),
+    );
+    let site_settings = Resource::new(
+        move || (id(), saved.get(), unset.get()),
+        |(id, ..)| crate::sites::site_settings(id),
     );
     live_updates(move || format!("/api/sites/{}/events", id()), set_pushes);
     view! {
@@ -373,6 +381,23 @@ pub fn SitePage() -> impl IntoView {
                             .into_any()
                     }
                 }
+            })}
+        </Transition>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                site_settings
+                    .await
+                    .ok()
+                    .map(|view| {
+                        view! {
+                            <SiteSettings
+                                site_id=id()
+                                settings=view.settings
+                                can_manage=view.can_manage
+                                actions=settings
+                            />
+                        }
+                    })
             })}
         </Transition>
     }
@@ -640,7 +665,7 @@ fn Actions(
                                     label="Name"
                                     name="name"
                                     value=rename_name
-                                    error=field_error(rename.value(), "name")
+                                    error=field_error(rename, "name")
                                 />
                                 <Submit label="Save the name" />
                             </ActionForm>
@@ -675,7 +700,7 @@ fn Actions(
                                 <Field
                                     label="Slug"
                                     name="confirm"
-                                    error=field_error(act.value(), "confirm")
+                                    error=field_error(act, "confirm")
                                 />
                                 <Submit label="Delete this site" danger=true />
                             </ActionForm>
@@ -885,7 +910,7 @@ fn Domains(
                                                         <Field
                                                             label="Domain"
                                                             name="domain"
-                                                            error=field_error(add.value(), "domain")
+                                                            error=field_error(add, "domain")
                                                         />
                                                     </div>
                                                     <Submit label="Add domain" />

@@ -48,7 +48,7 @@ pub fn TeamPage() -> impl IntoView {
         <FormError error=general_error(revoke.value()) />
         <FormError error=general_error(resend.value()) />
         <FormError error=general_error(transfer.value()) />
-        <FormError error=field_error(transfer.value(), "member") />
+        <FormError error=field_error(transfer, "member") />
         {move || {
             matches!(resend.value().get(), Some(Ok(_)))
                 .then(|| {
@@ -280,6 +280,8 @@ fn Team(
         </Panel>
         {can_manage
             .then(|| {
+                let role = field_error(invite, "role").typed.unwrap_or_else(|| "viewer".to_owned());
+                // A refused plain form post comes back with the role that was chosen.
                 view! {
                     <Panel
                         title="Invite someone"
@@ -309,7 +311,7 @@ fn Team(
                                 label="Email"
                                 name="email"
                                 kind="email"
-                                error=field_error(invite.value(), "email")
+                                error=field_error(invite, "email")
                             />
                             <label class="block">
                                 <span class="text-sm font-medium text-slate-700">"Role"</span>
@@ -322,7 +324,7 @@ fn Team(
                                         .iter()
                                         .map(|r| {
                                             view! {
-                                                <option value=r.clone() selected=r == "viewer">
+                                                <option value=r.clone() selected=*r == role>
                                                     {r.clone()}
                                                 </option>
                                             }

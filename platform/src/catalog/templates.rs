@@ -38,6 +38,68 @@ pub struct Template {
     pub env: BTreeMap<String, String>,
     /// Where the site's data volume is mounted (the only writable path besides /tmp).
     pub data_path: String,
+    /// Environment variables a site's owners and admins may set themselves (Settings on
+    /// the site's page); a change is applied by recreating the container.
+    #[serde(default)]
+    pub settings: Vec<Setting>,
+}
+
+/// One environment variable a customer may set for their site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    /// The variable's name: `A-Z 0-9 _`, starting with a letter, at most 64 characters;
+    /// never one of the template's own `env`.
+    pub key: String,
+    /// What the settings form calls it.
+    pub label: String,
+    /// One sentence under the field: what it does.
+    #[serde(default)]
+    pub help: String,
+    /// A secret is written, never shown again (a password, an API key).
+    #[serde(default)]
+    pub secret: bool,
+    /// The fewest characters a value may have (an empty value always unsets it).
+    #[serde(default)]
+    pub min_length: usize,
+    /// The most characters a value may have.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+}
+
+fn default_max_length() -> usize {
+    200
+}
+
+/// The most settings one template may offer (a form, not a database).
+pub const MAX_SETTINGS: usize = 20;
+
+impl Setting {
+    /// Checks a value typed for this setting; `Ok(None)` unsets it. Spaces around it are
+    /// dropped; control characters (a line break included) are refused, since the value
+    /// becomes one environment variable.
+    pub fn check(&self, raw: &str) -> Result<Option<String>, String> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let length = value.chars().count();
+        if value.chars().any(char::is_control) {
+            Err(format!("{} must be one line of text.", self.label))
+        } else if length > self.max_length {
+            Err(format!(
+                "{} may have at most {} characters (this has {length}).",
+                self.label, self.max_length
+            ))
+        } else if length < self.min_length {
+            Err(format!(
+                "{} needs at least {} characters.",
+                self.label, self.min_length
+            ))
+        } else {
+            Ok(Some(value.to_owned()))
+        }
+    }
 }
 
 impl Template {
@@ -64,7 +126,32 @@ impl Template {
             health_path: "/healthz".to_owned(),
             env,
             data_path: "/data".to_owned(),
+            settings: vec![
+                Setting {
+                    key: "SITE_TAGLINE".to_owned(),
+                    label: "Tagline".to_owned(),
+                    help: "A line shown under the site's name on every page.".to_owned(),
+                    secret: false,
+                    min_length: 0,
+                    max_length: 120,
+                },
+                Setting {
+                    key: "SITE_PASSWORD".to_owned(),
+                    label: "Visitor password".to_owned(),
+                    help: "While set, visitors need it to read the site (any user name); \
+                           the editor and the API are not affected."
+                        .to_owned(),
+                    secret: true,
+                    min_length: 8,
+                    max_length: 200,
+                },
+            ],
         }
+    }
+
+    /// The setting `key`, if the template offers it.
+    pub fn setting(&self, key: &str) -> Option<&Setting> {
+        self.settings.iter().find(|setting| setting.key == key)
     }
 
     /// The container's environment as `KEY=value` strings, placeholders filled in.
@@ -173,6 +260,50 @@ pub fn validate(templates: &[Template]) -> Result<(), String> {
                 rest = &after[end + 1..];
             }
         }
+        validate_settings(t, &at)?;
+    }
+    Ok(())
+}
+
+fn validate_settings(t: &Template, at: &dyn Fn(&str) -> String) -> Result<(), String> {
+    if t.settings.len() > MAX_SETTINGS {
+        return Err(format!("{}: at most {MAX_SETTINGS}", at("settings")));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, setting) in t.settings.iter().enumerate() {
+        let at = |field: &str| at(&format!("settings[{i}].{field}"));
+        let key = setting.key.as_bytes();
+        let key_ok = key.len() <= 64
+            && key.first().is_some_and(u8::is_ascii_uppercase)
+            && key
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
+        if !key_ok {
+            return Err(format!(
+                "{}: {:?} is not a variable name (A-Z first, then A-Z, 0-9, _; at most 64)",
+                at("key"),
+                setting.key
+            ));
+        }
+        if t.env.contains_key(&setting.key) {
+            return Err(format!(
+                "{}: {} is set by the template's env already",
+                at("key"),
+                setting.key
+            ));
+        }
+        if !seen.insert(&setting.key) {
+            return Err(format!("{}: {} is used twice", at("key"), setting.key));
+        }
+        if setting.label.trim().is_empty() {
+            return Err(format!("{}: must not be empty", at("label")));
+        }
+        if setting.max_length == 0 || setting.max_length > 4096 {
+            return Err(format!("{}: between 1 and 4096", at("max_length")));
+        }
+        if setting.min_length > setting.max_length {
+            return Err(format!("{}: more than max_length", at("min_length")));
+        }
     }
     Ok(())
 }
@@ -219,6 +350,48 @@ mod tests {
             ),
             "{b}B{ {unknown} {a"
         );
+    }
+
+    #[test]
+    fn setting_values_are_one_line_within_their_lengths() {
+        let t = Template::builtin();
+        let tagline = t.setting("SITE_TAGLINE").unwrap();
+        assert_eq!(
+            tagline.check("  Notes from the sea  "),
+            Ok(Some("Notes from the sea".into()))
+        );
+        assert_eq!(tagline.check("   "), Ok(None));
+        assert!(
+            tagline
+                .check("two\nlines")
+                .unwrap_err()
+                .contains("one line")
+        );
+        assert!(
+            tagline
+                .check(&"é".repeat(121))
+                .unwrap_err()
+                .contains("at most 120")
+        );
+        assert!(tagline.check(&"é".repeat(120)).is_ok());
+        let password = t.setting("SITE_PASSWORD").unwrap();
+        assert!(password.secret);
+        assert!(password.check("short").unwrap_err().contains("at least 8"));
+        assert_eq!(password.check(""), Ok(None));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_the_setting() {
+        let bad = |change: fn(&mut Template)| {
+            let mut t = Template::builtin();
+            change(&mut t);
+            validate(&[t]).unwrap_err()
+        };
+        assert!(bad(|t| t.settings[0].key = "site_tagline".into()).contains("settings[0].key"));
+        assert!(bad(|t| t.settings[1].key = "PORT".into()).contains("env already"));
+        assert!(bad(|t| t.settings[1].key = "SITE_TAGLINE".into()).contains("used twice"));
+        assert!(bad(|t| t.settings[0].max_length = 0).contains("settings[0].max_length"));
+        assert!(bad(|t| t.settings[0].min_length = 500).contains("settings[0].min_length"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::tokens::{self, TokenPurpose};
 use super::users::{NewPassword, PersonName, hash_password, verify_password};
 use crate::Platform;
 use crate::infra::mail;
+use crate::kernel::error::FormCheck;
 use crate::kernel::secrets::hash_token;
 use crate::kernel::{Email, Error, Result};
 use crate::tenancy::audit::{self, Actor};
@@ -81,11 +82,14 @@ pub async fn change_password(
     new: &str,
     ip: Option<IpAddr>,
 ) -> Result<u64> {
-    let new = NewPassword::parse(new).map_err(|e| match e {
+    // Both fields answered at once: a weak new password and a wrong current one.
+    let mut check = FormCheck::default();
+    let new = check.field(NewPassword::parse(new).map_err(|e| match e {
         Error::Invalid { message, .. } => Error::invalid("new_password", message),
         other => other,
-    })?;
-    check_current_password(platform, user_id, current, ip).await?;
+    }));
+    check.field(check_current_password(platform, user_id, current, ip).await);
+    let new = check.finish(|| new)?;
     let hash = hash_password(&new).await?;
     let mut tx = platform.db.begin().await?;
     sqlx::query!(
@@ -132,11 +136,13 @@ pub async fn request_email_change(
     new_email: &str,
     ip: Option<IpAddr>,
 ) -> Result<Email> {
-    let new_email = Email::parse(new_email).map_err(|e| match e {
+    let mut check = FormCheck::default();
+    let new_email = check.field(Email::parse(new_email).map_err(|e| match e {
         Error::Invalid { message, .. } => Error::invalid("new_email", message),
         other => other,
-    })?;
-    let current = check_current_password(platform, user_id, password, ip).await?;
+    }));
+    let current = check.field(check_current_password(platform, user_id, password, ip).await);
+    let (new_email, current) = check.finish(|| Some((new_email?, current?)))?;
     if current == new_email.as_str() {
         return Err(Error::invalid("new_email", "This is already your address."));
     }

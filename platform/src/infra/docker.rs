@@ -149,6 +149,8 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// The id (`sha256:...`) of the image it was created from.
     pub image_id: String,
+    /// Its environment (`KEY=value`), the image's own variables included.
+    pub env: Vec<String>,
 }
 
 /// A container with Slipway's labels, as listed.
@@ -880,6 +882,7 @@ fn container_state(inspect: ContainerInspectResponse, network: &str) -> Containe
             }),
         oom_killed: state.oom_killed == Some(true),
         image_id: inspect.image.unwrap_or_default(),
+        env: inspect.config.and_then(|c| c.env).unwrap_or_default(),
     }
 }
 

@@ -1,19 +1,21 @@
 //! The domain's error: what went wrong, in words a user may read, plus the internal
 //! failures they must not see. HTTP and UI layers map each variant to a status and a message.
 
+use std::borrow::Cow;
 use std::time::Duration;
+
+/// The name of a form field an error is about: usually fixed (`"slug"`), sometimes made from
+/// configuration (a template's setting).
+pub type FieldName = Cow<'static, str>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A value the user typed is not acceptable; `field` names the form field.
     #[error("{message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: FieldName, message: String },
     /// Several fields of one form refused at once ([`FormCheck`]), each with its message.
     #[error("{}", .0.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join(" "))]
-    InvalidFields(Vec<(&'static str, String)>),
+    InvalidFields(Vec<(FieldName, String)>),
     #[error("An account with this email already exists. Sign in, or reset your password.")]
     EmailTaken,
     /// Deliberately the same for an unknown email and a wrong password.
@@ -58,10 +60,18 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<FieldName>, message: impl Into<String>) -> Self {
         Error::Invalid {
-            field,
+            field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// The form field this error is about, when it is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Invalid { field, .. } => Some(field),
+            _ => None,
         }
     }
 
@@ -94,7 +104,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ```
 #[derive(Debug, Default)]
 pub struct FormCheck {
-    refused: Vec<(&'static str, String)>,
+    refused: Vec<(FieldName, String)>,
     /// A failure that is about no field (kept, and answered first).
     other: Option<Error>,
 }

@@ -229,6 +229,10 @@ impl Reconciler {
         )
         .execute(&mut *tx)
         .await?;
+        if status == SiteStatus::Deleted {
+            // Its secrets go with it.
+            crate::sites::settings::forget(&mut tx, site.id).await?;
+        }
         sqlx::query!(
             "UPDATE deployments SET status = 'succeeded', finished_at = now(), error = NULL WHERE id = $1",
             deployment.id

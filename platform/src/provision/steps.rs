@@ -12,7 +12,7 @@ use crate::infra::docker::{
 };
 use crate::infra::tenant_db::TenantIdent;
 use crate::kernel::Error;
-use crate::sites::{DeploymentReason, StepStatus, seal_context};
+use crate::sites::{DeploymentReason, StepStatus, seal_context, settings};
 
 /// Why a step did not succeed.
 #[derive(Debug)]
@@ -239,6 +239,7 @@ impl Reconciler {
         };
         let template = self.template(site)?;
         let image = self.runtime.image_id(&template.image).await?;
+        let settings = settings::environment(&self.platform, site.id, template).await?;
         match self
             .runtime
             .container(site.id, &self.config.network)
@@ -248,11 +249,22 @@ impl Reconciler {
             // is in the volume and its database, which stay).
             Some(existing) if image.as_ref().is_some_and(|id| *id != existing.image_id) => {
                 self.runtime.remove_container(&existing.id).await?;
-                let id = self.create_container(site, limits).await?;
+                let id = self.create_container(site, limits, &settings).await?;
                 Ok(format!(
                     "created {} from the current {} (was {})",
                     short(&id),
                     template.image,
+                    short(&existing.id)
+                ))
+            }
+            // The customer changed the site's settings: its environment is fixed at
+            // creation, so the app is replaced the same way.
+            Some(existing) if settings::differ(&existing.env, template, &settings) => {
+                self.runtime.remove_container(&existing.id).await?;
+                let id = self.create_container(site, limits, &settings).await?;
+                Ok(format!(
+                    "created {} with the site's settings (was {})",
+                    short(&id),
                     short(&existing.id)
                 ))
             }
@@ -272,7 +284,7 @@ impl Reconciler {
                 ))
             }
             None => {
-                let id = self.create_container(site, limits).await?;
+                let id = self.create_container(site, limits, &settings).await?;
                 Ok(format!(
                     "created {} ({}, read-only root, no capabilities)",
                     short(&id),
@@ -282,11 +294,19 @@ impl Reconciler {
         }
     }
 
-    async fn create_container(&self, site: &SiteRow, limits: ResourceLimits) -> StepResult<String> {
+    /// Creates the container with the template's environment and the site's `settings`
+    /// (`KEY=value`).
+    async fn create_container(
+        &self,
+        site: &SiteRow,
+        limits: ResourceLimits,
+        settings: &[String],
+    ) -> StepResult<String> {
         let template = self.template(site)?;
         let network = self.network().await?;
         self.runtime.ensure_volume(self.instance, site.id).await?;
-        let spec = self.container_spec(site, template, limits, network.gateway)?;
+        let mut spec = self.container_spec(site, template, limits, network.gateway)?;
+        spec.env.extend_from_slice(settings);
         let id = match self.runtime.create_container(&spec, &network.id).await {
             Ok(id) => id,
             Err(error) => {

@@ -4,6 +4,7 @@
 
 pub mod domains;
 pub mod editor;
+pub mod settings;
 pub mod states;
 
 use chrono::{DateTime, Utc};

@@ -74,6 +74,8 @@ crate::text_enum! {
         Reconcile => "reconcile",
         /// Billing deleted the site (the grace period after a cancellation ended).
         Billing => "billing",
+        /// The site's environment settings changed: a new container with them.
+        Settings => "settings",
     }
 }
 
@@ -91,6 +93,7 @@ impl DeploymentReason {
             DeploymentReason::Repair => "Automatic repair",
             DeploymentReason::Reconcile => "Update",
             DeploymentReason::Billing => "Deletion after the subscription ended",
+            DeploymentReason::Settings => "Settings changed",
         }
     }
 
@@ -103,6 +106,7 @@ impl DeploymentReason {
             DeploymentReason::Delete | DeploymentReason::Billing => "site.delete",
             DeploymentReason::Create => "site.create",
             DeploymentReason::Plan => "site.plan",
+            DeploymentReason::Settings => "site.settings",
             DeploymentReason::Retry | DeploymentReason::Repair | DeploymentReason::Reconcile => {
                 "site.reconcile"
             }

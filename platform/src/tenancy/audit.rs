@@ -142,6 +142,7 @@ const EVENTS: &[(&str, Option<&str>)] = &[
     ("site.restart", Some("Site restarted")),
     ("site.resume", Some("Site resumed")),
     ("site.retry", Some("Site set up again")),
+    ("site.settings", Some("Site settings changed")),
     ("site.start", Some("Site started")),
     ("site.stop", Some("Site stopped")),
     ("site.suspend", Some("Site suspended")),

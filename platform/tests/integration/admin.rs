@@ -51,10 +51,7 @@ async fn an_operator_suspends_and_resumes_a_site_with_a_reason_its_members_see(p
     // A reason is required.
     assert!(matches!(
         Reason::parse("  "),
-        Err(Error::Invalid {
-            field: "reason",
-            ..
-        })
+        Err(Error::Invalid { ref field, .. }) if field == "reason"
     ));
 
     let reason = Reason::parse("phishing page reported (ticket 812)").unwrap();
@@ -236,7 +233,7 @@ async fn operators_suspending_one_site_at_once_suspend_it_once(pool: PgPool) {
             outcomes
                 .iter()
                 .filter_map(|o| o.as_ref().err())
-                .all(|e| matches!(e, Error::Invalid { field: "site", .. })),
+                .all(|e| matches!(e, Error::Invalid { field, .. } if field == "site")),
             "round {round}: {outcomes:?}"
         );
         assert_eq!(audited(&pool, site, "site.suspend").await.len(), round + 1);

@@ -18,4 +18,5 @@ mod operator_orders;
 mod plan_requests;
 mod provision;
 mod self_service;
+mod site_settings;
 mod tenancy;

@@ -134,7 +134,7 @@ async fn jobs_are_found_by_kind_key_error_and_payload_and_filtered_by_state(pool
     }
     assert!(matches!(
         lists::parse_after_id("12abc"),
-        Err(platform::Error::Invalid { field: "after", .. })
+        Err(platform::Error::Invalid { ref field, .. }) if field == "after"
     ));
 
     let csv = jobs::jobs_csv(&p, &by, &JobFilter::parse("", "dead").unwrap())

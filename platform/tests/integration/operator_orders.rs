@@ -275,7 +275,7 @@ async fn every_list_pages_through_each_of_its_orders_exactly(pool: PgPool) {
         match Sort::parse(raw, offered) {
             Ok(sort) => assert_eq!((sort, words), (Sort::Newest, ""), "empty: newest"),
             Err(platform::kernel::Error::Invalid { field, message }) => {
-                assert_eq!((field, message.as_str()), ("sort", words));
+                assert_eq!((field.as_ref(), message.as_str()), ("sort", words));
             }
             Err(other) => panic!("{raw}: {other:?}"),
         }
@@ -301,7 +301,7 @@ async fn every_list_pages_through_each_of_its_orders_exactly(pool: PgPool) {
     let stale = |answer: Result<_, platform::kernel::Error>| {
         matches!(
             answer,
-            Err(platform::kernel::Error::Invalid { field: "after", .. })
+            Err(platform::kernel::Error::Invalid { ref field, .. }) if field == "after"
         )
     };
     assert!(stale(

@@ -1520,3 +1520,95 @@ async fn a_demoted_member_is_signed_out_of_the_sites_editor(pool: PgPool) {
     );
     delete_and_check_nothing_is_left(&e, site.id).await;
 }
+
+/// The customer's settings reach the running site: saving them makes a new container with
+/// them (a "settings" deployment), the tagline is on its pages and the visitor password is
+/// asked for; unset, they are gone again; a restart with nothing changed keeps the
+/// container; and a deleted site's settings are forgotten with it.
+#[sqlx::test(migrations = "../migrations")]
+async fn settings_saved_by_the_customer_reach_the_running_site(pool: PgPool) {
+    use platform::sites::settings;
+    let e = env(pool.clone()).await;
+    let (site, _) = active_site(&e, &pool, "settings").await;
+    let runtime = e.reconciler.runtime();
+    let first = runtime.container(site.id, NETWORK).await.unwrap().unwrap();
+
+    let values = std::collections::BTreeMap::from([
+        ("SITE_TAGLINE".to_owned(), "Notes from the sea".to_owned()),
+        ("SITE_PASSWORD".to_owned(), "correct horse".to_owned()),
+    ]);
+    settings::save(&e.platform, &e.owner, site.id, &values, &[])
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    assert_eq!(status(&pool, site.id).await.0, "active");
+    let second = runtime.container(site.id, NETWORK).await.unwrap().unwrap();
+    assert_ne!(second.id, first.id, "a new container with the settings");
+    assert!(
+        second
+            .env
+            .contains(&"SITE_TAGLINE=Notes from the sea".to_owned())
+    );
+    let latest = &sites::deployments(&e.platform, &e.owner, site.id, None, 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (latest.reason.as_str(), latest.status.as_str()),
+        ("settings", "succeeded")
+    );
+    let address = container_address(&e, site.id).await;
+    assert_eq!(http(address, "GET", "/", &[], "").await.0, 401);
+    // "visitor:correct horse"
+    let (code, page) = http(
+        address,
+        "GET",
+        "/",
+        &[("Authorization", "Basic dmlzaXRvcjpjb3JyZWN0IGhvcnNl")],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(page.contains("Notes from the sea"), "{page}");
+
+    // Nothing changed: a restart keeps the container.
+    sites::request(&e.platform, &e.owner, site.id, SiteAction::Restart)
+        .await
+        .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    let restarted = runtime.container(site.id, NETWORK).await.unwrap().unwrap();
+    assert_eq!(restarted.id, second.id);
+
+    // Unset: gone from the container, and the site is open again.
+    settings::save(
+        &e.platform,
+        &e.owner,
+        site.id,
+        &std::collections::BTreeMap::from([("SITE_TAGLINE".to_owned(), String::new())]),
+        &["SITE_PASSWORD".to_owned()],
+    )
+    .await
+    .unwrap();
+    e.reconciler.run_until_idle(10).await.unwrap();
+    let third = runtime.container(site.id, NETWORK).await.unwrap().unwrap();
+    assert_ne!(third.id, second.id);
+    assert!(
+        !third
+            .env
+            .iter()
+            .any(|entry| entry.starts_with("SITE_TAGLINE=") || entry.starts_with("SITE_PASSWORD="))
+    );
+    let address = container_address(&e, site.id).await;
+    assert_eq!(http(address, "GET", "/", &[], "").await.0, 200);
+
+    // Deleted, the site's settings (its secrets with them) are forgotten.
+    settings::save(&e.platform, &e.owner, site.id, &values, &[])
+        .await
+        .unwrap();
+    delete_and_check_nothing_is_left(&e, site.id).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM site_settings WHERE site_id = $1")
+        .bind(site.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -6,28 +6,11 @@ use platform::deletion;
 use platform::identity::{account, sessions};
 use platform::infra::mail;
 use platform::sites;
-use platform::tenancy::{self, Membership, Role, audit, members, organizations};
+use platform::tenancy::{self, Role, audit, members, organizations};
 use platform::{Error, Platform};
 use sqlx::PgPool;
-use test_support::{PASSWORD, at_once, owner, site, test_platform};
+use test_support::{PASSWORD, at_once, member, owner, owner_of_another, site, test_platform};
 use uuid::Uuid;
-
-/// Someone with an account of their own, added to `to`'s organization as `role`.
-async fn member(p: &Platform, to: &Membership, role: Role) -> Membership {
-    let them = owner(p).await;
-    sqlx::query(
-        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)",
-    )
-    .bind(to.organization_id)
-    .bind(them.user_id)
-    .bind(role.as_str())
-    .execute(&p.db)
-    .await
-    .unwrap();
-    tenancy::membership(p, to.organization_id, them.user_id)
-        .await
-        .unwrap()
-}
 
 /// A session of `user_id` from Safari on an iPhone; its cookie token.
 async fn signed_in_on_a_phone(p: &Platform, user_id: Uuid) -> String {
@@ -59,9 +42,9 @@ async fn roles(p: &Platform, organization_id: Uuid) -> Vec<(Uuid, String)> {
     .unwrap()
 }
 
-fn invalid_field<T: std::fmt::Debug>(result: platform::Result<T>) -> (&'static str, String) {
+fn invalid_field<T: std::fmt::Debug>(result: platform::Result<T>) -> (String, String) {
     match result {
-        Err(Error::Invalid { field, message }) => (field, message),
+        Err(Error::Invalid { field, message }) => (field.into_owned(), message),
         other => panic!("expected a refused value, got {other:?}"),
     }
 }
@@ -122,12 +105,6 @@ async fn admins_rename_the_organization_and_its_sites_and_nobody_else_can(pool: 
     let events: Vec<&str> = log.iter().map(|line| line.event.as_str()).collect();
     assert!(events.contains(&"Organization renamed"), "{events:?}");
     assert!(events.contains(&"Site renamed"), "{events:?}");
-}
-
-async fn owner_of_another(p: &Platform) -> Membership {
-    let other = owner(p).await;
-    test_support::set_plan(p, &other, "pro").await;
-    other
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -270,6 +247,22 @@ async fn a_password_changes_only_with_the_current_one_and_signs_out_the_other_br
         account::change_password(&p, me.user_id, &here, PASSWORD, "short", None).await,
     );
     assert_eq!(field, "new_password");
+    // Both mistakes at once, each at its field.
+    match account::change_password(&p, me.user_id, &here, "wrong guess", "short", None).await {
+        Err(Error::InvalidFields(fields)) => {
+            let named: Vec<&str> = fields.iter().map(|(field, _)| field.as_ref()).collect();
+            assert_eq!(named, ["new_password", "current_password"]);
+        }
+        other => panic!("both fields refused at once, not {other:?}"),
+    }
+    match account::request_email_change(&p, me.user_id, "wrong guess", "not an address", None).await
+    {
+        Err(Error::InvalidFields(fields)) => {
+            let named: Vec<&str> = fields.iter().map(|(field, _)| field.as_ref()).collect();
+            assert_eq!(named, ["new_email", "current_password"]);
+        }
+        other => panic!("both fields refused at once, not {other:?}"),
+    }
     assert!(sessions::session(&p, &phone).await.unwrap().is_some());
 
     let ended =
@@ -1020,7 +1013,7 @@ async fn a_new_sites_form_answers_every_mistake_at_once(pool: PgPool) {
     };
     match platform::sites::create(&p, &owner, &form(" ", "admin", "no-such-app")).await {
         Err(Error::InvalidFields(fields)) => {
-            let named: Vec<&str> = fields.iter().map(|(field, _)| *field).collect();
+            let named: Vec<&str> = fields.iter().map(|(field, _)| field.as_ref()).collect();
             assert_eq!(named, ["name", "slug", "template"], "{fields:?}");
             assert!(fields[1].1.contains("reserved"), "{fields:?}");
         }

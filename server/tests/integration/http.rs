@@ -418,6 +418,26 @@ mod accounts_over_http {
             .expect("count")
     }
 
+    /// What a browser without JavaScript sends for a form of `page` posting to the server
+    /// function at `/api/{endpoint}`.
+    async fn plain_form_post(
+        client: &reqwest::Client,
+        server: &TestApp,
+        endpoint: &str,
+        page: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(format!("{}/api/{endpoint}", server.base))
+            .header("Accept", "text/html")
+            .header("Origin", &server.base)
+            .header("Referer", format!("{}{page}", server.base))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
     fn sign_up_form() -> [(&'static str, &'static str); 4] {
         [
             ("name", "Ada Lovelace"),
@@ -431,15 +451,14 @@ mod accounts_over_http {
     async fn a_plain_form_sign_up_sets_a_safe_session_cookie(pool: PgPool) {
         let server = serve(pool.clone()).await;
         let client = no_redirects();
-        let response = client
-            .post(format!("{}/api/account/sign-up", server.base))
-            .header("Accept", "text/html")
-            .header("Origin", &server.base)
-            .header("Referer", format!("{}/signup", server.base))
-            .form(&sign_up_form())
-            .send()
-            .await
-            .expect("request");
+        let response = plain_form_post(
+            &client,
+            &server,
+            "account/sign-up",
+            "/signup",
+            &sign_up_form(),
+        )
+        .await;
         assert_eq!(response.status().as_u16(), 302);
         assert_eq!(response.headers()["location"], "/dashboard");
         let cookie = response.headers()["set-cookie"]
@@ -487,6 +506,89 @@ mod accounts_over_http {
             "signed out: sent to sign in"
         );
         assert_eq!(anonymous.headers()["location"], "/login");
+    }
+
+    /// Without JavaScript a refused form comes back to its page's own address (no encoded
+    /// error in it), once, with its errors and what was typed (never the password).
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_refused_plain_form_comes_back_once_with_what_was_typed(pool: PgPool) {
+        let server = serve(pool.clone()).await;
+        let client = no_redirects();
+        let form = [
+            ("name", ""),
+            ("email", "ada@example.com"),
+            ("password", "secret password 1"),
+            ("organization", "Engines <&> Co"),
+        ];
+        let response = plain_form_post(
+            &client,
+            &server,
+            "account/sign-up",
+            "/signup?plan=pro",
+            &form,
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), 303);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(location, format!("{}/signup?plan=pro", server.base));
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(cookie.starts_with("slipway_form="), "{cookie}");
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        let flash = cookie.split(';').next().unwrap().to_owned();
+
+        let page = |cookie: Option<String>| {
+            let client = client.clone();
+            let url = format!("{}/signup?plan=pro", server.base);
+            async move {
+                let mut request = client.get(url).header("Accept", "text/html");
+                if let Some(cookie) = cookie {
+                    request = request.header("Cookie", cookie);
+                }
+                let response = request.send().await.expect("request");
+                let cleared = response
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .any(|value| value.to_str().unwrap().starts_with("slipway_form=;"));
+                (cleared, response.text().await.expect("body"))
+            }
+        };
+        let (cleared, html) = page(Some(flash.clone())).await;
+        assert!(cleared, "the flash is used up by the page it was for");
+        assert!(html.contains("Enter your name."), "the error shows");
+        assert!(html.contains(r#"aria-invalid="true""#));
+        assert!(
+            html.contains(r#"value="ada@example.com""#),
+            "typed values stay"
+        );
+        assert!(
+            html.contains(r#"value="Engines &lt;&amp;&gt; Co""#)
+                || html.contains(r#"value="Engines <&amp;> Co""#),
+            "and are escaped"
+        );
+        assert!(!html.contains("secret password 1"), "never the password");
+        // Shown once: the same page opened again is a fresh form.
+        let (_, again) = page(None).await;
+        assert!(!again.contains("Enter your name."));
+        assert!(!again.contains("ada@example.com"));
+        // A flash for another page is not shown there.
+        let login = client
+            .get(format!("{}/login", server.base))
+            .header("Accept", "text/html")
+            .header("Cookie", &flash)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(!login.contains("ada@example.com") && !login.contains("Enter your name."));
+        assert_eq!(count(&pool, "users").await, 0);
     }
 
     #[sqlx::test(migrations = "../migrations")]
