@@ -235,7 +235,7 @@ pub async fn start_checkout(plan: String, interval: String) -> Result<(), AppErr
     match outcome {
         Ok(CheckoutOutcome::Redirect(url)) => leptos_axum::redirect(&url),
         Ok(CheckoutOutcome::Changed) => leptos_axum::redirect("/dashboard/billing?changed=1"),
-        Err(error) => return back_with_error(error),
+        Err(error) => return Err(error),
     }
     Ok(())
 }
@@ -285,31 +285,7 @@ pub async fn open_portal() -> Result<(), AppError> {
         Ok::<_, AppError>(platform::billing::portal(&state.platform, &me).await?)
     }
     .await;
-    match url {
-        Ok(url) => leptos_axum::redirect(&url),
-        Err(error) => return back_with_error(error),
-    }
-    Ok(())
-}
-
-/// A refused checkout or portal form: with JavaScript the page shows the error under the
-/// form; a plain form post goes back to the billing page with the message, shown once at
-/// the top (the form flash would show it under every checkout form of the page, since they
-/// share one server function).
-#[cfg(feature = "ssr")]
-fn back_with_error(error: AppError) -> Result<(), AppError> {
-    if !crate::request::is_plain_form_post() {
-        return Err(error);
-    }
-    let message: String = error
-        .to_string()
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    leptos_axum::redirect(&format!("/dashboard/billing?error={message}"));
+    leptos_axum::redirect(&url?);
     Ok(())
 }
 

@@ -25,8 +25,9 @@ pub fn is_plain_form_post() -> bool {
 
 /// Sets the HTTP status of the current response (a server function's or a page's).
 ///
-/// Not for a plain HTML form post: its answer must stay the redirect back to the form,
-/// which carries the error in the URL (a browser follows no `Location` on a 4xx).
+/// Not for a plain HTML form post: its answer must stay the redirect back to the form
+/// (a browser follows no `Location` on a 4xx); the server's form flash carries the error
+/// over it.
 pub fn set_status(status: StatusCode) {
     if is_plain_form_post() {
         return;

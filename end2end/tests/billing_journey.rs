@@ -318,6 +318,26 @@ async fn without_javascript_checkout_and_the_portal_are_plain_forms() -> Result<
     h.click(r#"a[data-choose="pro"]"#).await?;
     h.wait_for_path("/dashboard/billing?plan=pro&billing=yearly")
         .await?;
+    // Stripe down: the refusal comes back on the card that was sent, at a clean address.
+    stripe.set_outage(true);
+    h.click(r#"[data-checkout="pro-yearly"]"#).await?;
+    h.wait_for_text_containing(
+        r#"form[data-form="checkout-pro-yearly"] [data-form-error]"#,
+        "Payments are unavailable right now",
+    )
+    .await?;
+    ensure!(
+        h.texts("[data-form-error]").await?.len() == 1,
+        "shown on that card only"
+    );
+    h.assert_form_kept(
+        "/dashboard/billing?plan=pro&billing=yearly",
+        "checkout-pro-yearly",
+        &[],
+    )
+    .await?;
+    h.screenshot("checkout-refused").await?;
+    stripe.set_outage(false);
     h.click(r#"[data-checkout="pro-yearly"]"#).await?;
     h.wait_for_text_containing("#amount", "$490.00").await?;
     h.click("#pay").await?;

@@ -92,7 +92,12 @@ async fn every_dashboard_page_fits_a_phone(h: &mut Harness, site_page: &str) -> 
         let mark = h.console_mark().await?;
         h.visit(path).await?;
         if let Err(error) = h.wait_hydrated().await {
-            bail!("{path}: {error}; console: {:?}", h.console_errors().await?);
+            // What the browser has: a page that did not hydrate, or none yet.
+            let body: String = h.texts("body").await?.concat().chars().take(300).collect();
+            bail!(
+                "{path}: {error}; console: {:?}; page: {body:?}",
+                h.console_errors().await?
+            );
         }
         // Each page comes alive in the browser: a hydration error would leave it dead.
         h.assert_no_panics_since(mark)

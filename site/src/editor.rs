@@ -1093,7 +1093,7 @@ pub async fn delete(
             .await;
     Ok(match deleted {
         Ok(Some(title)) => {
-            let query = serde_urlencoded_title(&title);
+            let query = percent_encoded(&title);
             Redirect::to(&format!("/editor?deleted={query}")).into_response()
         }
         Ok(None) => no_such(&state, &editor),
@@ -1102,7 +1102,7 @@ pub async fn delete(
 }
 
 /// Percent-encodes a query value (no dependency for one use).
-fn serde_urlencoded_title(value: &str) -> String {
+fn percent_encoded(value: &str) -> String {
     let mut out = String::new();
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

@@ -33,13 +33,10 @@ pub fn BillingPage() -> impl IntoView {
         |_| billing_overview(),
     );
     let query = use_query_map();
-    // Set by the server when a form posted without JavaScript was refused, and by Stripe's
-    // return to this page.
+    // Set by the forms that succeeded without JavaScript, and by Stripe's return to this page.
     let notice = move || {
         let query = query.read();
-        if let Some(error) = query.get("error") {
-            Some(("border-red-200 bg-red-50 text-red-800", error))
-        } else if query.get("checkout").as_deref() == Some("success") {
+        if query.get("checkout").as_deref() == Some("success") {
             Some((
                 "border-emerald-200 bg-emerald-50 text-emerald-900",
                 "Thank you! Your payment went through; your plan is active as soon as Stripe confirms it (a few seconds).".to_owned(),
@@ -483,13 +480,27 @@ fn Choose(
     current: bool,
     disabled: bool,
 ) -> impl IntoView {
+    use leptos::server_fn::ServerFn;
     let checkout = ServerAction::<StartCheckout>::new();
     let key = format!("{plan}-{interval}");
     let form_name = format!("checkout-{key}");
+    // Every card's form calls the same server function, so a refused plain form post comes
+    // back as a refusal of each card's action: it is shown on the card that was sent (its
+    // `card` field, which the server function ignores), until a card is used again.
+    let sent_here = use_context::<crate::form_flash::FormFlash>().is_none_or(|flash| {
+        flash.typed(StartCheckout::PATH, "card").as_deref() == Some(key.as_str())
+    });
+    let refused = general_error(checkout.value());
+    let refused = Signal::derive(move || {
+        refused
+            .get()
+            .filter(|_| sent_here || checkout.version().get() > 0)
+    });
     view! {
         <ActionForm action=checkout attr:data-form=form_name>
             <input type="hidden" name="plan" value=plan />
             <input type="hidden" name="interval" value=interval />
+            <input type="hidden" name="card" value=key.clone() />
             <button
                 type="submit"
                 disabled=disabled
@@ -498,7 +509,7 @@ fn Choose(
             >
                 {if current { format!("Current: {label}") } else { label }}
             </button>
-            <FormError error=general_error(checkout.value()) />
+            <FormError error=refused />
         </ActionForm>
     }
 }

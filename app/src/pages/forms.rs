@@ -283,8 +283,9 @@ pub fn ConfirmSubmit(
     let button = "rounded-md border border-red-300 bg-white px-3 py-1.5 font-semibold text-red-700 hover:bg-red-50";
     view! {
         <div class="text-sm" data-confirm=label>
+            // Inline: in a table cell it keeps its own width (a block would stretch across).
             <details
-                class="rounded-md border border-slate-300 bg-white"
+                class="inline-block rounded-md border border-slate-300 bg-white text-left"
                 hidden=move || interactive.get()
             >
                 <summary class="cursor-pointer px-3 py-1.5 font-medium hover:bg-slate-50">

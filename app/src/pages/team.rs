@@ -136,7 +136,10 @@ fn Team(
                             );
                             let role = member.role.clone();
                             let is_owner = member.role == "owner";
+                            let within_reach = grantable.contains(&member.role);
                             let role_label = format!("Role of {}", member.email);
+                            // Nobody acts on a member above them (an admin on an owner):
+                            // no controls the server would refuse.
                             view! {
                                 <tr
                                     class="border-t border-slate-100"
@@ -150,7 +153,7 @@ fn Team(
                                         {member.role.clone()}
                                     </td>
                                     <td class="py-2">
-                                        {(can_manage && !member.is_me)
+                                        {(can_manage && !member.is_me && within_reach)
                                             .then(|| {
                                                 view! {
                                                     <div class="flex flex-wrap justify-end gap-2">

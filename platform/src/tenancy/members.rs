@@ -548,6 +548,17 @@ async fn role_of(
     Role::parse(&role)
 }
 
+/// The caller as they are now, read under the organization's lock: a role lowered, or a
+/// membership ended, by a change that went just before this one counts (every member
+/// change takes that lock first, so none can slip in after this read).
+async fn caller_now(tx: &mut sqlx::PgConnection, by: &Membership) -> Result<Membership> {
+    match role_of(tx, by.organization_id, by.user_id).await {
+        Ok(role) => Ok(Membership { role, ..*by }),
+        Err(Error::NotFound) => Err(Error::Forbidden),
+        Err(other) => Err(other),
+    }
+}
+
 const LAST_OWNER: &str =
     "An organization needs at least one owner. Make someone else an owner first.";
 
@@ -566,8 +577,10 @@ pub async fn change_role(
     }
     let mut tx = platform.db.begin().await?;
     lock_for_limits(&mut tx, by.organization_id).await?;
+    let by = &caller_now(&mut tx, by).await?;
+    by.require(Action::ChangeRole)?;
     let current = role_of(&mut tx, by.organization_id, user_id).await?;
-    if current > by.role {
+    if current > by.role || !may_grant(by.role, role) {
         return Err(Error::Forbidden);
     }
     if current == Role::Owner
@@ -708,6 +721,10 @@ pub async fn remove_member(
     }
     let mut tx = platform.db.begin().await?;
     lock_for_limits(&mut tx, by.organization_id).await?;
+    let by = &caller_now(&mut tx, by).await?;
+    if !leaving {
+        by.require(Action::RemoveMember)?;
+    }
     let current = role_of(&mut tx, by.organization_id, user_id).await?;
     if !leaving && current > by.role {
         return Err(Error::Forbidden);

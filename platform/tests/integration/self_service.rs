@@ -1024,3 +1024,38 @@ async fn a_new_sites_form_answers_every_mistake_at_once(pool: PgPool) {
         invalid_field(platform::sites::create(&p, &owner, &form("Docs", "Bad Slug!", "")).await);
     assert_eq!(field, "slug");
 }
+
+/// A request that read its caller's membership just before the caller was demoted (or
+/// removed) acts with the role they have now: the check is made under the organization's
+/// lock, after the change that went first.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_member_demoted_a_moment_ago_acts_with_the_new_role(pool: PgPool) {
+    let p = test_platform(pool);
+    let owner = owner(&p).await;
+    test_support::set_plan(&p, &owner, "pro").await;
+    let admin = member(&p, &owner, Role::Admin).await;
+    let editor = member(&p, &owner, Role::Editor).await;
+    members::change_role(&p, &owner, admin.user_id, Role::Viewer, None)
+        .await
+        .unwrap();
+    // `admin` still says Admin, as read by a request that began before the change.
+    assert!(matches!(
+        members::remove_member(&p, &admin, editor.user_id, None).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        members::change_role(&p, &admin, editor.user_id, Role::Viewer, None).await,
+        Err(Error::Forbidden)
+    ));
+    members::remove_member(&p, &owner, admin.user_id, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        members::change_role(&p, &admin, editor.user_id, Role::Viewer, None).await,
+        Err(Error::Forbidden)
+    ));
+    let editor_now = tenancy::membership(&p, owner.organization_id, editor.user_id)
+        .await
+        .unwrap();
+    assert_eq!(editor_now.role, Role::Editor, "nothing changed");
+}

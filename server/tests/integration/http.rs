@@ -730,6 +730,21 @@ mod accounts_over_http {
             .expect("still a member")
             .role;
         assert_eq!(role, Role::Viewer);
+
+        // Made an admin, they invite, but the owner's row offers them nothing: nobody acts
+        // on a member above them, so no control the server would refuse is shown.
+        sqlx::query("UPDATE organization_members SET role = 'admin' WHERE user_id = $1")
+            .bind(viewer.user_id)
+            .execute(&pool)
+            .await
+            .expect("promotion");
+        let (_, team) = server.page("/dashboard/team", Some(&cookie)).await;
+        assert!(team.contains(r#"data-form="invite""#), "an admin invites");
+        assert!(
+            !team.contains(r#"data-form="remove-member""#)
+                && !team.contains(r#"data-form="change-role""#),
+            "nothing on the owner's row"
+        );
     }
 }
 
