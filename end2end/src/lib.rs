@@ -349,10 +349,14 @@ impl Harness {
     }
 
     /// Waits until the WASM bundle has hydrated the page.
+    ///
+    /// Allows a minute: the development build's WASM is about 200 MB, and on a busy two-core
+    /// machine a page sometimes had not hydrated after the 20 s this waited before (it was
+    /// there, with no console error). A page that never hydrates still fails here.
     pub async fn wait_hydrated(&self) -> Result<()> {
         self.browser
             .wait()
-            .at_most(Duration::from_secs(20))
+            .at_most(Duration::from_secs(60))
             .for_element(Locator::Css(r#"#app[data-hydrated="true"]"#))
             .await
             .context("the page never hydrated")?;
