@@ -17,7 +17,16 @@ pub struct AppState {
 /// server, logged and reported to the user as an internal error.
 pub fn app_state() -> Result<AppState, AppError> {
     use_context::<AppState>().ok_or_else(|| {
-        tracing::error!("AppState missing from the server function context");
+        // Where it happened: a request's parts are in the context of a page render and of a
+        // server function called over HTTP; none means the code runs outside any request's
+        // reactive owner (a future that outlived its page, say).
+        let request = use_context::<axum::http::request::Parts>()
+            .map(|parts| format!("{} {}", parts.method, parts.uri));
+        tracing::error!(
+            ?request,
+            owner = Owner::current().is_some(),
+            "AppState missing from the server function context"
+        );
         AppError::Internal
     })
 }
