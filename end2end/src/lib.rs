@@ -1098,17 +1098,30 @@ async fn open_browser(
 
 /// Fills and submits the form `data-form=<form>` in `browser`. A page that re-renders
 /// while it is being filled (a resource reloading) makes elements stale: start over then.
+/// A form that is not there yet is waited for, up to 10 s: after a link followed in the
+/// browser, the address changes at once and the page's forms come with its data.
 pub async fn submit_in(browser: &Client, form: &str, fields: &[(&str, &str)]) -> Result<()> {
     let mut attempts = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match fill_and_submit(browser, form, fields).await {
             Err(error) if attempts < 5 && replaced(&error) => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            Err(error) if Instant::now() < deadline && not_there_yet(&error, form) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             result => return result,
         }
     }
+}
+
+/// Whether the form itself was not found (nothing of it was filled in).
+fn not_there_yet(error: &anyhow::Error, form: &str) -> bool {
+    let message = format!("{error:#}");
+    message.starts_with(&format!(r#"finding form[data-form="{form}"]"#))
+        && message.contains("no such element")
 }
 
 /// Whether WebDriver refused an element because the page replaced it after it was found.
